@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+/*
+ * Logging for the daemons: to the journal with structured fields when stderr is the journal (systemd sets
+ * JOURNAL_STREAM), else one line to stderr (tests, a foreground run). `gpu` is a PCI address or NULL; it
+ * becomes the field GPUPASS_GPU so that `journalctl GPUPASS_GPU=0000:3b:00.0` shows one GPU's story.
+ * Library functions do not log; they return errors, and the daemon logs where it decides.
+ */
+void log_full(int priority, const char *gpu, const char *format, ...) _printf_(3, 4);
+
+#define log_debug(...)   log_full(LOG_DEBUG, NULL, __VA_ARGS__)
+#define log_info(...)    log_full(LOG_INFO, NULL, __VA_ARGS__)
+#define log_notice(...)  log_full(LOG_NOTICE, NULL, __VA_ARGS__)
+#define log_warning(...) log_full(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_error(...)   log_full(LOG_ERR, NULL, __VA_ARGS__)
+
+/* Logs with errno set to `error` (so %m prints it) and returns -|error|. */
+#define log_full_errno(priority, error, ...)                    \
+        ({                                                      \
+                int _e_ = abs(error);                           \
+                errno = _e_;                                    \
+                log_full(priority, NULL, __VA_ARGS__);          \
+                -_e_;                                           \
+        })
+#define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
+#define log_error_errno(error, ...)   log_full_errno(LOG_ERR, error, __VA_ARGS__)

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libkmod.h>
+
+#include "bind.h"
+#include "macro.h"
+#include "sysfs-pci.h"
+
+#define VFIO_PCI "vfio-pci"
+
+struct bind_plan *bind_plan_free(struct bind_plan *p) {
+        if (!p)
+                return NULL;
+        for (size_t i = 0; i < p->n_members; i++) {
+                free(p->members[i].original_driver);
+                free(p->members[i].original_override);
+        }
+        free(p->members);
+        free(p->error_message);
+        free(p);
+        return NULL;
+}
+
+int bind_plan_add(struct bind_plan *p, const char *address) {
+        struct bind_member *t;
+
+        t = realloc(p->members, sizeof(*t) * (p->n_members + 1));
+        if (!t)
+                return -ENOMEM;
+        p->members = t;
+        t[p->n_members] = (struct bind_member) {};
+        snprintf(t[p->n_members].address, sizeof(t[p->n_members].address), "%s", address);
+        p->n_members++;
+        return 0;
+}
+
+/* Records "0000:3b:00.0: unbinding from nouveau failed: Device or resource busy". The first error is kept:
+ * it is the cause, later ones are consequences of the rollback. `driver` completes the step when not NULL. */
+static void plan_fail(struct bind_plan *p, int error, const char *address, const char *step, const char *driver) {
+        if (p->error_message)
+                return;
+        if (asprintf(&p->error_message, "%s: %s%s%s failed: %s", address, step, driver ? " " : "", driver ?: "",
+                     strerror(-error)) < 0)
+                p->error_message = NULL;
+}
+
+int vfio_pci_ensure_loaded(char **ret_message) {
+        struct kmod_ctx *ctx;
+        struct kmod_module *mod = NULL;
+        int r;
+
+        if (sysfs_pci_driver_loaded(VFIO_PCI))
+                return 0;
+
+        ctx = kmod_new(NULL, NULL);
+        if (!ctx)
+                return -ENOMEM;
+        r = kmod_module_new_from_name(ctx, "vfio-pci", &mod);
+        if (r >= 0)
+                r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+        if (r > 0)
+                r = -EPERM; /* blacklisted or a failing install command */
+        kmod_module_unref(mod);
+        kmod_unref(ctx);
+        if (r >= 0 && !sysfs_pci_driver_loaded(VFIO_PCI))
+                r = -ENOENT;
+        if (r < 0 && ret_message &&
+            asprintf(ret_message, "The vfio-pci driver is not loaded and loading module vfio-pci failed: %s",
+                     strerror(-r)) < 0)
+                *ret_message = NULL;
+        return r;
+}
+
+/* Puts one member back where it was. Errors are ignored on purpose: this runs after a failure, and
+ * every remaining step still has to be tried. */
+static void member_restore(struct bind_member *m) {
+        _cleanup_free_ char *driver = NULL;
+
+        if (m->original_override)
+                (void) sysfs_pci_write_override(m->address, m->original_override);
+        else
+                (void) sysfs_pci_clear_override(m->address);
+
+        if (sysfs_pci_read_driver(m->address, &driver) >= 0 && driver &&
+            (!m->original_driver || strcmp(driver, m->original_driver) != 0))
+                (void) sysfs_pci_unbind(m->address, driver);
+        if (m->original_driver)
+                (void) sysfs_pci_probe(m->address);
+        m->touched = false;
+}
+
+static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
+        _cleanup_free_ char *driver = NULL;
+        int r;
+
+        r = sysfs_pci_read_driver(m->address, &m->original_driver);
+        if (r < 0) {
+                plan_fail(p, r, m->address, "reading the driver link", NULL);
+                return r;
+        }
+        r = sysfs_pci_read_override(m->address, &m->original_override);
+        if (r < 0) {
+                plan_fail(p, r, m->address, "reading driver_override", NULL);
+                return r;
+        }
+        if (m->original_driver && strcmp(m->original_driver, VFIO_PCI) == 0 &&
+            m->original_override && strcmp(m->original_override, VFIO_PCI) == 0)
+                return 0; /* already there, and it stays there across a re-probe */
+
+        m->touched = true;
+        r = sysfs_pci_write_override(m->address, VFIO_PCI);
+        if (r < 0) {
+                plan_fail(p, r, m->address, "writing vfio-pci to driver_override", NULL);
+                return r;
+        }
+        if (m->original_driver && strcmp(m->original_driver, VFIO_PCI) == 0)
+                return 0;
+        if (m->original_driver) {
+                r = sysfs_pci_unbind(m->address, m->original_driver);
+                if (r < 0) {
+                        plan_fail(p, r, m->address, "unbinding from", m->original_driver);
+                        return r;
+                }
+        }
+        r = sysfs_pci_probe(m->address);
+        if (r < 0) {
+                plan_fail(p, r, m->address, "drivers_probe", NULL);
+                return r;
+        }
+        r = sysfs_pci_read_driver(m->address, &driver);
+        if (r < 0) {
+                plan_fail(p, r, m->address, "reading the driver link", NULL);
+                return r;
+        }
+        if (!driver || strcmp(driver, VFIO_PCI) != 0) {
+                if (asprintf(&p->error_message, "%s did not bind to vfio-pci after drivers_probe (driver now: %s)",
+                             m->address, driver ?: "none") < 0)
+                        p->error_message = NULL;
+                return -ENXIO;
+        }
+        return 0;
+}
+
+int bind_plan_to_vfio(struct bind_plan *p) {
+        int r;
+
+        r = vfio_pci_ensure_loaded(&p->error_message);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < p->n_members; i++) {
+                r = member_to_vfio(p, &p->members[i]);
+                if (r < 0) {
+                        for (size_t j = i + 1; j-- > 0;)
+                                if (p->members[j].touched)
+                                        member_restore(&p->members[j]);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int bind_plan_to_host(struct bind_plan *p) {
+        int first_error = 0;
+
+        for (size_t i = 0; i < p->n_members; i++) {
+                struct bind_member *m = &p->members[i];
+                _cleanup_free_ char *driver = NULL;
+                int r;
+
+                /* Clear the override first: with it still set, the probe would bind vfio-pci again. */
+                r = sysfs_pci_clear_override(m->address);
+                if (r < 0) {
+                        plan_fail(p, r, m->address, "clearing driver_override", NULL);
+                        first_error = first_error ?: r;
+                        continue;
+                }
+                r = sysfs_pci_read_driver(m->address, &driver);
+                if (r >= 0 && driver && strcmp(driver, VFIO_PCI) == 0) {
+                        r = sysfs_pci_unbind(m->address, VFIO_PCI);
+                        if (r < 0) {
+                                plan_fail(p, r, m->address, "unbinding from", VFIO_PCI);
+                                first_error = first_error ?: r;
+                                continue;
+                        }
+                }
+                r = sysfs_pci_probe(m->address);
+                if (r < 0) {
+                        plan_fail(p, r, m->address, "drivers_probe", NULL);
+                        first_error = first_error ?: r;
+                }
+        }
+        return first_error;
+}

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-bus.h>
+
+#include "bind.h"
+#include "gpupass/bus-names.h"
+#include "gpu-bus.h"
+#include "gpu.h"
+#include "iommu-group.h"
+#include "job.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "pci-access.h"
+#include "strv.h"
+#include "sysfs-pci.h"
+
+static const char * const gpu_state_table[] = {
+        [GPU_STATE_HOST] = "host",
+        [GPU_STATE_VFIO] = "vfio",
+        [GPU_STATE_CLAIMED] = "claimed",
+        [GPU_STATE_MISSING] = "missing",
+        [GPU_STATE_UNAVAILABLE] = "unavailable",
+};
+
+const char *gpu_state_to_string(enum gpu_state s) {
+        return gpu_state_table[s];
+}
+
+int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
+        struct gpu *g;
+        int r;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->manager = m;
+        g->iommu_group = -1;
+        g->numa_node = -1;
+        r = pci_address_parse(address, &g->pci);
+        if (r < 0) {
+                free(g);
+                return r;
+        }
+        pci_address_format(&g->pci, g->address);
+        r = sd_bus_path_encode(GPUPASS_AGENT_GPU_PREFIX, g->address, &g->object_path);
+        if (r < 0) {
+                free(g);
+                return r;
+        }
+        *ret = g;
+        return 0;
+}
+
+struct gpu *gpu_free(struct gpu *g) {
+        if (!g)
+                return NULL;
+        free(g->object_path);
+        free(g->model);
+        strv_free(g->companions);
+        free(g->driver);
+        free(g->problem);
+        free(g->owner);
+        free(g);
+        return NULL;
+}
+
+/* What the group means for this GPU: its companions, whether all assigned members sit on vfio-pci, and
+ * the first member that blocks assignment. */
+struct group_view {
+        char **companions;
+        bool all_on_vfio;
+        char *blocker; /* "0000:5e:00.1 is bound to host driver igb" */
+};
+
+static void group_view_done(struct group_view *v) {
+        strv_free(v->companions);
+        free(v->blocker);
+}
+
+static int gpu_read_group_view(struct gpu *g, struct group_view *ret) {
+        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+        struct group_view v = { .all_on_vfio = true };
+        const struct group_member *blocker;
+        int r;
+
+        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < group->n_members; i++) {
+                const struct group_member *mb = &group->members[i];
+
+                if (!member_is_assigned(mb))
+                        continue;
+                if (!mb->driver || strcmp(mb->driver, "vfio-pci") != 0)
+                        v.all_on_vfio = false;
+                if (mb->role == MEMBER_COMPANION && pci_address_same_slot(&mb->pci, &g->pci)) {
+                        r = strv_extend(&v.companions, mb->address);
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        blocker = iommu_group_find_blocker(group);
+        if (blocker && asprintf(&v.blocker, "%s is bound to host driver %s", blocker->address,
+                                blocker->driver) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        *ret = v;
+        return 0;
+fail:
+        group_view_done(&v);
+        return r;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+
+/* A property name for PropertiesChanged. On OOM the signal is incomplete, which is all that can happen:
+ * the property values themselves are right. */
+static void mark_changed(char ***changed, const char *name) {
+        (void) strv_extend(changed, name);
+}
+
+/* Replaces *field with value (taking ownership) and records `name` as changed when it differs. */
+static int update_string(char **field, char *value, const char *name, char ***changed) {
+        if (streq_null(*field, value)) {
+                free(value);
+                return 0;
+        }
+        free(*field);
+        *field = value;
+        mark_changed(changed, name);
+        return 0;
+}
+
+int gpu_refresh(struct gpu *g) {
+        struct manager *m = g->manager;
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ char *driver = NULL, *model = NULL, *problem = NULL;
+        struct group_view view = { .all_on_vfio = false };
+        struct pci_identity id;
+        enum gpu_state state;
+        int group = -1, r;
+        bool boot_vga;
+
+        r = pci_read_identity(m->pacc, &g->pci, &id, NULL);
+        if (r < 0)
+                return r;
+        model = pci_model_name(m->pacc, &id);
+        if (!model)
+                return -ENOMEM;
+        r = sysfs_pci_read_driver(g->address, &driver);
+        if (r < 0)
+                return r;
+        r = pci_device_iommu_group(g->address, &group);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if (r == -ENOENT)
+                group = -1;
+        boot_vga = sysfs_pci_is_boot_vga(g->address);
+
+        if (group >= 0) {
+                int old_group = g->iommu_group;
+
+                g->iommu_group = group;
+                r = gpu_read_group_view(g, &view);
+                g->iommu_group = old_group;
+                if (r < 0)
+                        return r;
+        }
+
+        r = 0;
+        if (boot_vga)
+                r = asprintf(&problem, "boot VGA device (boot_vga=1): the host console uses it");
+        else if (group < 0)
+                r = asprintf(&problem, "no IOMMU group: the IOMMU is off or does not cover this device");
+        else if (view.blocker)
+                r = asprintf(&problem, "IOMMU group %d not viable: %s", group, view.blocker);
+        if (r < 0) {
+                group_view_done(&view);
+                return -ENOMEM;
+        }
+
+        if (g->owner)
+                state = GPU_STATE_CLAIMED;
+        else if (problem)
+                state = GPU_STATE_UNAVAILABLE;
+        else if (view.all_on_vfio)
+                state = GPU_STATE_VFIO;
+        else
+                state = GPU_STATE_HOST;
+
+        if (memcmp(&id, &g->identity, sizeof(id)) != 0) {
+                /* Identity changes only when the kernel enumerated the device again (remove + rescan). */
+                if (g->identity.vendor_id != id.vendor_id)
+                        mark_changed(&changed, "VendorId");
+                if (g->identity.device_id != id.device_id)
+                        mark_changed(&changed, "DeviceId");
+                if (g->identity.subsystem_vendor_id != id.subsystem_vendor_id)
+                        mark_changed(&changed, "SubsystemVendorId");
+                if (g->identity.subsystem_device_id != id.subsystem_device_id)
+                        mark_changed(&changed, "SubsystemDeviceId");
+                if (g->identity.class_code != id.class_code) {
+                        mark_changed(&changed, "Class");
+                        mark_changed(&changed, "Mode");
+                }
+                if (g->identity.revision != id.revision)
+                        mark_changed(&changed, "Revision");
+                if (g->identity.has_serial != id.has_serial || g->identity.serial != id.serial)
+                        mark_changed(&changed, "SerialNumber");
+                g->identity = id;
+                g->mode = gpu_mode_from_class(id.class_code);
+        }
+        if (update_string(&g->model, TAKE_PTR(model), "Model", &changed) < 0 ||
+            update_string(&g->driver, TAKE_PTR(driver), "Driver", &changed) < 0 ||
+            update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed) < 0) {
+                group_view_done(&view);
+                return -ENOMEM;
+        }
+        if (g->iommu_group != group) {
+                g->iommu_group = group;
+                mark_changed(&changed, "IommuGroup");
+        }
+        if (!strv_equal(g->companions, view.companions)) {
+                strv_free(g->companions);
+                g->companions = TAKE_PTR(view.companions);
+                mark_changed(&changed, "Companions");
+        }
+        group_view_done(&view);
+        if (g->boot_vga != boot_vga) {
+                g->boot_vga = boot_vga;
+                mark_changed(&changed, "BootVga");
+        }
+        g->numa_node = sysfs_pci_numa_node(g->address);
+        if (g->state != state) {
+                g->state = state;
+                mark_changed(&changed, "State");
+        }
+
+        if (g->object_path && changed)
+                gpu_emit_properties_changed(g, changed);
+        return 0;
+}
+
+int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
+        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+        const struct group_member *blocker;
+        int r;
+
+        if (g->state == GPU_STATE_MISSING)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "GPU %s is missing from the host", g->address);
+        if (g->job_running)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
+                                         g->address);
+        if (g->boot_vga)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BOOT_DEVICE,
+                                         "%s is the boot VGA device (boot_vga=1); the host console needs it",
+                                         g->address);
+        if (g->iommu_group < 0)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU,
+                                         "%s is in no IOMMU group; enable the IOMMU (intel_iommu=on or "
+                                         "amd_iommu=on) to pass it through", g->address);
+
+        /* Judge viability from the members' driver links as they are now, not from the cache. */
+        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d of %s: %m", g->iommu_group,
+                                               g->address);
+        for (size_t i = 0; i < group->n_members; i++) {
+                const struct group_member *mb = &group->members[i];
+
+                if (mb->role == MEMBER_GPU && sysfs_pci_is_boot_vga(mb->address))
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_BOOT_DEVICE,
+                                                 "IOMMU group %d of %s holds the boot VGA device %s",
+                                                 group->number, g->address, mb->address);
+        }
+        blocker = iommu_group_find_blocker(group);
+        if (blocker)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_GROUP_NOT_VIABLE,
+                                         "IOMMU group %d of %s is not viable: %s is bound to host driver %s; "
+                                         "unbind it or bind it to vfio-pci first",
+                                         group->number, g->address, blocker->address, blocker->driver);
+        return 0;
+}
+
+/* One bind job: the plan is what the worker thread may touch; the rest is for the loop thread. */
+struct bind_job {
+        struct manager *manager;
+        sd_bus_message *call;
+        struct bind_plan *plan;
+        bool to_vfio;
+};
+
+static int bind_job_work(void *userdata) {
+        struct bind_job *j = userdata;
+
+        return j->to_vfio ? bind_plan_to_vfio(j->plan) : bind_plan_to_host(j->plan);
+}
+
+static void manager_set_group_job(struct manager *m, int group, bool running) {
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == group)
+                        m->gpus[i]->job_running = running;
+}
+
+static void bind_job_done(int result, void *userdata) {
+        struct bind_job *j = userdata;
+        struct manager *m = j->manager;
+        const char *verb = j->to_vfio ? "Prepare" : "ReturnToHost";
+        int r;
+
+        manager_set_group_job(m, j->plan->group, false);
+        /* The uevents have refreshed most of it already; read the final state before answering, so the
+         * reply never races the properties. */
+        manager_refresh_group(m, j->plan->group);
+
+        if (result < 0) {
+                const char *msg = j->plan->error_message ?: strerror(-result);
+
+                log_error("%s of IOMMU group %d failed: %s", verb, j->plan->group, msg);
+                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BIND_FAILED, "%s of IOMMU group %d failed: %s",
+                                               verb, j->plan->group, msg);
+        } else {
+                log_info("%s of IOMMU group %d done", verb, j->plan->group);
+                r = sd_bus_reply_method_return(j->call, NULL);
+        }
+        if (r < 0)
+                log_warning("Failed to send reply to %s, ignoring: %s", verb, strerror(-r));
+        sd_bus_message_unref(j->call);
+        bind_plan_free(j->plan);
+        free(j);
+}
+
+static int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, sd_bus_error *error) {
+        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+        struct bind_job *j;
+        int r;
+
+        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->manager = g->manager;
+        j->to_vfio = to_vfio;
+        j->plan = calloc(1, sizeof(*j->plan));
+        if (!j->plan) {
+                free(j);
+                return -ENOMEM;
+        }
+        j->plan->group = g->iommu_group;
+        for (size_t i = 0; i < group->n_members; i++) {
+                if (!member_is_assigned(&group->members[i]))
+                        continue;
+                r = bind_plan_add(j->plan, group->members[i].address);
+                if (r < 0)
+                        goto fail;
+        }
+        j->call = sd_bus_message_ref(call);
+        r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
+        if (r < 0) {
+                sd_bus_message_unref(j->call);
+                goto fail;
+        }
+        manager_set_group_job(g->manager, g->iommu_group, true);
+        return 1;
+fail:
+        bind_plan_free(j->plan);
+        free(j);
+        return r;
+}
+
+int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
+        int r;
+
+        r = gpu_check_preparable(g, error);
+        if (r < 0)
+                return r;
+        return gpu_start_bind_job(g, call, true, error);
+}
+
+int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
+        if (g->state == GPU_STATE_MISSING)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "GPU %s is missing from the host", g->address);
+        if (g->job_running)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
+                                         g->address);
+        if (g->owner)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s; release it first",
+                                         g->address, g->owner);
+        if (g->iommu_group < 0)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU, "%s is in no IOMMU group", g->address);
+        return gpu_start_bind_job(g, call, false, error);
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-id128.h>
+
+#include "bus-auth.h"
+#include "gpupass/bus-names.h"
+#include "config.h"
+#include "gpu-bus.h"
+#include "gpu.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "pci-address.h"
+
+static int property_get_hostname(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        char name[256] = "";
+
+        (void) gethostname(name, sizeof(name) - 1);
+        return sd_bus_message_append(reply, "s", name);
+}
+
+static int property_get_machine_id(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        char buf[SD_ID128_STRING_MAX] = "";
+        sd_id128_t id;
+
+        if (sd_id128_get_machine(&id) >= 0)
+                sd_id128_to_string(id, buf);
+        return sd_bus_message_append(reply, "s", buf);
+}
+
+static int property_get_cpu_count(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        return sd_bus_message_append(reply, "u", (uint32_t) (n > 0 ? n : 0));
+}
+
+static int property_get_memory(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+        uint64_t mib = pages > 0 && page_size > 0 ? (uint64_t) pages * (uint64_t) page_size / (1024 * 1024) : 0;
+
+        return sd_bus_message_append(reply, "t", mib);
+}
+
+static int property_get_bool(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "b", (int) *(bool *) userdata);
+}
+
+static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(osssssssiiasbbs)");
+        for (size_t i = 0; r >= 0 && i < m->n_gpus; i++)
+                r = gpu_append_entry(m->gpus[i], reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int method_get_gpu(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        const char *address;
+        struct pci_address a;
+        struct gpu *g;
+        int r;
+
+        r = sd_bus_message_read(call, "s", &address);
+        if (r < 0)
+                return r;
+        if (pci_address_parse(address, &a) < 0)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a PCI address (expected DDDD:BB:SS.F, e.g. 0000:3b:00.0)",
+                                         address);
+        g = manager_find_gpu(m, address);
+        if (!g)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No GPU at %s on this host", address);
+        return sd_bus_reply_method_return(call, "o", g->object_path);
+}
+
+static int method_rescan(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        int r;
+
+        r = bus_check_admin(call, &m->config, error);
+        if (r < 0)
+                return r;
+        r = manager_enumerate(m);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Rescan failed: %m");
+        return sd_bus_reply_method_return(call, NULL);
+}
+
+static int method_set_maintenance(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct manager *m = userdata;
+        int enable, r;
+
+        r = bus_check_admin(call, &m->config, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "b", &enable);
+        if (r < 0)
+                return r;
+        if (m->maintenance != !!enable) {
+                m->maintenance = enable;
+                log_notice("Maintenance %s", enable ? "on: new claims refused" : "off");
+                (void) sd_bus_emit_properties_changed(m->bus, GPUPASS_AGENT_MANAGER_PATH,
+                                                      GPUPASS_AGENT_MANAGER_IFACE, "Maintenance", NULL);
+                manager_set_status(m);
+        }
+        return sd_bus_reply_method_return(call, NULL);
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Hostname", "s", property_get_hostname, 0, 0),
+        SD_BUS_PROPERTY("MachineId", "s", property_get_machine_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("CpuCount", "u", property_get_cpu_count, 0, 0),
+        SD_BUS_PROPERTY("MemoryMiB", "t", property_get_memory, 0, 0),
+        SD_BUS_PROPERTY("Maintenance", "b", property_get_bool, offsetof(struct manager, maintenance),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("IommuEnabled", "b", property_get_bool, offsetof(struct manager, iommu_enabled),
+                        SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("ListGpus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(osssssssiiasbbs)", gpus),
+                                method_list_gpus, 0),
+        SD_BUS_METHOD_WITH_ARGS("GetGpu", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", gpu), method_get_gpu, 0),
+        SD_BUS_METHOD_WITH_ARGS("Rescan", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_rescan,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetMaintenance", SD_BUS_ARGS("b", enable), SD_BUS_NO_RESULT, method_set_maintenance,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("IdentityChanged", SD_BUS_ARGS("o", gpu, "s", old_model, "s", new_model), 0),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_emit_gpu_added(struct manager *m, struct gpu *g) {
+        if (!m->bus)
+                return 0;
+        return sd_bus_emit_object_added(m->bus, g->object_path);
+}
+
+int manager_emit_gpu_removed(struct manager *m, struct gpu *g) {
+        if (!m->bus)
+                return 0;
+        return sd_bus_emit_object_removed(m->bus, g->object_path);
+}
+
+int manager_bus_setup(struct manager *m) {
+        int r;
+
+        r = sd_bus_open_system(&m->bus);
+        if (r < 0) {
+                log_error("Failed to connect to the system bus: %s", strerror(-r));
+                return r;
+        }
+        r = sd_bus_add_object_manager(m->bus, NULL, GPUPASS_AGENT_MANAGER_PATH);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_vtable(m->bus, NULL, GPUPASS_AGENT_MANAGER_PATH, GPUPASS_AGENT_MANAGER_IFACE,
+                                     manager_vtable, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_fallback_vtable(m->bus, NULL, GPUPASS_AGENT_GPU_PREFIX, GPUPASS_AGENT_GPU_IFACE, gpu_vtable,
+                                       gpu_object_find, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(m->bus, NULL, GPUPASS_AGENT_GPU_PREFIX, gpu_node_enumerator, m);
+        if (r < 0)
+                return r;
+        r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        r = sd_bus_request_name(m->bus, GPUPASS_AGENT_BUS_NAME, 0);
+        if (r < 0) {
+                log_error("Failed to acquire bus name %s: %s", GPUPASS_AGENT_BUS_NAME, strerror(-r));
+                return r;
+        }
+        return 0;
+}

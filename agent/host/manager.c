@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "fileio.h"
+#include "gpu.h"
+#include "iommu-group.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "pci-access.h"
+#include "pci-identity.h"
+#include "strv.h"
+#include "sysfs-pci.h"
+
+int manager_new(struct manager **ret) {
+        struct manager *m;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        *ret = m;
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_gpus; i++)
+                gpu_free(m->gpus[i]);
+        free(m->gpus);
+        sd_event_source_disable_unref(m->monitor_source);
+        udev_monitor_unref(m->monitor);
+        udev_unref(m->udev);
+        pci_access_close(m->pacc);
+        sd_bus_flush_close_unref(m->bus);
+        sd_event_unref(m->event);
+        agent_config_done(&m->config);
+        free(m);
+        return NULL;
+}
+
+struct gpu *manager_find_gpu(struct manager *m, const char *address) {
+        char canonical[PCI_ADDRESS_MAX];
+
+        if (pci_address_normalize(address, canonical) < 0)
+                return NULL;
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (strcmp(m->gpus[i]->address, canonical) == 0)
+                        return m->gpus[i];
+        return NULL;
+}
+
+static int compare_gpus(const void *a, const void *b) {
+        return strcmp((*(struct gpu * const *) a)->address, (*(struct gpu * const *) b)->address);
+}
+
+static int manager_add_gpu(struct manager *m, const char *address) {
+        struct gpu *g, **t;
+        int r;
+
+        r = gpu_new(m, address, &g);
+        if (r < 0)
+                return r;
+        r = gpu_refresh(g);
+        if (r < 0) {
+                gpu_free(g);
+                return r;
+        }
+        t = realloc(m->gpus, sizeof(*t) * (m->n_gpus + 1));
+        if (!t) {
+                gpu_free(g);
+                return -ENOMEM;
+        }
+        m->gpus = t;
+        m->gpus[m->n_gpus++] = g;
+        qsort(m->gpus, m->n_gpus, sizeof(*m->gpus), compare_gpus);
+
+        log_full(LOG_INFO, g->address, "Found GPU %s: %s (%s), IOMMU group %d, %s", g->address, g->model, g->mode,
+                 g->iommu_group, gpu_state_to_string(g->state));
+        (void) manager_emit_gpu_added(m, g);
+        return 0;
+}
+
+static void manager_remove_gpu(struct manager *m, struct gpu *g) {
+        size_t i;
+
+        for (i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i] == g)
+                        break;
+        if (i == m->n_gpus)
+                return;
+        log_full(LOG_NOTICE, g->address, "GPU %s (%s) is gone", g->address, g->model);
+        (void) manager_emit_gpu_removed(m, g);
+        memmove(m->gpus + i, m->gpus + i + 1, sizeof(*m->gpus) * (m->n_gpus - i - 1));
+        m->n_gpus--;
+        gpu_free(g);
+}
+
+/* A display-class function by its sysfs class attribute, as udev reports it. */
+static bool udev_device_is_display(struct udev_device *d) {
+        const char *class = udev_device_get_sysattr_value(d, "class");
+        unsigned long long v;
+
+        return class && parse_unsigned(class, 0xffffff, &v) >= 0 && pci_class_is_display((uint32_t) v);
+}
+
+/* Brings one PCI function's view up to date: a GPU is added or refreshed, and the GPUs sharing its IOMMU
+ * group are refreshed because their state and viability depend on it. */
+static void manager_handle_device(struct manager *m, struct udev_device *d, const char *action) {
+        const char *address = udev_device_get_sysname(d);
+        struct gpu *g = address ? manager_find_gpu(m, address) : NULL;
+        bool removed = action && strcmp(action, "remove") == 0;
+        int group = -1, r;
+
+        if (!address)
+                return;
+        if (removed) {
+                if (g) {
+                        group = g->iommu_group;
+                        manager_remove_gpu(m, g);
+                } else {
+                        for (size_t i = 0; i < m->n_gpus && group < 0; i++)
+                                if (strv_contains(m->gpus[i]->companions, address))
+                                        group = m->gpus[i]->iommu_group;
+                }
+                if (group >= 0)
+                        manager_refresh_group(m, group);
+                return;
+        }
+
+        if (g) {
+                r = gpu_refresh(g);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", address, strerror(-r));
+        } else if (udev_device_is_display(d)) {
+                r = manager_add_gpu(m, address);
+                if (r < 0)
+                        log_warning("Failed to add GPU %s, ignoring: %s", address, strerror(-r));
+        }
+        if (pci_device_iommu_group(address, &group) >= 0)
+                manager_refresh_group(m, group);
+}
+
+void manager_refresh_group(struct manager *m, int group) {
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+                int r;
+
+                if (g->iommu_group != group)
+                        continue;
+                r = gpu_refresh(g);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", g->address, strerror(-r));
+        }
+}
+
+int manager_enumerate(struct manager *m) {
+        struct udev_enumerate *e;
+        struct udev_list_entry *item;
+        _cleanup_strv_free_ char **seen = NULL;
+        int r;
+
+        e = udev_enumerate_new(m->udev);
+        if (!e)
+                return -ENOMEM;
+        r = udev_enumerate_add_match_subsystem(e, "pci");
+        if (r >= 0)
+                r = udev_enumerate_scan_devices(e);
+        if (r < 0) {
+                udev_enumerate_unref(e);
+                return r;
+        }
+        udev_list_entry_foreach(item, udev_enumerate_get_list_entry(e)) {
+                struct udev_device *d = udev_device_new_from_syspath(m->udev, udev_list_entry_get_name(item));
+
+                if (!d)
+                        continue;
+                if (udev_device_is_display(d))
+                        (void) strv_extend(&seen, udev_device_get_sysname(d));
+                manager_handle_device(m, d, NULL);
+                udev_device_unref(d);
+        }
+        udev_enumerate_unref(e);
+
+        /* GPUs that udev no longer lists are gone (a remove we did not see, e.g. before a restart). */
+        for (size_t i = m->n_gpus; i-- > 0;)
+                if (!strv_contains(seen, m->gpus[i]->address))
+                        manager_remove_gpu(m, m->gpus[i]);
+        manager_set_status(m);
+        return 0;
+}
+
+void manager_set_status(struct manager *m) {
+        size_t on_vfio = 0;
+
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->state == GPU_STATE_VFIO || m->gpus[i]->state == GPU_STATE_CLAIMED)
+                        on_vfio++;
+        (void) sd_notifyf(false, "STATUS=%zu GPUs, %zu on vfio-pci%s", m->n_gpus, on_vfio,
+                          m->maintenance ? ", in maintenance" : "");
+}
+
+static int manager_on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct manager *m = userdata;
+        struct udev_device *d;
+
+        /* Drain everything queued: one wakeup may carry several events (unbind + bind). */
+        while ((d = udev_monitor_receive_device(m->monitor))) {
+                manager_handle_device(m, d, udev_device_get_action(d));
+                udev_device_unref(d);
+        }
+        manager_set_status(m);
+        return 0;
+}
+
+static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(m->event, 0);
+}
+
+static int manager_load_config(struct manager *m) {
+        const char *dir = getenv("CONFIGURATION_DIRECTORY");
+        _cleanup_free_ char *path = NULL;
+        int line = 0, r;
+
+        /* systemd may pass several directories separated by ':'; ours is the first. */
+        if (!dir || !*dir)
+                dir = AGENT_CONFIG_DEFAULT_DIR;
+        if (asprintf(&path, "%.*s/%s", (int) strcspn(dir, ":"), dir, AGENT_CONFIG_FILE) < 0)
+                return -ENOMEM;
+        r = agent_config_load(&m->config, path, &line);
+        if (r == -EINVAL) {
+                log_error("%s:%d: invalid setting", path, line);
+                return r;
+        }
+        if (r < 0) {
+                log_error("Failed to read %s: %s", path, strerror(-r));
+                return r;
+        }
+        r = agent_config_resolve(&m->config);
+        if (r < 0)
+                log_notice("Admin group %s does not exist (%s): only root may change GPU state",
+                                 m->config.admin_group, strerror(-r));
+        return 0;
+}
+
+int manager_startup(struct manager *m) {
+        sigset_t mask;
+        int r;
+
+        r = manager_load_config(m);
+        if (r < 0)
+                return r;
+
+        /* Event loop, watchdog and signals first, so that nothing below can miss a stop request. */
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                return r;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        /* Blocked before any worker thread exists, so threads inherit the mask and signals reach the loop. */
+        r = -pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGTERM, manager_on_signal, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_signal, m);
+        if (r < 0)
+                return r;
+
+        r = pci_access_open(&m->pacc);
+        if (r < 0) {
+                log_error("No PCI sysfs (/sys/bus/pci): %s", strerror(-r));
+                return r;
+        }
+
+        /* The monitor is enabled before enumerating: a device that appears in between is seen twice
+         * (harmless) rather than never. */
+        m->udev = udev_new();
+        if (!m->udev)
+                return -ENOMEM;
+        m->monitor = udev_monitor_new_from_netlink(m->udev, "udev");
+        if (!m->monitor)
+                return -ENOMEM;
+        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL);
+        if (r < 0)
+                return r;
+        r = udev_monitor_enable_receiving(m->monitor);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(m->event, &m->monitor_source, udev_monitor_get_fd(m->monitor), EPOLLIN,
+                            manager_on_uevent, m);
+        if (r < 0)
+                return r;
+
+        m->iommu_enabled = sysfs_iommu_enabled();
+        r = manager_enumerate(m);
+        if (r < 0)
+                return r;
+
+        /* Objects before the name: a client that sees the name appear finds every GPU already there. */
+        r = manager_bus_setup(m);
+        if (r < 0)
+                return r;
+
+        (void) sd_notify(false, "READY=1");
+        manager_set_status(m);
+        return 0;
+}
+
+int manager_run(struct manager *m) {
+        return sd_event_loop(m->event);
+}

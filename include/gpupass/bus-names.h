@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The public D-Bus contract of gpupass: bus names, object paths, interfaces and error names.
+ * Clients are written against these strings; change them only together with README's API section.
+ */
+
+#define GPUPASS_AGENT_BUS_NAME          "org.gpupass.agent1"
+#define GPUPASS_AGENT_MANAGER_PATH      "/org/gpupass/agent1"
+#define GPUPASS_AGENT_GPU_PREFIX        "/org/gpupass/agent1/gpu"
+#define GPUPASS_AGENT_MANAGER_IFACE     "org.gpupass.agent1.Manager"
+#define GPUPASS_AGENT_GPU_IFACE         "org.gpupass.agent1.Gpu"
+
+#define GPUPASS_ERROR_NOT_FOUND         "org.gpupass.Error.NotFound"
+#define GPUPASS_ERROR_BUSY              "org.gpupass.Error.Busy"
+#define GPUPASS_ERROR_NOT_OWNER         "org.gpupass.Error.NotOwner"
+#define GPUPASS_ERROR_GROUP_NOT_VIABLE  "org.gpupass.Error.GroupNotViable"
+#define GPUPASS_ERROR_NO_IOMMU          "org.gpupass.Error.NoIommu"
+#define GPUPASS_ERROR_BOOT_DEVICE       "org.gpupass.Error.BootDevice"
+#define GPUPASS_ERROR_IN_MAINTENANCE    "org.gpupass.Error.InMaintenance"
+#define GPUPASS_ERROR_INVALID_ARGUMENT  "org.gpupass.Error.InvalidArgument"
+#define GPUPASS_ERROR_ACCESS_DENIED     "org.gpupass.Error.AccessDenied"
+#define GPUPASS_ERROR_RESET_FAILED      "org.gpupass.Error.ResetFailed"
+/* Added beyond the sketch: a kernel interaction (sysfs write, module load) failed; the message says which. */
+#define GPUPASS_ERROR_BIND_FAILED       "org.gpupass.Error.BindFailed"
+
+/* The signature of one ListGpus entry; see README "D-Bus API". */
+#define GPUPASS_GPU_ENTRY_SIGNATURE     "(osssssssiiasbbs)"
