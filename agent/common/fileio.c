@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,5 +99,89 @@ int parse_signed_int(const char *s, int *ret) {
         if (*end || v < INT_MIN || v > INT_MAX)
                 return -ERANGE;
         *ret = (int) v;
+        return 0;
+}
+
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len) {
+        _cleanup_free_ char *tmp = NULL, *target = NULL;
+        _cleanup_close_ int fd = -EBADF, dfd = -EBADF;
+        const char *p = data;
+        int r;
+
+        if (asprintf(&tmp, "%s/.%s.tmp", dir, name) < 0 || asprintf(&target, "%s/%s", dir, name) < 0)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return negative_errno();
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = negative_errno();
+                        goto fail;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        if (fsync(fd) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = close(TAKE_FD(fd));
+        if (r < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (rename(tmp, target) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0 || fsync(dfd) < 0)
+                return negative_errno();
+        return 0;
+fail:
+        (void) unlink(tmp);
+        return r;
+}
+
+int read_full_file(const char *path, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, allocated = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        for (;;) {
+                ssize_t n;
+
+                if (allocated - size < 4096) {
+                        char *t;
+
+                        if (allocated > 64 * 1024 * 1024)
+                                return -EFBIG;
+                        allocated = allocated ? allocated * 2 : 8192;
+                        t = realloc(buf, allocated);
+                        if (!t)
+                                return -ENOMEM;
+                        buf = t;
+                }
+                n = read(fd, buf + size, allocated - size - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+        }
+        buf[size] = '\0';
+        *ret = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = size;
         return 0;
 }

@@ -7,6 +7,8 @@
  * retry writes and hides the errno the kernel returned.
  */
 
+#include <stddef.h>
+
 /* Reads the first line of a small file without its newline. -ENOENT if missing. */
 int read_one_line_file(const char *path, char **ret);
 /* Writes value with one write(2). Returns 0, or the kernel's negative errno (-ENODEV, -EBUSY, ...). */
@@ -17,3 +19,11 @@ int read_link_basename(const char *path, char **ret);
 /* Parses an unsigned number in base 0 ("0x10de", "12") that must fill the whole string. */
 int parse_unsigned(const char *s, unsigned long long max, unsigned long long *ret);
 int parse_signed_int(const char *s, int *ret);
+/*
+ * Replaces dir/name with data so that a crash at any point leaves either the old or the new file, never a
+ * mix: write a temporary file in the same directory, fsync it, rename it over the old one, fsync the
+ * directory so the rename itself is durable. Returns only once the data is on disk.
+ */
+int write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
+/* Reads a whole (small) file; *ret is NUL-terminated, *ret_len excludes the NUL. */
+int read_full_file(const char *path, char **ret, size_t *ret_len);

@@ -1,0 +1,144 @@
+# shellcheck shell=bash
+# Shared by the integration tests: a private dbus-daemon, gpupassd on it, and assertions.
+# Each test runs inside gpupass-simhost (the simulated PCI host), so /sys here is the testbed's.
+set -euo pipefail
+
+: "${GPUPASSD:?GPUPASSD must point to the gpupassd binary}"
+: "${GPUPASS_SOURCE_ROOT:?}"
+TEST_NAME=$(basename "$0" .sh)
+TEST_DIR=$(mktemp -d "/tmp/gpupass-${TEST_NAME}.XXXXXX")
+# The unprivileged caller must reach the bus socket.
+chmod 0755 "$TEST_DIR"
+PIDS=()
+FAILURES=0
+CHECKS=0
+
+cleanup() {
+        local pid
+        for pid in "${PIDS[@]}"; do
+                kill "$pid" 2>/dev/null || true
+        done
+        wait 2>/dev/null || true
+        if [ "$FAILURES" -ne 0 ] && [ -f "$TEST_DIR/agent.log" ]; then
+                echo "--- gpupassd log ---"
+                cat "$TEST_DIR/agent.log"
+        fi
+        rm -rf "$TEST_DIR"
+}
+trap cleanup EXIT
+
+# start_bus policy|open: a private dbus-daemon; exports DBUS_SYSTEM_BUS_ADDRESS.
+start_bus() {
+        local kind=$1 template conf="$TEST_DIR/bus.conf"
+        template="$GPUPASS_SOURCE_ROOT/tests/integration/${kind/policy/system}-bus.conf.in"
+        sed -e "s|@SOCKET@|$TEST_DIR/bus|" \
+            -e "s|@POLICY@|$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.agent1.conf|" "$template" >"$conf"
+        dbus-daemon --config-file="$conf" --nofork --nopidfile 2>"$TEST_DIR/bus.log" &
+        PIDS+=($!)
+        export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"
+        for _ in $(seq 100); do
+                [ -S "$TEST_DIR/bus" ] && return 0
+                sleep 0.05
+        done
+        echo "dbus-daemon did not start:"; cat "$TEST_DIR/bus.log"; exit 1
+}
+
+# start_agent [config text]: gpupassd with its state and configuration in the test directory.
+start_agent() {
+        mkdir -p "$TEST_DIR/state" "$TEST_DIR/etc"
+        if [ $# -gt 0 ]; then
+                printf '%s\n' "$1" >"$TEST_DIR/etc/gpupassd.conf"
+        fi
+        STATE_DIRECTORY="$TEST_DIR/state" CONFIGURATION_DIRECTORY="$TEST_DIR/etc" \
+                "$GPUPASSD" 2>>"$TEST_DIR/agent.log" &
+        AGENT_PID=$!
+        PIDS+=("$AGENT_PID")
+        for _ in $(seq 200); do
+                if busctl --system status org.gpupass.agent1 >/dev/null 2>&1; then
+                        return 0
+                fi
+                if ! kill -0 "$AGENT_PID" 2>/dev/null; then
+                        echo "gpupassd exited:"; cat "$TEST_DIR/agent.log"; exit 1
+                fi
+                sleep 0.05
+        done
+        echo "gpupassd did not take its bus name:"; cat "$TEST_DIR/agent.log"; exit 1
+}
+
+stop_agent() {
+        kill "$AGENT_PID"
+        wait "$AGENT_PID" || true
+}
+
+pass() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
+fail() { CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
+
+assert_eq() { # expected actual what
+        if [ "$1" == "$2" ]; then pass "$3"; else fail "$3: expected [$1], got [$2]"; fi
+}
+assert_contains() { # haystack needle what
+        if [[ "$1" == *"$2"* ]]; then pass "$3"; else fail "$3: [$2] not in [$1]"; fi
+}
+assert_not_contains() {
+        if [[ "$1" != *"$2"* ]]; then pass "$3"; else fail "$3: [$2] unexpectedly in [$1]"; fi
+}
+
+gpu_path() { # address -> object path, asked from the agent itself
+        busctl --system call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s "$1" |
+                sed -e 's/^o "\(.*\)"$/\1/'
+}
+
+gpu_prop() { # address property -> value as busctl prints it, without the type
+        busctl --system get-property org.gpupass.agent1 "$(gpu_path "$1")" org.gpupass.agent1.Gpu "$2" |
+                sed -e 's/^[a-z]* //'
+}
+
+sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs
+        local link=/sys/bus/pci/devices/$1/driver
+        if [ -L "$link" ]; then basename "$(readlink "$link")"; else echo none; fi
+}
+
+# expect_error NAME MESSAGE-PART [--as USER-SPEC] -- PATH INTERFACE METHOD [SIGNATURE ARGS...]
+# Calls once with busctl (must fail, printing MESSAGE-PART) and once with dbus-send, which prints the
+# error name that busctl does not show.
+expect_error() {
+        local name=$1 part=$2 out rc; shift 2
+        local -a as=()
+        if [ "$1" == "--as" ]; then as=(setpriv "$2"); shift 2; fi
+        [ "$1" == "--" ] && shift
+        local path=$1 iface=$2 method=$3; shift 3
+        local -a sendargs=()
+        if [ $# -gt 0 ]; then
+                local sig=$1 i=0; shift
+                local -a vals=("$@")
+                while [ $i -lt ${#sig} ]; do
+                        case ${sig:$i:1} in
+                        s) sendargs+=("string:${vals[$i]}") ;;
+                        b) sendargs+=("boolean:${vals[$i]}") ;;
+                        u) sendargs+=("uint32:${vals[$i]}") ;;
+                        esac
+                        i=$((i + 1))
+                done
+                set -- "$sig" "${vals[@]}"
+        fi
+        rc=0
+        out=$("${as[@]}" ${as:+--} busctl --system call org.gpupass.agent1 "$path" "$iface" "$method" "$@" 2>&1) || rc=$?
+        if [ $rc -eq 0 ]; then
+                fail "$method on $path should fail with $name, succeeded: $out"
+                return
+        fi
+        assert_contains "$out" "$part" "$method refused with message naming '$part'"
+        rc=0
+        out=$("${as[@]}" ${as:+--} dbus-send --system --print-reply --dest=org.gpupass.agent1 "$path" "$iface.$method" \
+                "${sendargs[@]}" 2>&1) || rc=$?
+        assert_contains "$out" "Error $name" "$method refused with $name"
+}
+
+finish() {
+        echo "1..$CHECKS"
+        if [ "$FAILURES" -ne 0 ]; then
+                echo "# $FAILURES of $CHECKS checks failed"
+                exit 1
+        fi
+        exit 0
+}
