@@ -12,6 +12,7 @@
  */
 #define AGENT_CONFIG_DEFAULT_DIR "/etc/gpupass"
 #define AGENT_CONFIG_FILE "gpupassd.conf"
+#define AGENT_STATE_DEFAULT_DIR "/var/lib/gpupass"
 #define AGENT_DEFAULT_ADMIN_GROUP "gpupass"
 
 struct agent_config {

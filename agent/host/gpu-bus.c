@@ -72,6 +72,70 @@ static int method_return_to_host(sd_bus_message *m, void *userdata, sd_bus_error
         return gpu_return_to_host(g, m, error);
 }
 
+static int method_claim(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct gpu *g = userdata;
+        const char *vm;
+        int r;
+
+        r = bus_check_admin(m, &g->manager->config, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &vm);
+        if (r < 0)
+                return r;
+        return gpu_claim(g, m, vm, error);
+}
+
+static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct gpu *g = userdata;
+        const char *vm;
+        int r;
+
+        r = bus_check_admin(m, &g->manager->config, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &vm);
+        if (r < 0)
+                return r;
+        return gpu_release(g, m, vm, error);
+}
+
+static int method_open_vfio(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct gpu *g = userdata;
+        const char *vm;
+        int r;
+
+        r = bus_check_admin(m, &g->manager->config, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "s", &vm);
+        if (r < 0)
+                return r;
+        return gpu_open_vfio(g, m, vm, error);
+}
+
+static int method_allow_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct gpu *g = userdata;
+        const char *vm;
+        uint32_t uid;
+        int r;
+
+        r = bus_check_admin(m, &g->manager->config, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(m, "su", &vm, &uid);
+        if (r < 0)
+                return r;
+        return gpu_allow_user(g, m, vm, (uid_t) uid, error);
+}
+
+static int property_get_allowed_uid(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct gpu *g = userdata;
+
+        return sd_bus_message_append(reply, "u", (uint32_t) g->allowed_uid);
+}
+
 const sd_bus_vtable gpu_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Address", "s", property_get_address, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -102,9 +166,20 @@ const sd_bus_vtable gpu_vtable[] = {
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NumaNode", "i", NULL, offsetof(struct gpu, numa_node), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Problem", "s", NULL, offsetof(struct gpu, problem), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PreviousModel", "s", NULL, offsetof(struct gpu, previous_model),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AllowedUid", "u", property_get_allowed_uid, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
         SD_BUS_METHOD_WITH_ARGS("Prepare", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_prepare,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ReturnToHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_return_to_host,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Claim", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, method_claim,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, method_release,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenVfio", SD_BUS_ARGS("s", vm), SD_BUS_RESULT("ah", fds), method_open_vfio,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("AllowUser", SD_BUS_ARGS("s", vm, "u", uid), SD_BUS_NO_RESULT, method_allow_user,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

@@ -7,6 +7,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bind.h"
+#include "claim.h"
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
 #include "gpu.h"
@@ -39,6 +40,8 @@ int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
         if (!g)
                 return -ENOMEM;
         g->manager = m;
+        g->present = true;
+        g->allowed_uid = (uid_t) -1;
         g->iommu_group = -1;
         g->numa_node = -1;
         r = pci_address_parse(address, &g->pci);
@@ -65,6 +68,8 @@ struct gpu *gpu_free(struct gpu *g) {
         free(g->driver);
         free(g->problem);
         free(g->owner);
+        free(g->previous_model);
+        free(g->reset_failure);
         free(g);
         return NULL;
 }
@@ -151,6 +156,21 @@ int gpu_refresh(struct gpu *g) {
         int group = -1, r;
         bool boot_vga;
 
+        if (!g->present) {
+                /* Nothing to read: keep the last identity, say why it is listed. */
+                r = asprintf(&problem, "claimed by VM %s but missing from the host", g->owner ?: "-");
+                if (r < 0)
+                        return -ENOMEM;
+                (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
+                if (g->state != GPU_STATE_MISSING) {
+                        g->state = GPU_STATE_MISSING;
+                        mark_changed(&changed, "State");
+                }
+                if (g->object_path && changed)
+                        gpu_emit_properties_changed(g, changed);
+                return 0;
+        }
+
         r = pci_read_identity(m->pacc, &g->pci, &id, NULL);
         if (r < 0)
                 return r;
@@ -178,7 +198,10 @@ int gpu_refresh(struct gpu *g) {
         }
 
         r = 0;
-        if (boot_vga)
+        if (g->reset_failure)
+                r = asprintf(&problem, "reset failed at release (%s); return it to the host to recover",
+                             g->reset_failure);
+        else if (boot_vga)
                 r = asprintf(&problem, "boot VGA device (boot_vga=1): the host console uses it");
         else if (group < 0)
                 r = asprintf(&problem, "no IOMMU group: the IOMMU is off or does not cover this device");
@@ -255,12 +278,10 @@ int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
         const struct group_member *blocker;
         int r;
 
-        if (g->state == GPU_STATE_MISSING)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "GPU %s is missing from the host", g->address);
-        if (g->job_running)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
-                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
-                                         g->address);
+        if (g->reset_failure)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_RESET_FAILED,
+                                         "%s is unavailable: its reset failed at the last release (%s); return it "
+                                         "to the host to recover", g->address, g->reset_failure);
         if (g->boot_vga)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BOOT_DEVICE,
                                          "%s is the boot VGA device (boot_vga=1); the host console needs it",
@@ -298,6 +319,7 @@ struct bind_job {
         sd_bus_message *call;
         struct bind_plan *plan;
         bool to_vfio;
+        char *claim_vm; /* Claim: record this VM as owner once the group is on vfio-pci */
 };
 
 static int bind_job_work(void *userdata) {
@@ -306,16 +328,18 @@ static int bind_job_work(void *userdata) {
         return j->to_vfio ? bind_plan_to_vfio(j->plan) : bind_plan_to_host(j->plan);
 }
 
-static void manager_set_group_job(struct manager *m, int group, bool running) {
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->job_running = running;
+static void bind_job_free(struct bind_job *j) {
+        sd_bus_message_unref(j->call);
+        bind_plan_free(j->plan);
+        free(j->claim_vm);
+        free(j);
 }
 
 static void bind_job_done(int result, void *userdata) {
         struct bind_job *j = userdata;
         struct manager *m = j->manager;
-        const char *verb = j->to_vfio ? "Prepare" : "ReturnToHost";
+        const char *verb = j->claim_vm ? "Claim" : j->to_vfio ? "Prepare" : "ReturnToHost";
+        sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         manager_set_group_job(m, j->plan->group, false);
@@ -326,21 +350,29 @@ static void bind_job_done(int result, void *userdata) {
         if (result < 0) {
                 const char *msg = j->plan->error_message ?: strerror(-result);
 
-                log_error("%s of IOMMU group %d failed: %s", verb, j->plan->group, msg);
+                log_error("%s of IOMMU group %d failed, group rolled back: %s", verb, j->plan->group, msg);
                 r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BIND_FAILED, "%s of IOMMU group %d failed: %s",
                                                verb, j->plan->group, msg);
         } else {
-                log_info("%s of IOMMU group %d done", verb, j->plan->group);
-                r = sd_bus_reply_method_return(j->call, NULL);
+                log_info("%s of IOMMU group %d: %s", verb, j->plan->group,
+                         j->to_vfio ? "bound to vfio-pci" : "returned to the host drivers");
+                if (j->claim_vm)
+                        r = manager_record_claim(m, j->plan->group, j->claim_vm, &error);
+                else if (!j->to_vfio)
+                        r = manager_clear_reset_failures(m, j->plan->group, &error);
+                else
+                        r = 0;
+                r = r < 0 ? sd_bus_reply_method_error(j->call, &error) : sd_bus_reply_method_return(j->call, NULL);
         }
         if (r < 0)
-                log_warning("Failed to send reply to %s, ignoring: %s", verb, strerror(-r));
-        sd_bus_message_unref(j->call);
-        bind_plan_free(j->plan);
-        free(j);
+                log_warning_errno(r, "Failed to send reply to %s, ignoring: %m", verb);
+        sd_bus_error_free(&error);
+        manager_set_status(m);
+        bind_job_free(j);
 }
 
-static int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, sd_bus_error *error) {
+int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
+                       sd_bus_error *error) {
         _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
         struct bind_job *j;
         int r;
@@ -355,9 +387,10 @@ static int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio,
         j->manager = g->manager;
         j->to_vfio = to_vfio;
         j->plan = calloc(1, sizeof(*j->plan));
-        if (!j->plan) {
-                free(j);
-                return -ENOMEM;
+        j->claim_vm = claim_vm ? strdup(claim_vm) : NULL;
+        if (!j->plan || (claim_vm && !j->claim_vm)) {
+                r = -ENOMEM;
+                goto fail;
         }
         j->plan->group = g->iommu_group;
         for (size_t i = 0; i < group->n_members; i++) {
@@ -369,38 +402,97 @@ static int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio,
         }
         j->call = sd_bus_message_ref(call);
         r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
-        if (r < 0) {
-                sd_bus_message_unref(j->call);
+        if (r < 0)
                 goto fail;
-        }
         manager_set_group_job(g->manager, g->iommu_group, true);
         return 1;
 fail:
-        bind_plan_free(j->plan);
-        free(j);
+        bind_job_free(j);
         return r;
+}
+
+/* Refusals common to every call that acts on a GPU, before its own checks. */
+int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
+        if (!g->present)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND,
+                                         "GPU %s is missing from the host (claimed by VM %s)", g->address,
+                                         g->owner ?: "none");
+        if (g->job_running)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
+                                         g->address);
+        return 0;
 }
 
 int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
         int r;
 
+        r = gpu_check_actionable(g, error);
+        if (r < 0)
+                return r;
+        if (g->owner)
+                return sd_bus_reply_method_return(call, NULL); /* claimed groups are on vfio-pci already */
         r = gpu_check_preparable(g, error);
         if (r < 0)
                 return r;
-        return gpu_start_bind_job(g, call, true, error);
+        return gpu_start_bind_job(g, call, true, NULL, error);
 }
 
 int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
-        if (g->state == GPU_STATE_MISSING)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "GPU %s is missing from the host", g->address);
-        if (g->job_running)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
-                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
-                                         g->address);
+        int r;
+
+        r = gpu_check_actionable(g, error);
+        if (r < 0)
+                return r;
         if (g->owner)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s; release it first",
                                          g->address, g->owner);
         if (g->iommu_group < 0)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU, "%s is in no IOMMU group", g->address);
-        return gpu_start_bind_job(g, call, false, error);
+        return gpu_start_bind_job(g, call, false, NULL, error);
+}
+
+int gpu_group_peers(struct gpu *g, struct gpu ***ret) {
+        struct manager *m = g->manager;
+        struct gpu **peers;
+        size_t n = 0;
+
+        peers = calloc(m->n_gpus + 1, sizeof(*peers));
+        if (!peers)
+                return -ENOMEM;
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i] == g || (g->iommu_group >= 0 && m->gpus[i]->iommu_group == g->iommu_group))
+                        peers[n++] = m->gpus[i];
+        *ret = peers;
+        return 0;
+}
+
+void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property) {
+        char *names[] = { (char *) property, NULL };
+        char *copy = NULL;
+
+        if (streq_null(*field, value))
+                return;
+        if (value) {
+                copy = strdup(value);
+                if (!copy)
+                        return; /* keeps the old value: never lose a claim to OOM */
+        }
+        free(*field);
+        *field = copy;
+        gpu_emit_properties_changed(g, names);
+}
+
+void gpu_set_owner(struct gpu *g, const char *vm) {
+        gpu_set_string(g, &g->owner, vm, "Owner");
+        (void) gpu_refresh(g); /* State follows */
+}
+
+void gpu_set_needs_reconfiguration(struct gpu *g, bool b) {
+        char *names[] = { (char *) "NeedsReconfiguration", NULL };
+
+        if (g->needs_reconfiguration == b)
+                return;
+        g->needs_reconfiguration = b;
+        gpu_emit_properties_changed(g, names);
 }

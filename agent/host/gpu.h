@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <systemd/sd-bus.h>
 
@@ -39,7 +40,11 @@ struct gpu {
         enum gpu_state state;
         char *problem;        /* why it cannot be prepared, NULL if it can */
         char *owner;          /* VM UUID, NULL when unclaimed */
-        bool needs_reconfiguration;
+        uid_t allowed_uid;    /* AllowUser: owner of the /dev/vfio node during the claim; (uid_t) -1 none */
+        bool needs_reconfiguration; /* the identity changed while claimed */
+        char *previous_model; /* the model before the last identity change, until the GPU is claimed again */
+        char *reset_failure;  /* why the reset at the last release failed; unavailable until returned */
+        bool present;         /* false: claimed but gone from the bus ("missing") */
 
         bool job_running;     /* a bind job holds the group */
 };
@@ -57,3 +62,20 @@ int gpu_check_preparable(struct gpu *g, sd_bus_error *error);
 /* Binds the GPU's group to vfio-pci (a job); `reply` is the method call to answer when done. */
 int gpu_prepare(struct gpu *g, sd_bus_message *reply, sd_bus_error *error);
 int gpu_return_to_host(struct gpu *g, sd_bus_message *reply, sd_bus_error *error);
+/* NotFound for a missing GPU, Busy while a job holds its group. */
+int gpu_check_actionable(struct gpu *g, sd_bus_error *error);
+/* Binds (to_vfio) or returns the group; with claim_vm, records the claim when bound. Answers `call`. */
+int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
+                       sd_bus_error *error);
+/* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
+int gpu_group_peers(struct gpu *g, struct gpu ***ret);
+/* Sets or clears a field and emits PropertiesChanged for it. */
+void gpu_set_owner(struct gpu *g, const char *vm);
+void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property);
+void gpu_set_needs_reconfiguration(struct gpu *g, bool b);
+
+/* claim.c: ownership. Each checks state and answers `call` (now or when its job is done). */
+int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error);
+int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error);
+int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error);
+int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t uid, sd_bus_error *error);

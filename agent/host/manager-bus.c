@@ -118,6 +118,18 @@ static int method_set_maintenance(sd_bus_message *call, void *userdata, sd_bus_e
                 return r;
         if (m->maintenance != !!enable) {
                 m->maintenance = enable;
+                r = manager_save_state(m);
+                if (r < 0) {
+                        m->maintenance = !enable;
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
+                                                 "Cannot record maintenance on disk (%s); unchanged", strerror(-r));
+                }
+                if (!enable && m->state_problem) {
+                        /* The operator has looked at the claims after a corrupt state file. */
+                        m->state_problem = mfree(m->state_problem);
+                        (void) sd_bus_emit_properties_changed(m->bus, GPUPASS_AGENT_MANAGER_PATH,
+                                                              GPUPASS_AGENT_MANAGER_IFACE, "StateProblem", NULL);
+                }
                 log_notice("Maintenance %s", enable ? "on: new claims refused" : "off");
                 (void) sd_bus_emit_properties_changed(m->bus, GPUPASS_AGENT_MANAGER_PATH,
                                                       GPUPASS_AGENT_MANAGER_IFACE, "Maintenance", NULL);
@@ -137,6 +149,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("IommuEnabled", "b", property_get_bool, offsetof(struct manager, iommu_enabled),
                         SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("StateProblem", "s", NULL, offsetof(struct manager, state_problem),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListGpus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(osssssssiiasbbs)", gpus),
                                 method_list_gpus, 0),
         SD_BUS_METHOD_WITH_ARGS("GetGpu", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", gpu), method_get_gpu, 0),

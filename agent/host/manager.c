@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -38,6 +39,11 @@ struct manager *manager_free(struct manager *m) {
         udev_monitor_unref(m->monitor);
         udev_unref(m->udev);
         pci_access_close(m->pacc);
+        ledger_done(&m->loaded);
+        ledger_done(&m->inventory);
+        strv_free(m->pending_identity_signals);
+        free(m->state_problem);
+        free(m->state_dir);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         agent_config_done(&m->config);
@@ -60,8 +66,10 @@ static int compare_gpus(const void *a, const void *b) {
         return strcmp((*(struct gpu * const *) a)->address, (*(struct gpu * const *) b)->address);
 }
 
+static int manager_insert_gpu(struct manager *m, struct gpu *g);
+
 static int manager_add_gpu(struct manager *m, const char *address) {
-        struct gpu *g, **t;
+        struct gpu *g;
         int r;
 
         r = gpu_new(m, address, &g);
@@ -72,18 +80,76 @@ static int manager_add_gpu(struct manager *m, const char *address) {
                 gpu_free(g);
                 return r;
         }
-        t = realloc(m->gpus, sizeof(*t) * (m->n_gpus + 1));
-        if (!t) {
+        r = manager_insert_gpu(m, g);
+        if (r < 0) {
                 gpu_free(g);
-                return -ENOMEM;
+                return r;
         }
-        m->gpus = t;
-        m->gpus[m->n_gpus++] = g;
-        qsort(m->gpus, m->n_gpus, sizeof(*m->gpus), compare_gpus);
 
         log_full(LOG_INFO, g->address, "Found GPU %s: %s (%s), IOMMU group %d, %s", g->address, g->model, g->mode,
                  g->iommu_group, gpu_state_to_string(g->state));
         (void) manager_emit_gpu_added(m, g);
+        if (m->bus_ready)
+                (void) manager_check_identity(m, g); /* at start-up, apply_state() does it after the claims */
+        return 0;
+}
+
+void manager_set_group_job(struct manager *m, int group, bool running) {
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == group)
+                        m->gpus[i]->job_running = running;
+}
+
+static int manager_insert_gpu(struct manager *m, struct gpu *g) {
+        struct gpu **t;
+
+        t = realloc(m->gpus, sizeof(*t) * (m->n_gpus + 1));
+        if (!t)
+                return -ENOMEM;
+        m->gpus = t;
+        m->gpus[m->n_gpus++] = g;
+        qsort(m->gpus, m->n_gpus, sizeof(*m->gpus), compare_gpus);
+        return 0;
+}
+
+int manager_add_missing_gpu(struct manager *m, const char *address, const struct pci_identity *id, const char *model,
+                            struct gpu **ret) {
+        struct gpu *g;
+        int r;
+
+        r = gpu_new(m, address, &g);
+        if (r < 0)
+                return r;
+        g->present = false;
+        g->state = GPU_STATE_MISSING;
+        if (id) {
+                g->identity = *id;
+                g->mode = gpu_mode_from_class(id->class_code);
+        }
+        g->model = strdup(model ?: "unknown (never seen by this agent)");
+        if (!g->model || manager_insert_gpu(m, g) < 0) {
+                gpu_free(g);
+                return -ENOMEM;
+        }
+        (void) manager_emit_gpu_added(m, g);
+        *ret = g;
+        return 0;
+}
+
+static void manager_remove_gpu(struct manager *m, struct gpu *g);
+
+int manager_forget_missing_gpu(struct manager *m, struct gpu *g) {
+        char *owner = TAKE_PTR(g->owner);
+        int r;
+
+        r = manager_save_state(m);
+        if (r < 0) {
+                g->owner = owner;
+                return r;
+        }
+        log_full(LOG_NOTICE, g->address, "Claim of missing GPU %s by VM %s released", g->address, owner);
+        free(owner);
+        manager_remove_gpu(m, g);
         return 0;
 }
 
@@ -121,7 +187,14 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
         if (!address)
                 return;
         if (removed) {
-                if (g) {
+                if (g && g->owner) {
+                        /* A claimed GPU that disappears keeps its claim: it must not go to another VM when it
+                         * comes back without a release. */
+                        log_full(LOG_WARNING, g->address, "Claimed GPU %s (VM %s) disappeared from the bus",
+                                 g->address, g->owner);
+                        g->present = false;
+                        (void) gpu_refresh(g);
+                } else if (g) {
                         group = g->iommu_group;
                         manager_remove_gpu(m, g);
                 } else {
@@ -134,7 +207,15 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                 return;
         }
 
-        if (g) {
+        if (g && !g->present) {
+                log_full(LOG_NOTICE, g->address, "Claimed GPU %s is back on the bus", g->address);
+                g->present = true;
+                r = gpu_refresh(g);
+                if (r >= 0)
+                        r = manager_check_identity(m, g);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to refresh GPU %s, ignoring: %m", address);
+        } else if (g) {
                 r = gpu_refresh(g);
                 if (r < 0)
                         log_warning("Failed to refresh GPU %s, ignoring: %s", address, strerror(-r));
@@ -189,9 +270,17 @@ int manager_enumerate(struct manager *m) {
         udev_enumerate_unref(e);
 
         /* GPUs that udev no longer lists are gone (a remove we did not see, e.g. before a restart). */
-        for (size_t i = m->n_gpus; i-- > 0;)
-                if (!strv_contains(seen, m->gpus[i]->address))
-                        manager_remove_gpu(m, m->gpus[i]);
+        for (size_t i = m->n_gpus; i-- > 0;) {
+                struct gpu *g = m->gpus[i];
+
+                if (strv_contains(seen, g->address) || !g->present)
+                        continue;
+                if (g->owner) {
+                        g->present = false;
+                        (void) gpu_refresh(g);
+                } else
+                        manager_remove_gpu(m, g);
+        }
         manager_set_status(m);
         return 0;
 }
@@ -226,15 +315,21 @@ static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *
         return sd_event_exit(m->event, 0);
 }
 
+/* systemd may pass several directories separated by ':'; ours is the first. */
+static char *first_directory(const char *env, const char *fallback) {
+        const char *dir = getenv(env);
+
+        if (!dir || !*dir)
+                dir = fallback;
+        return strndup(dir, strcspn(dir, ":"));
+}
+
 static int manager_load_config(struct manager *m) {
-        const char *dir = getenv("CONFIGURATION_DIRECTORY");
+        _cleanup_free_ char *dir = first_directory("CONFIGURATION_DIRECTORY", AGENT_CONFIG_DEFAULT_DIR);
         _cleanup_free_ char *path = NULL;
         int line = 0, r;
 
-        /* systemd may pass several directories separated by ':'; ours is the first. */
-        if (!dir || !*dir)
-                dir = AGENT_CONFIG_DEFAULT_DIR;
-        if (asprintf(&path, "%.*s/%s", (int) strcspn(dir, ":"), dir, AGENT_CONFIG_FILE) < 0)
+        if (!dir || asprintf(&path, "%s/%s", dir, AGENT_CONFIG_FILE) < 0)
                 return -ENOMEM;
         r = agent_config_load(&m->config, path, &line);
         if (r == -EINVAL) {
@@ -257,6 +352,14 @@ int manager_startup(struct manager *m) {
         int r;
 
         r = manager_load_config(m);
+        if (r < 0)
+                return r;
+        m->state_dir = first_directory("STATE_DIRECTORY", AGENT_STATE_DEFAULT_DIR);
+        if (!m->state_dir)
+                return -ENOMEM;
+        if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create %s: %m", m->state_dir);
+        r = manager_load_state(m);
         if (r < 0)
                 return r;
 
@@ -310,11 +413,16 @@ int manager_startup(struct manager *m) {
         r = manager_enumerate(m);
         if (r < 0)
                 return r;
+        r = manager_apply_state(m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to apply the saved state: %m");
 
         /* Objects before the name: a client that sees the name appear finds every GPU already there. */
         r = manager_bus_setup(m);
         if (r < 0)
                 return r;
+        m->bus_ready = true;
+        manager_flush_identity_signals(m);
 
         (void) sd_notify(false, "READY=1");
         manager_set_status(m);

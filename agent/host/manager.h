@@ -10,9 +10,11 @@
 
 #include "config.h"
 #include "agent-config.h"
+#include "ledger.h"
 
 struct pci_access;
 struct gpu;
+struct pci_identity;
 
 struct manager {
         sd_event *event;
@@ -30,6 +32,13 @@ struct manager {
         const char *version;
         bool maintenance;
         bool iommu_enabled;
+
+        char *state_dir;           /* $STATE_DIRECTORY */
+        struct ledger loaded;      /* the state file as read at start-up, until applied */
+        struct ledger inventory;   /* last identity seen per slot (only its identities are used) */
+        char *state_problem;       /* why the state file could not be used, "" when fine */
+        bool bus_ready;            /* the name is ours: signals reach clients */
+        char **pending_identity_signals; /* addresses whose IdentityChanged waits for the bus */
 };
 
 int manager_new(struct manager **ret);
@@ -43,6 +52,25 @@ int manager_enumerate(struct manager *m);
 /* Refreshes every GPU sharing IOMMU group `group` (a member's driver changed). */
 void manager_refresh_group(struct manager *m, int group);
 void manager_set_status(struct manager *m);
+
+void manager_set_group_job(struct manager *m, int group, bool running);
+/* A placeholder for a claimed GPU that is not on the bus (State "missing"). */
+int manager_add_missing_gpu(struct manager *m, const char *address, const struct pci_identity *id, const char *model,
+                            struct gpu **ret);
+/* Ends the claim of a missing GPU and drops its object. */
+int manager_forget_missing_gpu(struct manager *m, struct gpu *g);
+
+/* manager-state.c */
+int manager_save_state(struct manager *m);
+int manager_load_state(struct manager *m);
+int manager_apply_state(struct manager *m);
+int manager_check_identity(struct manager *m, struct gpu *g);
+void manager_flush_identity_signals(struct manager *m);
+/* Ends the claim on every GPU of `group`, on disk first; with reset_failure they become unavailable. */
+int manager_end_claim(struct manager *m, int group, const char *reset_failure);
+int manager_clear_reset_failures(struct manager *m, int group, sd_bus_error *error);
+/* The addresses of the group's GPUs and companions, the functions that go to a VM. */
+int manager_group_assigned_members(struct manager *m, int group, char ***ret);
 
 /* manager-bus.c */
 int manager_bus_setup(struct manager *m);

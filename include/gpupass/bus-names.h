@@ -24,6 +24,10 @@
 #define GPUPASS_ERROR_RESET_FAILED      "org.gpupass.Error.ResetFailed"
 /* Added beyond the sketch: a kernel interaction (sysfs write, module load) failed; the message says which. */
 #define GPUPASS_ERROR_BIND_FAILED       "org.gpupass.Error.BindFailed"
+/* Added: no VFIO node for the group (/dev/vfio/N); the kernel has no VFIO or the group is not on vfio-pci. */
+#define GPUPASS_ERROR_VFIO_UNAVAILABLE  "org.gpupass.Error.VfioUnavailable"
+/* Added: the state file could not be written; the change was not made. */
+#define GPUPASS_ERROR_STATE_NOT_SAVED   "org.gpupass.Error.StateNotSaved"
 
 /* The signature of one ListGpus entry; see README "D-Bus API". */
 #define GPUPASS_GPU_ENTRY_SIGNATURE     "(osssssssiiasbbs)"

@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Ownership of GPUs by VMs. A claim is per IOMMU group (every GPU of the group gets the same owner), belongs
+ * to the VM named by its UUID (not to the D-Bus connection that made it), is on disk before the reply, and
+ * ends only with Release, which resets the devices before anyone else can claim them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claim.h"
+#include "fileio.h"
+#include "gpu-bus.h"
+#include "gpu.h"
+#include "gpupass/bus-names.h"
+#include "job.h"
+#include "ledger.h"
+#include "log.h"
+#include "macro.h"
+#include "manager.h"
+#include "strv.h"
+#include "sysfs-pci.h"
+#include "vfio.h"
+
+static int check_vm(const char *vm, sd_bus_error *error) {
+        if (!vm_uuid_is_valid(vm))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a VM UUID (expected 36 characters, "
+                                         "e.g. 0f8fad5b-d9cb-469f-a165-70867728950e)", vm);
+        return 0;
+}
+
+static int check_owner(struct gpu *g, const char *vm, sd_bus_error *error) {
+        if (!g->owner)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_OWNER, "%s is not claimed; VM %s does not hold it",
+                                         g->address, vm);
+        if (strcasecmp(g->owner, vm) != 0)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_OWNER, "%s is claimed by VM %s, not by VM %s",
+                                         g->address, g->owner, vm);
+        return 0;
+}
+
+int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
+        struct gpu *owned_by_other = NULL;
+        int r;
+
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+
+                if (g->iommu_group == group && g->owner && strcasecmp(g->owner, vm) != 0)
+                        owned_by_other = g;
+        }
+        if (owned_by_other)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s",
+                                         owned_by_other->address, owned_by_other->owner);
+
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+
+                if (g->iommu_group != group)
+                        continue;
+                free(g->owner);
+                g->owner = strdup(vm);
+                if (!g->owner) {
+                        r = -ENOMEM;
+                        goto revert;
+                }
+        }
+        r = manager_save_state(m);
+        if (r < 0)
+                goto revert;
+
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+                char *names[] = { (char *) "Owner", NULL };
+
+                if (g->iommu_group != group)
+                        continue;
+                /* A new claim means the VM was configured for the GPU as it is now. */
+                gpu_set_string(g, &g->previous_model, NULL, "PreviousModel");
+                gpu_emit_properties_changed(g, names);
+                (void) gpu_refresh(g);
+                log_full(LOG_NOTICE, g->address, "%s (%s) claimed by VM %s", g->address, g->model, vm);
+        }
+        return 0;
+
+revert:
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == group)
+                        m->gpus[i]->owner = mfree(m->gpus[i]->owner);
+        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
+                                 "Cannot record the claim of IOMMU group %d on disk (%s); not claimed", group,
+                                 strerror(-r));
+}
+
+int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
+        struct manager *m = g->manager;
+        int r;
+
+        r = check_vm(vm, error);
+        if (r < 0)
+                return r;
+        if (m->maintenance)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_IN_MAINTENANCE,
+                                         "The host is in maintenance: no new claims (%s)", g->address);
+        if (g->owner) {
+                if (strcasecmp(g->owner, vm) == 0)
+                        return sd_bus_reply_method_return(call, NULL); /* the VM holds it already */
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s", g->address, g->owner);
+        }
+        r = gpu_check_actionable(g, error);
+        if (r < 0)
+                return r;
+        r = gpu_check_preparable(g, error);
+        if (r < 0)
+                return r;
+        if (g->state == GPU_STATE_VFIO) {
+                r = manager_record_claim(m, g->iommu_group, vm, error);
+                if (r < 0)
+                        return r;
+                return sd_bus_reply_method_return(call, NULL);
+        }
+        /* Not on vfio-pci yet: bind first, all or nothing; the job records the claim when the group is bound. */
+        return gpu_start_bind_job(g, call, true, vm, error);
+}
+
+/* Release: reset every assigned member through VFIO (or the kernel's sysfs reset where no VFIO node exists),
+ * off the event loop: a reset can take a second or more. */
+struct release_job {
+        struct manager *manager;
+        sd_bus_message *call;
+        int group;
+        char *vm;
+        char **members;
+        bool busy;          /* a VMM still holds the group open: nothing done */
+        char *failure;      /* the reset failed: the GPU becomes unavailable */
+        unsigned n_reset;
+};
+
+static int reset_member(int group, const char *address) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = vfio_reset_device(group, address);
+        if (r != -ENOENT)
+                return r;
+        /* No VFIO node: use the kernel's own reset attribute, which exists only when the device has a
+         * reset method (pci_reset_function()). */
+        if (asprintf(&path, SYSFS_PCI_DEVICES "/%s/reset", address) < 0)
+                return -ENOMEM;
+        r = write_string_file(path, "1");
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : 1;
+}
+
+static int release_job_work(void *userdata) {
+        struct release_job *j = userdata;
+
+        for (char **a = j->members; a && *a; a++) {
+                int r = reset_member(j->group, *a);
+
+                if (r == -EBUSY) {
+                        j->busy = true;
+                        return r;
+                }
+                if (r < 0) {
+                        if (asprintf(&j->failure, "reset of %s failed: %s", *a, strerror(-r)) < 0)
+                                j->failure = NULL;
+                        return r;
+                }
+                j->n_reset += (unsigned) r;
+        }
+        return 0;
+}
+
+static void release_job_free(struct release_job *j) {
+        sd_bus_message_unref(j->call);
+        free(j->vm);
+        strv_free(j->members);
+        free(j->failure);
+        free(j);
+}
+
+static void release_job_done(int result, void *userdata) {
+        struct release_job *j = userdata;
+        struct manager *m = j->manager;
+        int r;
+
+        manager_set_group_job(m, j->group, false);
+        if (j->busy) {
+                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BUSY,
+                                               "IOMMU group %d is still open by another process (is the VM still "
+                                               "running?); VM %s keeps its claim", j->group, j->vm);
+                goto finish;
+        }
+        r = manager_end_claim(m, j->group, result < 0 ? (j->failure ?: strerror(-result)) : NULL);
+        if (r < 0)
+                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_STATE_NOT_SAVED,
+                                               "Cannot record the release of IOMMU group %d on disk (%s); VM %s "
+                                               "keeps its claim", j->group, strerror(-r), j->vm);
+        else if (result < 0)
+                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_RESET_FAILED,
+                                               "Released IOMMU group %d of VM %s, but %s: the GPU is unavailable "
+                                               "until it is returned to the host", j->group, j->vm,
+                                               j->failure ?: strerror(-result));
+        else {
+                log_info("IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
+                r = sd_bus_reply_method_return(j->call, NULL);
+        }
+finish:
+        if (r < 0)
+                log_warning_errno(r, "Failed to reply to Release, ignoring: %m");
+        manager_set_status(m);
+        release_job_free(j);
+}
+
+int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
+        struct manager *m = g->manager;
+        struct release_job *j;
+        int r;
+
+        r = check_vm(vm, error);
+        if (r < 0)
+                return r;
+        r = check_owner(g, vm, error);
+        if (r < 0)
+                return r;
+        if (g->job_running)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
+                                         g->address);
+        if (!g->present) {
+                /* Gone from the bus: nothing to reset, the claim simply ends and the object with it. */
+                r = manager_forget_missing_gpu(m, g);
+                if (r < 0)
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
+                                                 "Cannot record the release on disk (%s); VM %s keeps its claim",
+                                                 strerror(-r), vm);
+                return sd_bus_reply_method_return(call, NULL);
+        }
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->manager = m;
+        j->group = g->iommu_group;
+        j->vm = strdup(vm);
+        if (!j->vm)
+                goto oom;
+        r = manager_group_assigned_members(m, g->iommu_group, &j->members);
+        if (r < 0) {
+                release_job_free(j);
+                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
+        }
+        j->call = sd_bus_message_ref(call);
+        r = job_start(m->event, release_job_work, release_job_done, j);
+        if (r < 0) {
+                release_job_free(j);
+                return r;
+        }
+        manager_set_group_job(m, g->iommu_group, true);
+        return 1;
+oom:
+        release_job_free(j);
+        return -ENOMEM;
+}
+
+static int vfio_error(struct gpu *g, int r, sd_bus_error *error) {
+        switch (r) {
+        case -ENOENT:
+        case -ENODEV:
+                return sd_bus_error_setf(error, GPUPASS_ERROR_VFIO_UNAVAILABLE,
+                                         "No VFIO device node for IOMMU group %d of %s (/dev/vfio/%d): this kernel "
+                                         "offers no VFIO for it", g->iommu_group, g->address, g->iommu_group);
+        case -EBUSY:
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "IOMMU group %d of %s is open by another process (a VMM?)", g->iommu_group,
+                                         g->address);
+        case -EPERM:
+                return sd_bus_error_setf(error, GPUPASS_ERROR_GROUP_NOT_VIABLE,
+                                         "The kernel reports IOMMU group %d of %s not viable", g->iommu_group,
+                                         g->address);
+        default:
+                return sd_bus_error_set_errnof(error, -r, "VFIO access to %s failed: %m", g->address);
+        }
+}
+
+int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
+        _cleanup_strv_free_ char **addresses = NULL;
+        sd_bus_message *reply = NULL;
+        int *fds = NULL;
+        size_t n = 0;
+        int r;
+
+        r = check_vm(vm, error);
+        if (r < 0)
+                return r;
+        r = check_owner(g, vm, error);
+        if (r < 0)
+                return r;
+        r = gpu_check_actionable(g, error);
+        if (r < 0)
+                return r;
+
+        /* The GPU's own descriptor first, then its companions'. */
+        r = strv_extend(&addresses, g->address);
+        for (char **c = g->companions; r >= 0 && c && *c; c++)
+                r = strv_extend(&addresses, *c);
+        if (r < 0)
+                return r;
+        r = vfio_open_for_vmm(g->iommu_group, addresses, &fds, &n);
+        if (r < 0)
+                return vfio_error(g, r, error);
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'a', "h");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append(reply, "h", fds[i]); /* sd-bus duplicates the descriptor */
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        /* Our copies go now: the agent must not hold the group open (unbinding would block on it). */
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        free(fds);
+        if (r >= 0)
+                log_full(LOG_INFO, g->address, "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n,
+                         g->address, vm);
+        return r;
+}
+
+int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t uid, sd_bus_error *error) {
+        struct manager *m = g->manager;
+        _cleanup_strv_free_ char **members = NULL;
+        int r;
+
+        r = check_vm(vm, error);
+        if (r < 0)
+                return r;
+        if (uid == (uid_t) -1)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT, "uid %u is not a user", (unsigned) uid);
+        r = check_owner(g, vm, error);
+        if (r < 0)
+                return r;
+        r = gpu_check_actionable(g, error);
+        if (r < 0)
+                return r;
+        r = manager_group_assigned_members(m, g->iommu_group, &members);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
+        r = vfio_chown_nodes(g->iommu_group, members, uid);
+        if (r < 0)
+                return vfio_error(g, r, error);
+
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == g->iommu_group)
+                        m->gpus[i]->allowed_uid = uid;
+        r = manager_save_state(m);
+        if (r < 0) {
+                (void) vfio_chown_nodes(g->iommu_group, members, 0);
+                for (size_t i = 0; i < m->n_gpus; i++)
+                        if (m->gpus[i]->iommu_group == g->iommu_group)
+                                m->gpus[i]->allowed_uid = (uid_t) -1;
+                return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
+                                         "Cannot record the grant on disk (%s); access not granted", strerror(-r));
+        }
+        log_full(LOG_NOTICE, g->address, "uid %u may open /dev/vfio/%d of VM %s until its release", (unsigned) uid,
+                 g->iommu_group, vm);
+        return sd_bus_reply_method_return(call, NULL);
+}
