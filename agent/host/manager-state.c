@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bind.h"
 #include "gpu-bus.h"
@@ -216,6 +217,48 @@ static void manager_reconcile_group(struct manager *m, struct gpu *g) {
         manager_refresh_group(m, g->iommu_group);
 }
 
+/* GPUs the operator listed in passthrough.d go to vfio-pci at start-up: the udev rule's override cannot beat
+ * a driver that bound before udev ran (built in, initramfs, already loaded). */
+static void manager_prepare_configured(struct manager *m) {
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_free_ char *marker = NULL;
+                struct bind_plan *plan;
+                char **members = NULL;
+                int r;
+
+                if (!g->present || g->state == GPU_STATE_VFIO || g->state == GPU_STATE_CLAIMED)
+                        continue;
+                if (asprintf(&marker, "%s/%s", m->passthrough_dir, g->address) < 0 || access(marker, F_OK) < 0)
+                        continue;
+                if (gpu_check_preparable(g, &error) < 0) {
+                        log_full(LOG_WARNING, g->address, "%s is listed for pass-through but cannot be prepared: %s",
+                                 g->address, error.message);
+                        sd_bus_error_free(&error);
+                        continue;
+                }
+                plan = calloc(1, sizeof(*plan));
+                if (!plan || manager_group_assigned_members(m, g->iommu_group, &members) < 0) {
+                        free(plan);
+                        continue;
+                }
+                plan->group = g->iommu_group;
+                for (char **a = members; *a; a++)
+                        (void) bind_plan_add(plan, *a);
+                strv_free(members);
+                r = bind_plan_to_vfio(plan);
+                if (r < 0)
+                        log_full(LOG_ERR, g->address, "Binding %s (listed for pass-through) to vfio-pci failed: %s",
+                                 g->address, plan->error_message ?: strerror(-r));
+                else
+                        log_full(LOG_INFO, g->address, "%s is listed for pass-through: IOMMU group %d bound to vfio-pci",
+                                 g->address, plan->group);
+                bind_plan_free(plan);
+                manager_refresh_group(m, g->iommu_group);
+        }
+}
+
 int manager_apply_state(struct manager *m) {
         const struct ledger *l = &m->loaded;
         int r;
@@ -259,6 +302,7 @@ int manager_apply_state(struct manager *m) {
                 if (g->present && g->iommu_group >= 0)
                         manager_reconcile_group(m, g);
         }
+        manager_prepare_configured(m);
         for (size_t i = 0; i < m->n_gpus; i++) {
                 (void) gpu_refresh(m->gpus[i]);
                 r = manager_check_identity(m, m->gpus[i]);

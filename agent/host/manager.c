@@ -44,6 +44,7 @@ struct manager *manager_free(struct manager *m) {
         strv_free(m->pending_identity_signals);
         free(m->state_problem);
         free(m->state_dir);
+        free(m->passthrough_dir);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         agent_config_done(&m->config);
@@ -329,7 +330,8 @@ static int manager_load_config(struct manager *m) {
         _cleanup_free_ char *path = NULL;
         int line = 0, r;
 
-        if (!dir || asprintf(&path, "%s/%s", dir, AGENT_CONFIG_FILE) < 0)
+        if (!dir || asprintf(&path, "%s/%s", dir, AGENT_CONFIG_FILE) < 0 ||
+            asprintf(&m->passthrough_dir, "%s/passthrough.d", dir) < 0)
                 return -ENOMEM;
         r = agent_config_load(&m->config, path, &line);
         if (r == -EINVAL) {

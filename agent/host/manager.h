@@ -34,6 +34,7 @@ struct manager {
         bool iommu_enabled;
 
         char *state_dir;           /* $STATE_DIRECTORY */
+        char *passthrough_dir;     /* $CONFIGURATION_DIRECTORY/passthrough.d: GPUs bound to vfio-pci at boot */
         struct ledger loaded;      /* the state file as read at start-up, until applied */
         struct ledger inventory;   /* last identity seen per slot (only its identities are used) */
         char *state_problem;       /* why the state file could not be used, "" when fine */
