@@ -40,6 +40,8 @@ void model_table_done(struct model_table *t) {
 
 /* How well a feasible host fits; smaller is better, compared field by field. */
 struct fit {
+        uint32_t strands;         /* the VM would take CPU or memory that the host's free GPUs need */
+        uint32_t scarcity;        /* how contended the chosen models are: fewer free in the cluster = higher */
         uint32_t leftover_chosen; /* free GPUs left of the models the VM takes */
         uint32_t leftover_total;  /* free GPUs left on the host */
         uint32_t cpus_left;
@@ -47,6 +49,10 @@ struct fit {
 };
 
 static int fit_compare(const struct fit *a, const struct fit *b) {
+        if (a->strands != b->strands)
+                return a->strands < b->strands ? -1 : 1;
+        if (a->scarcity != b->scarcity)
+                return a->scarcity < b->scarcity ? -1 : 1;
         if (a->leftover_chosen != b->leftover_chosen)
                 return a->leftover_chosen < b->leftover_chosen ? -1 : 1;
         if (a->leftover_total != b->leftover_total)
@@ -58,37 +64,50 @@ static int fit_compare(const struct fit *a, const struct fit *b) {
         return 0;
 }
 
+/* Whether model a is a better choice than model b for a request: more free in the cluster (when known),
+ * then fewer free on this host (tighter). */
+static bool model_better(const uint16_t *free, const struct cluster_free *cluster, int a, int b) {
+        if (b < 0)
+                return true;
+        if (cluster && cluster->by_model[a] != cluster->by_model[b])
+                return cluster->by_model[a] > cluster->by_model[b];
+        return free[a] < free[b];
+}
+
+static uint32_t scarcity_of(const struct cluster_free *cluster, int model) {
+        return cluster && model >= 0 ? UINT32_MAX - cluster->by_model[model] : 0;
+}
+
 /*
  * Assigns a model to each request from `free` (modified), tightest model first, backtracking when a
  * tight choice starves a later request. Requests are few (a VM asks for one or two kinds of GPU), so the
  * search is tiny. Returns true and the chosen models when every request fits.
  */
-static bool assign_models(uint16_t *free, const struct gpu_request *req, size_t i, size_t n, int *chosen,
-                          uint32_t *leftover) {
+static bool assign_models(uint16_t *free, const struct cluster_free *cluster, const struct gpu_request *req,
+                          size_t i, size_t n, int *chosen, uint32_t *leftover) {
         uint64_t candidates;
 
         if (i == n)
                 return true;
         if (req[i].specific_host >= 0) {
                 chosen[i] = req[i].specific_model;
-                return assign_models(free, req, i + 1, n, chosen, leftover);
+                return assign_models(free, cluster, req, i + 1, n, chosen, leftover);
         }
         candidates = req[i].models;
         while (candidates) {
                 int best = -1;
 
-                /* The candidate with the fewest free GPUs that still suffice. */
                 for (uint64_t c = candidates; c; c &= c - 1) {
                         int m = __builtin_ctzll(c);
 
-                        if (free[m] >= req[i].count && (best < 0 || free[m] < free[best]))
+                        if (free[m] >= req[i].count && model_better(free, cluster, m, best))
                                 best = m;
                 }
                 if (best < 0)
                         return false;
                 candidates &= ~(1ULL << best);
                 free[best] = (uint16_t) (free[best] - req[i].count);
-                if (assign_models(free, req, i + 1, n, chosen, leftover)) {
+                if (assign_models(free, cluster, req, i + 1, n, chosen, leftover)) {
                         chosen[i] = best;
                         *leftover += free[best];
                         return true;
@@ -99,9 +118,10 @@ static bool assign_models(uint16_t *free, const struct gpu_request *req, size_t 
 }
 
 /* Whether host `index` can take the VM; on success the chosen models and the fit. */
-static bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm, int *chosen,
-                      struct fit *ret_fit) {
-        uint32_t taken = 0, leftover = 0;
+static bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
+                      const struct cluster_free *cluster, int *chosen, struct fit *ret_fit) {
+        uint32_t taken = 0, leftover = 0, scarcity = 0, left_gpus;
+        uint64_t cpu_reserve, memory_reserve;
 
         if (h->state != HOST_UP)
                 return false;
@@ -120,7 +140,7 @@ static bool host_fits(const struct host_capacity *h, size_t index, const struct 
                 for (uint64_t c = r->models; c; c &= c - 1) {
                         int m = __builtin_ctzll(c);
 
-                        if (h->free_by_model[m] >= r->count && (best < 0 || h->free_by_model[m] < h->free_by_model[best]))
+                        if (h->free_by_model[m] >= r->count && model_better(h->free_by_model, cluster, m, best))
                                 best = m;
                 }
                 if (best < 0)
@@ -128,6 +148,7 @@ static bool host_fits(const struct host_capacity *h, size_t index, const struct 
                 chosen[0] = best;
                 leftover = h->free_by_model[best] - r->count;
                 taken = r->count;
+                scarcity = scarcity_of(cluster, best);
         } else if (vm->n_requests > 0) {
                 uint16_t free[PLACEMENT_MAX_MODELS];
 
@@ -144,10 +165,23 @@ static bool host_fits(const struct host_capacity *h, size_t index, const struct 
                 if (taken > h->free_total)
                         return false;
                 memcpy(free, h->free_by_model, sizeof(free));
-                if (!assign_models(free, vm->requests, 0, vm->n_requests, chosen, &leftover))
+                if (!assign_models(free, cluster, vm->requests, 0, vm->n_requests, chosen, &leftover))
                         return false;
+                for (size_t i = 0; i < vm->n_requests; i++) {
+                        uint32_t s = scarcity_of(cluster, chosen[i]);
+
+                        scarcity = s > scarcity ? s : scarcity;
+                }
         }
+        /* Each free GPU left on the host keeps its share of the host's CPU and memory: a VM that would eat
+         * into those shares strands GPUs that no VM can use for lack of CPU or memory. */
+        left_gpus = h->free_total - taken;
+        cpu_reserve = h->gpus_total ? (uint64_t) h->cpus * left_gpus / h->gpus_total : 0;
+        memory_reserve = h->gpus_total ? h->memory_mib * left_gpus / h->gpus_total : 0;
         *ret_fit = (struct fit) {
+                .strands = h->cpus - h->cpus_used - vm->vcpus < cpu_reserve ||
+                           h->memory_mib - h->memory_used_mib - vm->memory_mib < memory_reserve,
+                .scarcity = scarcity,
                 .leftover_chosen = leftover,
                 .leftover_total = h->free_total - taken,
                 .cpus_left = h->cpus - h->cpus_used - vm->vcpus,
@@ -168,7 +202,8 @@ static uint64_t next_random(uint64_t *state) {
 }
 
 int placement_choose(const struct host_capacity *hosts, size_t n_hosts, const struct vm_demand *vm,
-                     enum placement_policy policy, uint64_t *random_state, struct placement *ret) {
+                     const struct cluster_free *cluster, enum placement_policy policy, uint64_t *random_state,
+                     struct placement *ret) {
         struct fit best_fit = {}, fit;
         int chosen[PLACEMENT_MAX_REQUESTS];
         size_t feasible = 0;
@@ -178,7 +213,7 @@ int placement_choose(const struct host_capacity *hosts, size_t n_hosts, const st
                 return -EINVAL;
 
         for (size_t i = 0; i < n_hosts; i++) {
-                if (!host_fits(&hosts[i], i, vm, chosen, &fit))
+                if (!host_fits(&hosts[i], i, vm, policy == POLICY_BEST_FIT ? cluster : NULL, chosen, &fit))
                         continue;
                 feasible++;
                 if (policy == POLICY_RANDOM_FIT) {
@@ -230,7 +265,7 @@ char *placement_explain(const struct host_capacity *h, size_t index, const struc
         struct fit fit;
         char *s = NULL;
 
-        if (host_fits(h, index, vm, chosen, &fit))
+        if (host_fits(h, index, vm, NULL, chosen, &fit))
                 return NULL;
         if (h->state == HOST_UNREACHABLE)
                 return strdup("unreachable");
@@ -281,7 +316,16 @@ char *placement_explain(const struct host_capacity *h, size_t index, const struc
         return strdup("not enough free GPUs for all requests at once");
 }
 
-static void apply(struct host_capacity *h, const struct vm_demand *vm, const struct placement *p, int sign) {
+void cluster_free_compute(const struct host_capacity *hosts, size_t n_hosts, struct cluster_free *ret) {
+        *ret = (struct cluster_free) {};
+        for (size_t i = 0; i < n_hosts; i++)
+                if (hosts[i].state == HOST_UP)
+                        for (size_t m = 0; m < PLACEMENT_MAX_MODELS; m++)
+                                ret->by_model[m] += hosts[i].free_by_model[m];
+}
+
+static void apply(struct host_capacity *h, const struct vm_demand *vm, const struct placement *p, int sign,
+                  struct cluster_free *cluster) {
         h->cpus_used = (uint32_t) ((int64_t) h->cpus_used + sign * (int64_t) vm->vcpus);
         h->memory_used_mib = (uint64_t) ((int64_t) h->memory_used_mib + sign * (int64_t) vm->memory_mib);
         for (size_t i = 0; i < vm->n_requests; i++) {
@@ -289,16 +333,21 @@ static void apply(struct host_capacity *h, const struct vm_demand *vm, const str
                 int m = p->model_for_request[i];
                 uint32_t count = r->specific_host >= 0 ? 1 : r->count;
 
-                if (m >= 0)
+                if (m >= 0) {
                         h->free_by_model[m] = (uint16_t) ((int) h->free_by_model[m] - sign * (int) count);
+                        if (cluster)
+                                cluster->by_model[m] = (uint32_t) ((int64_t) cluster->by_model[m] - sign * (int64_t) count);
+                }
                 h->free_total = (uint32_t) ((int64_t) h->free_total - sign * (int64_t) count);
         }
 }
 
-void placement_commit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p) {
-        apply(host, vm, p, +1);
+void placement_commit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p,
+                      struct cluster_free *cluster) {
+        apply(host, vm, p, +1, cluster);
 }
 
-void placement_uncommit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p) {
-        apply(host, vm, p, -1);
+void placement_uncommit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p,
+                        struct cluster_free *cluster) {
+        apply(host, vm, p, -1, cluster);
 }

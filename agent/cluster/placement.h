@@ -40,6 +40,7 @@ struct host_capacity {
         uint64_t memory_mib;
         uint32_t cpus_used;     /* reserved by its running VMs */
         uint64_t memory_used_mib;
+        uint32_t gpus_total;    /* GPUs the host has, free or not */
         uint32_t free_total;    /* sum of free_by_model */
         uint16_t free_by_model[PLACEMENT_MAX_MODELS];
 };
@@ -63,6 +64,12 @@ struct vm_demand {
         const uint8_t *affinity; /* NULL: any host; else one byte per host, nonzero = allowed */
 };
 
+/* Free GPUs per model over the whole cluster. A request that accepts several models takes the most
+ * plentiful one, so the scarce models stay for the VMs that can use nothing else. NULL: not known. */
+struct cluster_free {
+        uint32_t by_model[PLACEMENT_MAX_MODELS];
+};
+
 /* The decision: the host and, per request, the model chosen (a specific GPU's own model). */
 #define PLACEMENT_MAX_REQUESTS 16
 
@@ -80,12 +87,18 @@ enum placement_policy {
 /*
  * Chooses a host. Returns 0 and fills *ret, or -ENOSPC when no host fits (then placement_explain() says
  * why for each host), -EINVAL for a demand that can never fit (too many requests).
- * Best fit: the feasible host left with the fewest free GPUs of the models it gives, then the least free
- * CPU, then the least free memory, then the lowest index: deterministic, and it keeps hosts with many
- * free GPUs for the large requests that only they can take.
+ * Best fit, in this order: a host where the VM leaves every remaining free GPU its share of the host's CPU
+ * and memory (else those GPUs are stranded); for a request that accepts several models, the model with the
+ * most free GPUs in the cluster (the scarce ones stay for VMs that can use nothing else); the host left with
+ * the fewest free GPUs of the chosen models, then the fewest free GPUs overall (keeping hosts with many
+ * free GPUs for the large requests only they can take), the least free CPU, the least free memory, the
+ * lowest index. Deterministic.
  */
 int placement_choose(const struct host_capacity *hosts, size_t n_hosts, const struct vm_demand *vm,
-                     enum placement_policy policy, uint64_t *random_state, struct placement *ret);
+                     const struct cluster_free *cluster, enum placement_policy policy, uint64_t *random_state,
+                     struct placement *ret);
+/* Sums the hosts' free GPUs per model (hosts that are up only). */
+void cluster_free_compute(const struct host_capacity *hosts, size_t n_hosts, struct cluster_free *ret);
 
 /* Why host h cannot take the VM, in an operator's words ("needs 64 GiB, 48 GiB free"); NULL if it can.
  * Returns a malloc'ed string. */
@@ -93,5 +106,7 @@ char *placement_explain(const struct host_capacity *host, size_t index, const st
                         const struct model_table *models);
 
 /* Takes the VM's resources from the host (after a successful claim), or gives them back. */
-void placement_commit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p);
-void placement_uncommit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p);
+void placement_commit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p,
+                      struct cluster_free *cluster);
+void placement_uncommit(struct host_capacity *host, const struct vm_demand *vm, const struct placement *p,
+                        struct cluster_free *cluster);

@@ -16,6 +16,7 @@ static struct host_capacity host(const char *name, uint32_t cpus, uint64_t mem_g
         if (model >= 0) {
                 h.free_by_model[model] = n;
                 h.free_total = n;
+                h.gpus_total = n;
         }
         return h;
 }
@@ -23,6 +24,7 @@ static struct host_capacity host(const char *name, uint32_t cpus, uint64_t mem_g
 static void add_gpus(struct host_capacity *h, int model, uint16_t n) {
         h->free_by_model[model] = (uint16_t) (h->free_by_model[model] + n);
         h->free_total += n;
+        h->gpus_total += n;
 }
 
 static struct gpu_request any_of(uint32_t count, uint64_t mask) {
@@ -37,17 +39,17 @@ static void test_best_fit_keeps_large_requests_placeable(void) {
         struct vm_demand vm4 = { .vcpus = 4, .memory_mib = 8192, .requests = &four, .n_requests = 1 };
         struct placement p;
 
-        ASSERT_EQ(placement_choose(hosts, 2, &vm1, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm1, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 1);
         ASSERT_EQ(p.model_for_request[0], M60);
-        placement_commit(&hosts[1], &vm1, &p);
+        placement_commit(&hosts[1], &vm1, &p, NULL);
         ASSERT_EQ(hosts[1].free_total, 0);
-        ASSERT_EQ(placement_choose(hosts, 2, &vm4, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm4, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 0);
 
         /* First fit would have spoilt it. */
         hosts[1] = host("small", 64, 512, M60, 1);
-        ASSERT_EQ(placement_choose(hosts, 2, &vm1, POLICY_FIRST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm1, NULL, POLICY_FIRST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 0);
 }
 
@@ -60,7 +62,7 @@ static void test_several_models_at_once(void) {
         _cleanup_free_ char *why_a = NULL;
 
         add_gpus(&hosts[1], T4, 1);
-        ASSERT_EQ(placement_choose(hosts, 2, &vm, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 1);
         ASSERT_EQ(p.model_for_request[0], M60);
         ASSERT_EQ(p.model_for_request[1], T4);
@@ -77,7 +79,7 @@ static void test_alternative_models_backtrack(void) {
         struct placement p;
 
         add_gpus(&h, M60C, 3);
-        ASSERT_EQ(placement_choose(&h, 1, &vm, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(&h, 1, &vm, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.model_for_request[0], M60C);
         ASSERT_EQ(p.model_for_request[1], M60);
 }
@@ -100,7 +102,7 @@ static void test_reasons(void) {
 
         hosts[0].state = HOST_UNREACHABLE;
         hosts[1].state = HOST_MAINTENANCE;
-        ASSERT_EQ(placement_choose(hosts, ELEMENTSOF(hosts), &vm, POLICY_BEST_FIT, NULL, &p), -ENOSPC);
+        ASSERT_EQ(placement_choose(hosts, ELEMENTSOF(hosts), &vm, NULL, POLICY_BEST_FIT, NULL, &p), -ENOSPC);
         for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
                 _cleanup_free_ char *why = placement_explain(&hosts[i], i, &vm, &models);
 
@@ -116,14 +118,14 @@ static void test_specific_gpu(void) {
         struct placement p;
         _cleanup_free_ char *why = NULL;
 
-        ASSERT_EQ(placement_choose(hosts, 2, &vm, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 1);
-        placement_commit(&hosts[1], &vm, &p);
+        placement_commit(&hosts[1], &vm, &p, NULL);
         ASSERT_EQ(hosts[1].free_by_model[M60], 0);
-        placement_uncommit(&hosts[1], &vm, &p);
+        placement_uncommit(&hosts[1], &vm, &p, NULL);
         ASSERT_EQ(hosts[1].free_by_model[M60], 1);
         r.specific_gpu_free = false;
-        ASSERT_EQ(placement_choose(hosts, 2, &vm, POLICY_BEST_FIT, NULL, &p), -ENOSPC);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm, NULL, POLICY_BEST_FIT, NULL, &p), -ENOSPC);
         why = placement_explain(&hosts[1], 1, &vm, &models);
         ASSERT_STREQ(why, "the requested GPU is not free");
 }
@@ -133,7 +135,7 @@ static void test_cpu_only_vm_prefers_hosts_without_free_gpus(void) {
         struct vm_demand vm = { .vcpus = 4, .memory_mib = 4096 };
         struct placement p;
 
-        ASSERT_EQ(placement_choose(hosts, 2, &vm, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(placement_choose(hosts, 2, &vm, NULL, POLICY_BEST_FIT, NULL, &p), 0);
         ASSERT_EQ(p.host, 1);
 }
 
