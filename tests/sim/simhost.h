@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <umockdev.h>
+
+/* One PCI function of the simulated host, as the fixture describes it. */
+struct simdev {
+        char address[16];
+        char *devpath;        /* "/sys/devices/pci0000:00/[parent/]ADDR" */
+        uint16_t vendor, device, subsystem_vendor, subsystem_device;
+        uint32_t class_code;
+        uint8_t revision;
+        int iommu_group;      /* -1: none */
+        char *native_driver;  /* what an ID-table probe binds; NULL: none */
+        bool boot_vga;
+        int numa_node;
+        bool has_serial;
+        uint64_t serial;
+        char *parent;         /* upstream bridge address or NULL */
+        bool pcie;
+        bool reset;           /* has a reset method (a `reset` attribute) */
+};
+
+struct simhost {
+        UMockdevTestbed *testbed;
+        char *root;           /* the testbed directory; "/sys" lives under it */
+        bool iommu;
+        GPtrArray *devices;   /* struct simdev * */
+};
+
+/* simtree.c: the sysfs tree */
+char *sim_path(struct simhost *h, const char *format, ...) G_GNUC_PRINTF(2, 3);
+struct simdev *sim_find(struct simhost *h, const char *address);
+/* Parses one device from key=value pairs (fixture group or ctl add). */
+int simdev_parse(struct simdev *d, const char *address, const char *key, const char *value, char **error);
+void simdev_free(struct simdev *d);
+/* The uevent attribute (what a uevent carries), with DRIVER= when bound. */
+void sim_write_uevent_file(struct simhost *h, struct simdev *d, const char *driver);
+int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_driver);
+void sim_load_driver(struct simhost *h, const char *name);
+int sim_load_fixture(struct simhost *h, const char *path, char **error);
+
+/* simkernel.c: the kernel's semantics for writes */
+char *sim_read_driver(struct simhost *h, struct simdev *d);
+char *sim_read_override(struct simhost *h, struct simdev *d);
+void sim_bind(struct simhost *h, struct simdev *d, const char *driver, bool emit);
+void sim_unbind(struct simhost *h, struct simdev *d, bool emit);
+/* The kernel's probe: override or native driver, if loaded. */
+void sim_probe(struct simhost *h, struct simdev *d);
+void sim_remove(struct simhost *h, struct simdev *d);
+void sim_uevent(struct simhost *h, struct simdev *d, const char *action);
+/* Applies a write of `data` to the sysfs file `path` ("/sys/..."); bytes consumed or -errno. */
+int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len);
+/* A control command ("remove ADDR", ...); the reply is "OK" or "ERR ...". */
+char *sim_control(struct simhost *h, const char *command);

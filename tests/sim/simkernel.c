@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The kernel emulator: what Linux 6.1 does when a process writes to driver_override, a driver's bind or
+ * unbind, drivers_probe, a device's remove or reset (drivers/pci/pci-sysfs.c, pci-driver.c,
+ * drivers/base/bus.c, dd.c, driver.c), including the return values a caller must handle: ENODEV for a
+ * device that is not bound to that driver, EBUSY for binding a bound device, EINVAL for an override too
+ * long, and success from drivers_probe even when no driver took the device.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "simhost.h"
+
+#define PAGE_SIZE 4096
+
+static char *read_file(const char *path) {
+        char *contents = NULL;
+
+        if (!g_file_get_contents(path, &contents, NULL, NULL))
+                return NULL;
+        return contents;
+}
+
+char *sim_read_driver(struct simhost *h, struct simdev *d) {
+        char *link = sim_path(h, "%s/driver", d->devpath), *target = g_file_read_link(link, NULL), *name = NULL;
+
+        if (target)
+                name = g_path_get_basename(target);
+        g_free(link);
+        g_free(target);
+        return name;
+}
+
+char *sim_read_override(struct simhost *h, struct simdev *d) {
+        char *path = sim_path(h, "%s/driver_override", d->devpath), *v = read_file(path);
+
+        g_free(path);
+        if (!v)
+                return NULL;
+        g_strchomp(v);
+        if (strcmp(v, "(null)") == 0) {
+                g_free(v);
+                return NULL;
+        }
+        return v;
+}
+
+static bool driver_loaded(struct simhost *h, const char *driver) {
+        char *dir = sim_path(h, "/sys/bus/pci/drivers/%s", driver);
+        bool r = g_file_test(dir, G_FILE_TEST_IS_DIR);
+
+        g_free(dir);
+        return r;
+}
+
+void sim_uevent(struct simhost *h, struct simdev *d, const char *action) {
+        umockdev_testbed_uevent(h->testbed, d->devpath, action);
+}
+
+void sim_bind(struct simhost *h, struct simdev *d, const char *driver, bool emit) {
+        char *link = sim_path(h, "%s/driver", d->devpath), *dir = g_strdup_printf("bus/pci/drivers/%s", driver);
+        char *back = sim_path(h, "/sys/%s/%s", dir, d->address);
+        char *up = g_strdup(""), *target;
+        const char *rel = d->devpath + strlen("/sys/");
+
+        for (const char *p = rel; *p; p++)
+                if (*p == '/') {
+                        char *t = g_strconcat(up, "../", NULL);
+                        g_free(up);
+                        up = t;
+                }
+        target = g_strconcat(up, "../", dir, NULL);
+        unlink(link);
+        if (symlink(target, link) < 0)
+                g_error("cannot bind %s: %m", d->address);
+        g_free(target);
+        target = g_strconcat("../../../../", rel, NULL);
+        unlink(back);
+        if (symlink(target, back) < 0)
+                g_error("cannot link %s: %m", back);
+        sim_write_uevent_file(h, d, driver);
+        if (emit)
+                sim_uevent(h, d, "bind");
+        g_free(target);
+        g_free(up);
+        g_free(link);
+        g_free(dir);
+        g_free(back);
+}
+
+void sim_unbind(struct simhost *h, struct simdev *d, bool emit) {
+        char *driver = sim_read_driver(h, d), *link, *back;
+
+        if (!driver)
+                return;
+        link = sim_path(h, "%s/driver", d->devpath);
+        back = sim_path(h, "/sys/bus/pci/drivers/%s/%s", driver, d->address);
+        unlink(link);
+        unlink(back);
+        sim_write_uevent_file(h, d, NULL);
+        if (emit)
+                sim_uevent(h, d, "unbind");
+        g_free(link);
+        g_free(back);
+        g_free(driver);
+}
+
+/* vfio-pci and pci-stub have no ID table: they match only through driver_override (or new_id). */
+static bool driver_matches(struct simdev *d, const char *override, const char *driver) {
+        if (override)
+                return strcmp(override, driver) == 0;
+        return d->native_driver && strcmp(d->native_driver, driver) == 0 && strcmp(driver, "vfio-pci") != 0 &&
+               strcmp(driver, "pci-stub") != 0;
+}
+
+void sim_probe(struct simhost *h, struct simdev *d) {
+        char *bound = sim_read_driver(h, d), *override = sim_read_override(h, d);
+        const char *candidate = override ?: d->native_driver;
+
+        if (!bound && candidate && driver_loaded(h, candidate) && driver_matches(d, override, candidate))
+                sim_bind(h, d, candidate, true);
+        g_free(bound);
+        g_free(override);
+}
+
+static void remove_tree(const char *path) {
+        GDir *dir = g_dir_open(path, 0, NULL);
+        const char *name;
+
+        if (dir) {
+                while ((name = g_dir_read_name(dir))) {
+                        char *child = g_build_filename(path, name, NULL);
+
+                        if (g_file_test(child, G_FILE_TEST_IS_SYMLINK) || !g_file_test(child, G_FILE_TEST_IS_DIR))
+                                unlink(child);
+                        else
+                                remove_tree(child);
+                        g_free(child);
+                }
+                g_dir_close(dir);
+        }
+        rmdir(path);
+}
+
+void sim_remove(struct simhost *h, struct simdev *d) {
+        char *bus_link = sim_path(h, "/sys/bus/pci/devices/%s", d->address), *dir = sim_path(h, "%s", d->devpath);
+
+        sim_unbind(h, d, true);
+        /* The device leaves the bus and its group first; the remove event is sent while its uevent file
+         * can still be read (umockdev builds the event from it), then the directory goes. */
+        unlink(bus_link);
+        if (d->iommu_group >= 0) {
+                char *group_link = sim_path(h, "/sys/kernel/iommu_groups/%d/devices/%s", d->iommu_group, d->address);
+
+                unlink(group_link);
+                g_free(group_link);
+        }
+        sim_uevent(h, d, "remove");
+        remove_tree(dir);
+        g_ptr_array_remove(h->devices, d);
+        simdev_free(d);
+        g_free(bus_link);
+        g_free(dir);
+}
+
+/* The device a per-device attribute path ("/sys/devices/.../ADDR/attr") belongs to. */
+static struct simdev *device_of(struct simhost *h, const char *path, const char *attribute) {
+        for (guint i = 0; i < h->devices->len; i++) {
+                struct simdev *d = g_ptr_array_index(h->devices, i);
+                size_t n = strlen(d->devpath);
+
+                if (strncmp(path, d->devpath, n) == 0 && path[n] == '/' && strcmp(path + n + 1, attribute) == 0)
+                        return d;
+        }
+        return NULL;
+}
+
+/* sysfs hands the store function the buffer as written; addresses commonly come with a newline. */
+static char *strip(const char *data, size_t len) {
+        char *s = g_strndup(data, len);
+
+        return g_strstrip(s);
+}
+
+int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len) {
+        const char *base = strrchr(path, '/') + 1;
+        g_autofree char *arg = strip(data, len);
+        struct simdev *d;
+
+        if (strcmp(base, "driver_override") == 0) {
+                char *file, *value, *nl;
+
+                d = device_of(h, path, "driver_override");
+                if (!d)
+                        return -ENODEV;
+                if (len >= PAGE_SIZE - 1)
+                        return -EINVAL;
+                /* driver_set_override(): the value ends at the first newline; empty clears it. */
+                value = g_strndup(data, len);
+                nl = strchr(value, '\n');
+                if (nl)
+                        *nl = '\0';
+                file = sim_path(h, "%s/driver_override", d->devpath);
+                if (*value) {
+                        char *line = g_strconcat(value, "\n", NULL);
+                        g_file_set_contents(file, line, -1, NULL);
+                        g_free(line);
+                } else
+                        g_file_set_contents(file, "(null)\n", -1, NULL);
+                g_free(file);
+                g_free(value);
+                return (int64_t) len;
+        }
+        if (strcmp(base, "drivers_probe") == 0 && strcmp(path, "/sys/bus/pci/drivers_probe") == 0) {
+                d = sim_find(h, arg);
+                if (!d)
+                        return -ENODEV;
+                sim_probe(h, d);
+                return (int64_t) len;
+        }
+        if (strcmp(base, "rescan") == 0)
+                return (int64_t) len; /* every device is enumerated already */
+        if (strcmp(base, "remove") == 0 && (d = device_of(h, path, "remove"))) {
+                if (strcmp(arg, "1") == 0)
+                        sim_remove(h, d);
+                return (int64_t) len;
+        }
+        if (strcmp(base, "reset") == 0 && (d = device_of(h, path, "reset")))
+                return strcmp(arg, "1") == 0 ? (int64_t) len : -EINVAL;
+        if (g_str_has_prefix(path, "/sys/bus/pci/drivers/")) {
+                g_autofree char *driver_dir = g_path_get_dirname(path);
+                g_autofree char *driver = g_path_get_basename(driver_dir);
+                g_autofree char *bound = NULL, *override = NULL;
+
+                if (strcmp(base, "new_id") == 0 || strcmp(base, "remove_id") == 0)
+                        return (int64_t) len; /* accepted; gpupass never uses dynamic IDs */
+                d = sim_find(h, arg);
+                if (!d)
+                        return -ENODEV;
+                bound = sim_read_driver(h, d);
+                if (strcmp(base, "unbind") == 0) {
+                        if (!bound || strcmp(bound, driver) != 0)
+                                return -ENODEV;
+                        sim_unbind(h, d, true);
+                        return (int64_t) len;
+                }
+                if (strcmp(base, "bind") == 0) {
+                        if (bound)
+                                return -EBUSY;
+                        override = sim_read_override(h, d);
+                        if (!driver_matches(d, override, driver))
+                                return -ENODEV;
+                        sim_bind(h, d, driver, true);
+                        return (int64_t) len;
+                }
+        }
+        return -EINVAL;
+}
+
+char *sim_control(struct simhost *h, const char *command) {
+        g_auto(GStrv) words = g_strsplit(command, " ", -1);
+        struct simdev *d;
+
+        if (!words[0])
+                return g_strdup("ERR empty command");
+        if (strcmp(words[0], "remove") == 0 && words[1]) {
+                d = sim_find(h, words[1]);
+                if (!d)
+                        return g_strdup_printf("ERR no device %s", words[1]);
+                sim_remove(h, d);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "add") == 0 && words[1]) {
+                g_autofree char *driver = NULL, *error = NULL;
+                int r;
+
+                if (sim_find(h, words[1]))
+                        return g_strdup_printf("ERR %s exists", words[1]);
+                d = g_new0(struct simdev, 1);
+                g_strlcpy(d->address, words[1], sizeof(d->address));
+                d->iommu_group = -1;
+                d->numa_node = -1;
+                d->pcie = true;
+                d->reset = true;
+                for (char **w = words + 2; *w; w++) {
+                        char *eq = strchr(*w, '=');
+
+                        if (!eq) {
+                                simdev_free(d);
+                                return g_strdup_printf("ERR expected key=value, got %s", *w);
+                        }
+                        *eq = '\0';
+                        if (strcmp(*w, "driver") == 0) {
+                                g_free(driver);
+                                driver = g_strdup(eq + 1);
+                        }
+                        r = simdev_parse(d, d->address, *w, eq + 1, &error);
+                        if (r < 0) {
+                                simdev_free(d);
+                                return g_strdup_printf("ERR %s", error);
+                        }
+                }
+                if (!d->native_driver && driver && *driver)
+                        d->native_driver = g_strdup(driver);
+                g_ptr_array_add(h->devices, d);
+                if (sim_create_device(h, d, NULL) < 0)
+                        return g_strdup("ERR parent missing");
+                /* device_add(): the add event, then the bus probes the new device. */
+                sim_uevent(h, d, "add");
+                sim_probe(h, d);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "uevent") == 0 && words[1] && words[2]) {
+                d = sim_find(h, words[1]);
+                if (!d)
+                        return g_strdup_printf("ERR no device %s", words[1]);
+                sim_uevent(h, d, words[2]);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "driver-load") == 0 && words[1]) {
+                sim_load_driver(h, words[1]);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "driver-unload") == 0 && words[1]) {
+                char *dir = sim_path(h, "/sys/bus/pci/drivers/%s", words[1]);
+
+                for (guint i = 0; i < h->devices->len; i++) {
+                        g_autofree char *bound = NULL;
+
+                        d = g_ptr_array_index(h->devices, i);
+                        bound = sim_read_driver(h, d);
+                        if (bound && strcmp(bound, words[1]) == 0)
+                                sim_unbind(h, d, true);
+                }
+                remove_tree(dir);
+                g_free(dir);
+                return g_strdup("OK");
+        }
+        return g_strdup_printf("ERR unknown command: %s", command);
+}
