@@ -127,6 +127,11 @@ int main(int argc, char *argv[]) {
                 g_error("cannot re-execute %s: %m", self);
         }
 
+        /* Before umockdev starts its threads: they inherit the mask, so SIGCHLD reaches the signalfd. */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+
         h.testbed = umockdev_testbed_new();
         h.root = umockdev_testbed_get_root_dir(h.testbed);
         if (sim_load_fixture(&h, argv[1], &error) < 0) {
@@ -138,10 +143,7 @@ int main(int argc, char *argv[]) {
         kernel_fd = listen_on(kernel_socket);
         ctl_fd = listen_on(ctl_socket);
 
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGCHLD);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
         preload = preload_path();
         ld = g_strdup_printf("%s %s", preload, getenv("LD_PRELOAD"));

@@ -160,8 +160,7 @@ void sim_remove(struct simhost *h, struct simdev *d) {
         }
         sim_uevent(h, d, "remove");
         remove_tree(dir);
-        g_ptr_array_remove(h->devices, d);
-        simdev_free(d);
+        g_ptr_array_remove(h->devices, d); /* frees d */
         g_free(bus_link);
         g_free(dir);
 }
