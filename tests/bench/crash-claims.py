@@ -43,7 +43,7 @@ class Agent:
         env = dict(os.environ, STATE_DIRECTORY=self.state_dir)
         self.proc = subprocess.Popen([self.binary], env=env, stderr=self.log)
         for _ in range(400):
-            if busctl("status", AGENT, timeout=5).returncode == 0:
+            if busctl("call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", "s", AGENT, timeout=5).stdout.strip() == "b true":
                 return
             if self.proc.poll() is not None:
                 raise SystemExit("gpupassd exited during start-up, see crash-agent.log")

@@ -4,6 +4,9 @@
 set -euo pipefail
 
 : "${GPUPASSD:?GPUPASSD must point to the gpupassd binary}"
+: "${GPUPASSCTL:?}"
+: "${GPUPASS_SIMHOST:?}"
+: "${GPUPASS_SIMHOST_CTL:?run under gpupass-simhost}"
 : "${GPUPASS_SOURCE_ROOT:?}"
 TEST_NAME=$(basename "$0" .sh)
 TEST_DIR=$(mktemp -d "/tmp/gpupass-${TEST_NAME}.XXXXXX")
@@ -54,7 +57,7 @@ start_agent() {
         AGENT_PID=$!
         PIDS+=("$AGENT_PID")
         for _ in $(seq 200); do
-                if busctl --system status org.gpupass.agent1 >/dev/null 2>&1; then
+                if [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]; then
                         return 0
                 fi
                 if ! kill -0 "$AGENT_PID" 2>/dev/null; then
@@ -69,6 +72,47 @@ stop_agent() {
         kill "$AGENT_PID"
         wait "$AGENT_PID" || true
 }
+
+crash_agent() {
+        kill -9 "$AGENT_PID"
+        wait "$AGENT_PID" 2>/dev/null || true
+}
+
+# simctl VERB ARGS...: the simulated host's control socket (hotplug, reflash, failing probes).
+simctl() {
+        "$GPUPASS_SIMHOST" ctl "$GPUPASS_SIMHOST_CTL" "$@" >/dev/null
+}
+
+# sysfs_write FILE VALUE: one write(2), as the kernel expects (the shell's own echo goes through stdio).
+sysfs_write() {
+        printf '%s' "$2" | dd of="$1" bs=4096 status=none
+}
+
+sysfs_override() { # address -> driver_override as the kernel prints it
+        cat "/sys/bus/pci/devices/$1/driver_override"
+}
+
+# start_monitor: records the agent's signals (busctl monitor) into $TEST_DIR/monitor.log.
+start_monitor() {
+        busctl --system monitor org.gpupass.agent1 >"$TEST_DIR/monitor.log" 2>&1 &
+        MONITOR_PID=$!
+        PIDS+=("$MONITOR_PID")
+        sleep 0.3
+}
+
+# wait_for_log FILE PATTERN: up to 5 s.
+wait_for_log() {
+        for _ in $(seq 100); do
+                grep -q -- "$2" "$1" 2>/dev/null && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+ctl() { "$GPUPASSCTL" "$@"; }
+
+VM1=0f8fad5b-d9cb-469f-a165-70867728950e
+VM2=7c9e6679-7425-40de-944b-e07fc1f90ae7
 
 pass() { CHECKS=$((CHECKS + 1)); echo "ok - $*"; }
 fail() { CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }

@@ -22,6 +22,7 @@ struct simdev {
         char *parent;         /* upstream bridge address or NULL */
         bool pcie;
         bool reset;           /* has a reset method (a `reset` attribute) */
+        char *failing_driver; /* this driver's probe fails for the device (ctl fail-probe) */
 };
 
 struct simhost {

@@ -120,7 +120,9 @@ void sim_probe(struct simhost *h, struct simdev *d) {
         char *bound = sim_read_driver(h, d), *override = sim_read_override(h, d);
         const char *candidate = override ?: d->native_driver;
 
-        if (!bound && candidate && driver_loaded(h, candidate) && driver_matches(d, override, candidate))
+        /* A driver whose probe() fails leaves the device unbound; drivers_probe still reports success. */
+        if (!bound && candidate && driver_loaded(h, candidate) && driver_matches(d, override, candidate) &&
+            !(d->failing_driver && strcmp(d->failing_driver, candidate) == 0))
                 sim_bind(h, d, candidate, true);
         g_free(bound);
         g_free(override);
@@ -252,6 +254,8 @@ int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, 
                         override = sim_read_override(h, d);
                         if (!driver_matches(d, override, driver))
                                 return -ENODEV;
+                        if (d->failing_driver && strcmp(d->failing_driver, driver) == 0)
+                                return -ENXIO; /* the driver's probe() error, as bind reports it */
                         sim_bind(h, d, driver, true);
                         return (int64_t) len;
                 }
@@ -317,6 +321,14 @@ char *sim_control(struct simhost *h, const char *command) {
                 if (!d)
                         return g_strdup_printf("ERR no device %s", words[1]);
                 sim_uevent(h, d, words[2]);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "fail-probe") == 0 && words[1] && words[2]) {
+                d = sim_find(h, words[1]);
+                if (!d)
+                        return g_strdup_printf("ERR no device %s", words[1]);
+                g_free(d->failing_driver);
+                d->failing_driver = strcmp(words[2], "-") == 0 ? NULL : g_strdup(words[2]);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "driver-load") == 0 && words[1]) {

@@ -43,6 +43,7 @@ void simdev_free(struct simdev *d) {
         g_free(d->devpath);
         g_free(d->native_driver);
         g_free(d->parent);
+        g_free(d->failing_driver);
         g_free(d);
 }
 
