@@ -137,6 +137,15 @@ gpu_prop() { # address property -> value as busctl prints it, without the type
                 sed -e 's/^[a-z]* //'
 }
 
+# wait_prop ADDRESS PROPERTY VALUE: the agent follows uevents asynchronously; wait up to 5 s for it.
+wait_prop() {
+        for _ in $(seq 100); do
+                [ "$(gpu_prop "$1" "$2")" == "$3" ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
 sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs
         local link=/sys/bus/pci/devices/$1/driver
         if [ -L "$link" ]; then basename "$(readlink "$link")"; else echo none; fi
@@ -148,7 +157,8 @@ sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs
 expect_error() {
         local name=$1 part=$2 out rc; shift 2
         local -a as=()
-        if [ "$1" == "--as" ]; then as=(setpriv "$2"); shift 2; fi
+        # shellcheck disable=SC2206 # the setpriv options are one string on purpose
+        if [ "$1" == "--as" ]; then as=(setpriv $2); shift 2; fi
         [ "$1" == "--" ] && shift
         local path=$1 iface=$2 method=$3; shift 3
         local -a sendargs=()
