@@ -126,6 +126,9 @@ def sysfs_driver(address):
 
 def main():
     binary, state_dir, operations = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    # Unbinding a GPU driver takes time on real hardware; it widens the windows a crash can hit.
+    subprocess.run([os.environ["GPUPASS_SIMHOST"], "ctl", os.environ["GPUPASS_SIMHOST_CTL"], "unbind-delay", "30"],
+                   check=True, capture_output=True)
     agent = Agent(binary, state_dir)
     agent.start()
     gpus = [g for g in list_gpus() if g["group"] >= 0 and not g["problem"]]

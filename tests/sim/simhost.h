@@ -30,6 +30,7 @@ struct simhost {
         char *root;           /* the testbed directory; "/sys" lives under it */
         bool iommu;
         GPtrArray *devices;   /* struct simdev * */
+        unsigned unbind_delay_ms; /* how long a driver's remove() takes (ctl unbind-delay) */
 };
 
 /* simtree.c: the sysfs tree */

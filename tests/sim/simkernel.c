@@ -245,6 +245,8 @@ int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, 
                 if (strcmp(base, "unbind") == 0) {
                         if (!bound || strcmp(bound, driver) != 0)
                                 return -ENODEV;
+                        if (h->unbind_delay_ms)
+                                g_usleep(h->unbind_delay_ms * 1000UL); /* a GPU driver's remove() is slow */
                         sim_unbind(h, d, true);
                         return (int64_t) len;
                 }
@@ -329,6 +331,10 @@ char *sim_control(struct simhost *h, const char *command) {
                         return g_strdup_printf("ERR no device %s", words[1]);
                 g_free(d->failing_driver);
                 d->failing_driver = strcmp(words[2], "-") == 0 ? NULL : g_strdup(words[2]);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "unbind-delay") == 0 && words[1]) {
+                h->unbind_delay_ms = (unsigned) strtoul(words[1], NULL, 10);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "driver-load") == 0 && words[1]) {
