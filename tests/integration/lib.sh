@@ -1,12 +1,11 @@
 # shellcheck shell=bash
 # Shared by the integration tests: a private dbus-daemon, gpupassd on it, and assertions.
-# Each test runs inside gpupass-simhost (the simulated PCI host), so /sys here is the testbed's.
+# The integration tests run inside gpupass-simhost (the simulated PCI host), so /sys there is the
+# testbed's; tests/vm runs the same helpers in a QEMU guest against the real kernel.
 set -euo pipefail
 
 : "${GPUPASSD:?GPUPASSD must point to the gpupassd binary}"
 : "${GPUPASSCTL:?}"
-: "${GPUPASS_SIMHOST:?}"
-: "${GPUPASS_SIMHOST_CTL:?run under gpupass-simhost}"
 : "${GPUPASS_SOURCE_ROOT:?}"
 TEST_NAME=$(basename "$0" .sh)
 TEST_DIR=$(mktemp -d "/tmp/gpupass-${TEST_NAME}.XXXXXX")
@@ -80,7 +79,7 @@ crash_agent() {
 
 # simctl VERB ARGS...: the simulated host's control socket (hotplug, reflash, failing probes).
 simctl() {
-        "$GPUPASS_SIMHOST" ctl "$GPUPASS_SIMHOST_CTL" "$@" >/dev/null
+        "${GPUPASS_SIMHOST:?}" ctl "${GPUPASS_SIMHOST_CTL:?run under gpupass-simhost}" "$@" >/dev/null
 }
 
 # sysfs_write FILE VALUE: one write(2), as the kernel expects (the shell's own echo goes through stdio).

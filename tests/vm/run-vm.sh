@@ -1,0 +1,86 @@
+#!/bin/bash
+# The meson test of the vm suite: boots Debian's kernel in QEMU (TCG) with an emulated IOMMU and the
+# emulated devices of tests/vm/README.md, runs the named scenarios in the guest against the real
+# vfio-pci, and prints their TAP. Usage: run-vm.sh BUILD_DIR SOURCE_DIR SCENARIO[,SCENARIO...]
+set -euo pipefail
+build=$1 src=$2 scenarios=$3
+here=$(cd "$(dirname "$0")" && pwd)
+vm=$build/tests/vm
+if ! out=$(bash "$here/prepare-guest.sh" "$vm" 2>&1); then
+        echo "not ok 1 - preparing the guest kernel and initramfs: $out"
+        exit 1
+fi
+version=$(cat "$vm/kernel.version")
+results=$(mktemp -d /tmp/gpupass-vm.XXXXXX)
+chmod 0777 "$results"
+trap '[ -n "${KEEP_RESULTS:-}" ] || rm -rf "$results"' EXIT
+export GPUPASS_VM_RESULTS=$results
+
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
+      -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
+      -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
+      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios"
+      # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
+      -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
+      -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
+      -fsdev "local,id=results,path=$results,security_model=none"
+      -device virtio-9p-pci,fsdev=results,mount_tag=results,bus=pcie.0,addr=0x11
+      -qmp "unix:$results/qmp.sock,server=on,wait=off"
+      # The boot VGA (boot_vga=1).
+      -device VGA,bus=pcie.0,addr=0x2
+      # A display device with an audio function in the same slot and group.
+      -device bochs-display,bus=pcie.0,addr=0x3.0,multifunction=on
+      -device ich9-intel-hda,bus=pcie.0,addr=0x3.1
+      # A display device behind a PCIe-to-PCI bridge, sharing its group with the bridge and a NIC on e1000.
+      -device pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x4
+      -device bochs-display,bus=br1,addr=1
+      -device e1000,bus=br1,addr=2,netdev=n0 -netdev user,id=n0
+      # A hot-pluggable display device in its own group, for the reflash scenario.
+      -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
+      -device virtio-gpu-pci,bus=rp1,id=hotgpu)
+start=$(date +%s)
+"${qemu[@]}" >"$results/console.log" 2>&1 &
+qemu_pid=$!
+# The reflash scenario asks the host, through the results share, to swap the hot-pluggable device.
+while kill -0 $qemu_pid 2>/dev/null; do
+        if [ -f "$results/request-reflash" ] && [ ! -f "$results/reflash-done" ]; then
+                python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || true
+                touch "$results/reflash-done"
+        fi
+        if [ $(($(date +%s) - start)) -gt 840 ]; then
+                echo "# guest timed out after 840 s"
+                kill $qemu_pid
+        fi
+        sleep 0.5
+done
+wait $qemu_pid || true
+echo "# guest ran $(($(date +%s) - start)) s"
+
+n=0 failed=0
+for s in ${scenarios//,/ }; do
+        if [ ! -f "$results/$s.rc" ]; then
+                n=$((n + 1)); failed=1
+                echo "not ok $n - scenario $s did not finish"
+                continue
+        fi
+        while IFS= read -r line; do
+                case $line in
+                "ok - "*|"FAIL - "*)
+                        n=$((n + 1))
+                        if [[ $line == "ok - "* ]]; then echo "ok $n - $s: ${line#ok - }"; else echo "not ok $n - $s: ${line#FAIL - }"; failed=1; fi ;;
+                *) echo "# $s: $line" ;;
+                esac
+        done <"$results/$s.tap"
+        if [ "$(cat "$results/$s.rc")" != 0 ] && [ $failed = 0 ]; then
+                n=$((n + 1)); failed=1
+                echo "not ok $n - scenario $s exited with $(cat "$results/$s.rc")"
+        fi
+done
+if [ $failed != 0 ]; then
+        for f in guest.log console.log; do
+                sed "s/^/# $f: /" "$results/$f" 2>/dev/null | tail -60
+        done
+        for s in ${scenarios//,/ }; do sed "s/^/# $s.err: /" "$results/$s.err" 2>/dev/null | tail -40; done
+fi
+echo "1..$n"
+exit $failed
