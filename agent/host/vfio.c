@@ -42,7 +42,8 @@ int vfio_device_cdev_path(const char *address, char **ret) {
         DIR *dir;
         int r = -ENOENT;
 
-        /* vfio-pci creates vfio-dev/vfioX under the device when the kernel has device cdevs. */
+        /* vfio-pci registers vfio-dev/vfioX under the device (since 6.1); only kernels with device cdevs (6.6+,
+         * CONFIG_VFIO_DEVICE_CDEV) also create the /dev/vfio/devices/vfioX node: check the node. */
         if (asprintf(&dir_path, SYSFS_PCI_DEVICES "/%s/vfio-dev", address) < 0)
                 return -ENOMEM;
         dir = opendir(dir_path);
@@ -50,7 +51,18 @@ int vfio_device_cdev_path(const char *address, char **ret) {
                 return -ENOENT;
         while ((de = readdir(dir)))
                 if (strncmp(de->d_name, "vfio", 4) == 0) {
-                        r = asprintf(ret, "/dev/vfio/devices/%s", de->d_name) < 0 ? -ENOMEM : 0;
+                        char *node = NULL;
+
+                        if (asprintf(&node, "/dev/vfio/devices/%s", de->d_name) < 0) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        if (access(node, F_OK) < 0) {
+                                free(node);
+                                break;
+                        }
+                        *ret = node;
+                        r = 0;
                         break;
                 }
         closedir(dir);

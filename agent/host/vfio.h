@@ -25,7 +25,7 @@ int vfio_group_open_viable(int group, int *ret_fd);
 
 /* Resets one device the way a VMM would see it reset, VFIO_DEVICE_RESET, when VFIO_DEVICE_GET_INFO reports
  * VFIO_DEVICE_FLAGS_RESET. 1 if reset, 0 if the device offers no reset, negative errno on failure.
- * `group_fd` is an open, viable group (legacy path) or -1 to use the device cdev. */
+ * Through the group and a container where the group node exists, else through the device cdev. */
 int vfio_reset_device(int group, const char *address);
 
 /* Reads vendor and device ID from the VFIO config region (what a VMM reads); for tests and diagnostics. */

@@ -35,9 +35,10 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboo
       -device pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x4
       -device bochs-display,bus=br1,addr=1
       -device e1000,bus=br1,addr=2,netdev=n0 -netdev user,id=n0
-      # A hot-pluggable display device in its own group, for the reflash scenario.
+      # A hot-pluggable display device in its own group, for the reflash scenario. (virtio-gpu-pci is not
+      # hot-pluggable in QEMU 7.2: "expects a pluggable device type"; qxl and bochs-display are.)
       -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
-      -device virtio-gpu-pci,bus=rp1,id=hotgpu)
+      -device qxl,bus=rp1,id=hotgpu)
 start=$(date +%s)
 "${qemu[@]}" >"$results/console.log" 2>&1 &
 qemu_pid=$!

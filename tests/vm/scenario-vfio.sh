@@ -1,0 +1,45 @@
+#!/bin/bash
+# Scenario 2 on the real kernel: vfio-pci loaded by the agent, the group bound, claimed, used by an
+# unprivileged process through OpenVfio and through AllowUser, released with reset, returned.
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+A=0000:00:03.0
+AUDIO=0000:00:03.1
+assert_eq "no" "$([ -d /sys/bus/pci/drivers/vfio-pci ] && echo yes || echo no)" "vfio-pci is not loaded before the agent needs it"
+start_bus policy
+start_agent
+P=$(gpu_path $A)
+G=$(gpu_prop $A IommuGroup)
+
+out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Prepare 2>&1) && pass "Prepare" || fail "Prepare: $out"
+assert_eq "yes" "$([ -d /sys/module/vfio_pci ] && echo yes || echo no)" "the agent loaded vfio-pci (libkmod)"
+assert_eq "vfio-pci" "$(sysfs_driver $A)" "the display device is on vfio-pci (sysfs)"
+assert_eq "vfio-pci" "$(sysfs_driver $AUDIO)" "its audio function too"
+assert_eq '"vfio"' "$(gpu_prop $A State)" "State vfio"
+assert_eq "yes" "$([ -c /dev/vfio/$G ] && echo yes || echo no)" "the kernel created /dev/vfio/$G"
+
+out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s $VM1 2>&1) && pass "Claim" || fail "Claim: $out"
+expect_error org.gpupass.Error.Busy "claimed by VM $VM1" -- "$P" org.gpupass.agent1.Gpu Claim s $VM2
+ids="$(sed 's/0x//' /sys/bus/pci/devices/$A/vendor):$(sed 's/0x//' /sys/bus/pci/devices/$A/device)"
+
+out=$("$GPUPASS_VM_CLIENT" openvfio $A $VM1 2>&1) || true
+echo "$out" | sed 's/^/# /'
+assert_contains "$out" "ids $ids uid 65534" "OpenVfio: an unprivileged process reads the IDs through VFIO"
+expect_error org.gpupass.Error.NotOwner "not by VM $VM2" -- "$P" org.gpupass.agent1.Gpu OpenVfio s $VM2
+
+out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu AllowUser su $VM1 65534 2>&1) && pass "AllowUser" || fail "AllowUser: $out"
+assert_eq "65534" "$(stat -c %u /dev/vfio/$G)" "/dev/vfio/$G belongs to the granted uid"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASS_VM_CLIENT" open $G $A 2>&1) || true
+echo "$out" | sed 's/^/# /'
+assert_contains "$out" "ids $ids uid 65534" "AllowUser: the granted uid opens /dev/vfio/$G itself and reads the IDs"
+
+out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Release s $VM1 2>&1) && pass "Release (with reset where supported)" || fail "Release: $out"
+grep -E "released|reset" "$TEST_DIR/agent.log" | sed 's/^/# /'
+assert_eq "0" "$(stat -c %u /dev/vfio/$G)" "the grant is gone: /dev/vfio/$G is root's again"
+assert_eq '""' "$(gpu_prop $A Owner)" "no owner"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASS_VM_CLIENT" open $G $A 2>&1) && fail "nobody can still open the group" || pass "the former grantee can no longer open /dev/vfio/$G"
+
+out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu ReturnToHost 2>&1) && pass "ReturnToHost" || fail "ReturnToHost: $out"
+assert_eq "bochs-drm" "$(sysfs_driver $A)" "the display device left vfio-pci (bochs-drm again)"
+assert_eq "snd_hda_intel" "$(sysfs_driver $AUDIO)" "the audio function left vfio-pci (snd_hda_intel again)"
+assert_eq "(null)" "$(sysfs_override $A)" "driver_override reads (null)"
+finish
