@@ -30,4 +30,4 @@ while not deleted:
     msg = json.loads(f.readline())
     print(msg, flush=True)
     deleted = msg.get("event") == "DEVICE_DELETED" and msg.get("data", {}).get("device") == "hotgpu"
-print(send("device_add", driver="bochs-display", bus="rp1", id="hotgpu2"))
+print(send("device_add", driver="qxl", bus="rp1", id="hotgpu2"))

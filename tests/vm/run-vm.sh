@@ -18,6 +18,8 @@ export GPUPASS_VM_RESULTS=$results
 
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
       -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
+      # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
+      -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
       -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
       -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios"
       # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
@@ -38,7 +40,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboo
       # A hot-pluggable display device in its own group, for the reflash scenario. (virtio-gpu-pci is not
       # hot-pluggable in QEMU 7.2: "expects a pluggable device type"; qxl and bochs-display are.)
       -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
-      -device qxl,bus=rp1,id=hotgpu)
+      -device bochs-display,bus=rp1,id=hotgpu)
 start=$(date +%s)
 "${qemu[@]}" >"$results/console.log" 2>&1 &
 qemu_pid=$!
