@@ -40,6 +40,19 @@ static int check_owner(struct gpu *g, const char *vm, sd_bus_error *error) {
         return 0;
 }
 
+/* The checks every call on a held claim makes: a well-formed VM that holds it, and a GPU that is there. */
+static int check_claim_holder(struct gpu *g, const char *vm, sd_bus_error *error) {
+        int r;
+
+        r = check_vm(vm, error);
+        if (r < 0)
+                return r;
+        r = check_owner(g, vm, error);
+        if (r < 0)
+                return r;
+        return gpu_check_actionable(g, error);
+}
+
 int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
         struct gpu *owned_by_other = NULL;
         int r;
@@ -293,13 +306,7 @@ int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_er
         size_t n = 0;
         int r;
 
-        r = check_vm(vm, error);
-        if (r < 0)
-                return r;
-        r = check_owner(g, vm, error);
-        if (r < 0)
-                return r;
-        r = gpu_check_actionable(g, error);
+        r = check_claim_holder(g, vm, error);
         if (r < 0)
                 return r;
 
@@ -338,15 +345,9 @@ int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t ui
         _cleanup_strv_free_ char **members = NULL;
         int r;
 
-        r = check_vm(vm, error);
-        if (r < 0)
-                return r;
         if (uid == (uid_t) -1)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT, "uid %u is not a user", (unsigned) uid);
-        r = check_owner(g, vm, error);
-        if (r < 0)
-                return r;
-        r = gpu_check_actionable(g, error);
+        r = check_claim_holder(g, vm, error);
         if (r < 0)
                 return r;
         r = manager_group_assigned_members(m, g->iommu_group, &members);

@@ -72,8 +72,10 @@ static int method_return_to_host(sd_bus_message *m, void *userdata, sd_bus_error
         return gpu_return_to_host(g, m, error);
 }
 
-static int method_claim(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct gpu *g = userdata;
+/* Claim, Release and OpenVfio: the caller check, then the VM argument, then the operation. */
+static int gpu_method_with_vm(sd_bus_message *m, struct gpu *g, sd_bus_error *error,
+                              int (*operation)(struct gpu *g, sd_bus_message *call, const char *vm,
+                                               sd_bus_error *error)) {
         const char *vm;
         int r;
 
@@ -83,35 +85,19 @@ static int method_claim(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(m, "s", &vm);
         if (r < 0)
                 return r;
-        return gpu_claim(g, m, vm, error);
+        return operation(g, m, vm, error);
+}
+
+static int method_claim(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return gpu_method_with_vm(m, userdata, error, gpu_claim);
 }
 
 static int method_release(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct gpu *g = userdata;
-        const char *vm;
-        int r;
-
-        r = bus_check_admin(m, &g->manager->config, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &vm);
-        if (r < 0)
-                return r;
-        return gpu_release(g, m, vm, error);
+        return gpu_method_with_vm(m, userdata, error, gpu_release);
 }
 
 static int method_open_vfio(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        struct gpu *g = userdata;
-        const char *vm;
-        int r;
-
-        r = bus_check_admin(m, &g->manager->config, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "s", &vm);
-        if (r < 0)
-                return r;
-        return gpu_open_vfio(g, m, vm, error);
+        return gpu_method_with_vm(m, userdata, error, gpu_open_vfio);
 }
 
 static int method_allow_user(sd_bus_message *m, void *userdata, sd_bus_error *error) {
