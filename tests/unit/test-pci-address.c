@@ -55,13 +55,13 @@ static void test_same_slot(void) {
 
 /* The object path of a GPU is its address, path-encoded; decoding gives the address back. */
 static void test_object_path_round_trip(void) {
-        _cleanup_free_ char *path = NULL, *decoded = NULL;
+        _cleanup_free_ char *path = NULL, *decoded = NULL, *other = NULL;
 
         ASSERT_TRUE(sd_bus_path_encode("/org/gpupass/agent1/gpu", "0000:3b:00.0", &path) >= 0);
         ASSERT_STREQ(path, "/org/gpupass/agent1/gpu/_30000_3a3b_3a00_2e0");
         ASSERT_TRUE(sd_bus_path_decode(path, "/org/gpupass/agent1/gpu", &decoded) > 0);
         ASSERT_STREQ(decoded, "0000:3b:00.0");
-        ASSERT_EQ(sd_bus_path_decode("/org/gpupass/agent1/other/x", "/org/gpupass/agent1/gpu", &decoded), 0);
+        ASSERT_EQ(sd_bus_path_decode("/org/gpupass/agent1/other/x", "/org/gpupass/agent1/gpu", &other), 0);
 }
 
 int main(void) {
