@@ -31,3 +31,12 @@
 
 /* The signature of one ListGpus entry; see README "D-Bus API". */
 #define GPUPASS_GPU_ENTRY_SIGNATURE     "(osssssssiiasbbs)"
+
+#define GPUPASS_CLUSTER_BUS_NAME        "org.gpupass.cluster1"
+#define GPUPASS_CLUSTER_MANAGER_PATH    "/org/gpupass/cluster1"
+#define GPUPASS_CLUSTER_MANAGER_IFACE   "org.gpupass.cluster1.Manager"
+#define GPUPASS_ERROR_NO_HOST_AVAILABLE "org.gpupass.Error.NoHostAvailable"
+#define GPUPASS_ERROR_NOT_SUPPORTED_WITH_GPU "org.gpupass.Error.NotSupportedWithGpu"
+#define GPUPASS_ERROR_VM_NOT_OFF        "org.gpupass.Error.VmNotOff"
+#define GPUPASS_ERROR_NEEDS_RECONFIGURATION "org.gpupass.Error.NeedsReconfiguration"
+#define GPUPASS_ERROR_HOST_UNREACHABLE  "org.gpupass.Error.HostUnreachable"

@@ -130,6 +130,8 @@ int main(int argc, char *argv[]) {
         /* Before umockdev starts its threads: they inherit the mask, so SIGCHLD reaches the signalfd. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         h.testbed = umockdev_testbed_new();
@@ -179,6 +181,9 @@ int main(int argc, char *argv[]) {
 
                         if (read(sfd, &si, sizeof(si)) != sizeof(si))
                                 continue;
+                        /* Stopping the simulated host stops what runs on it. */
+                        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+                                kill(child, (int) si.ssi_signo);
                         if (waitpid(child, &status, WNOHANG) == child)
                                 break;
                 }

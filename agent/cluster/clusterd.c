@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * gpupass-clusterd: connects to every configured host agent and keeps one view of all their GPUs.
+ * (The VM registry and placement at power-on build on this view; see README.)
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "clusterd.h"
+#include "config.h"
+#include "hostlink.h"
+#include "log.h"
+#include "macro.h"
+
+sd_event *clusterd_event(struct clusterd *c) {
+        return c->event;
+}
+
+void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {
+        size_t up = 0;
+
+        for (size_t i = 0; i < c->n_hosts; i++)
+                up += c->hosts[i]->state == LINK_UP;
+        (void) sd_notifyf(false, "STATUS=%zu of %zu hosts up", up, c->n_hosts);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct clusterd *c = userdata;
+
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(c->event, 0);
+}
+
+static void clusterd_done(struct clusterd *c) {
+        for (size_t i = 0; i < c->n_hosts; i++)
+                hostlink_free(c->hosts[i]);
+        free(c->hosts);
+        sd_bus_flush_close_unref(c->bus);
+        sd_event_unref(c->event);
+        clusterd_config_done(&c->config);
+}
+
+static int clusterd_start(struct clusterd *c) {
+        const char *dir = getenv("CONFIGURATION_DIRECTORY");
+        _cleanup_free_ char *path = NULL;
+        sigset_t mask;
+        int line = 0, r;
+
+        if (!dir || !*dir)
+                dir = "/etc/gpupass";
+        if (asprintf(&path, "%.*s/%s", (int) strcspn(dir, ":"), dir, CLUSTERD_CONFIG_FILE) < 0)
+                return -ENOMEM;
+        r = clusterd_config_load(&c->config, path, &line);
+        if (r == -EINVAL)
+                return log_error_errno(r, "%s:%d: invalid setting (unknown key, bad host name or second Address)",
+                                       path, line);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
+
+        r = sd_event_default(&c->event);
+        if (r < 0)
+                return r;
+        (void) sd_event_set_watchdog(c->event, true);
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sd_event_add_signal(c->event, NULL, SIGTERM, on_signal, c);
+        (void) sd_event_add_signal(c->event, NULL, SIGINT, on_signal, c);
+
+        c->hosts = calloc(c->config.n_hosts ?: 1, sizeof(*c->hosts));
+        if (!c->hosts)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->config.n_hosts; i++) {
+                struct host_config *h = &c->config.hosts[i];
+
+                if (!h->address)
+                        return log_error_errno(EINVAL, "Host %s has no Address", h->name);
+                r = hostlink_new(c, h->name, h->address, &c->hosts[c->n_hosts]);
+                if (r < 0)
+                        return log_error_errno(r, "Host %s: bad Address %s: %m", h->name, h->address);
+                c->n_hosts++;
+        }
+        /* Connections start now and complete in the loop: a slow or absent host delays nothing. */
+        for (size_t i = 0; i < c->n_hosts; i++) {
+                r = hostlink_connect(c->hosts[i]);
+                if (r < 0)
+                        log_warning_errno(r, "Host %s: cannot connect yet: %m", c->hosts[i]->name);
+        }
+        r = clusterd_bus_setup(c);
+        if (r < 0)
+                return r;
+        (void) sd_notify(false, "READY=1");
+        log_info("gpupass-clusterd %s: %zu hosts configured", GPUPASS_VERSION, c->n_hosts);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        struct clusterd c = {};
+        int r;
+
+        if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+                printf("gpupass-clusterd %s\n", GPUPASS_VERSION);
+                return 0;
+        }
+        r = clusterd_start(&c);
+        if (r >= 0)
+                r = sd_event_loop(c.event);
+        clusterd_done(&c);
+        return r < 0 ? 1 : 0;
+}

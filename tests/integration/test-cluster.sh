@@ -1,0 +1,104 @@
+#!/bin/bash
+# The aggregator over a simulated cluster: three hosts (simulated PCI hosts, each with its agent on its
+# own private bus) and gpupass-clusterd on a fourth bus: one view of all GPUs, hosts going away and
+# coming back, GPU changes followed live.
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+: "${GPUPASS_CLUSTERD:?}"
+FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
+
+start_host() { # name fixture
+        mkdir -p "$TEST_DIR/$1"
+        "$GPUPASS_SIMHOST" "$2" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
+                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$1" &
+        eval "HOST_PID_$1=$!"
+        PIDS+=("$!")
+}
+host_call() { # name busctl-args...
+        local h=$1; shift
+        busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"
+}
+wait_hosts() { # predicate on ListHosts output, up to 10 s
+        for _ in $(seq 200); do
+                hosts=$(cluster ListHosts 2>/dev/null || true)
+                [[ "$hosts" == *$1* ]] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
+
+start_host alpha "$FIX/multi-gpu.ini"
+start_host beta "$FIX/single.ini"
+start_host gamma "$FIX/no-iommu.ini"
+for h in alpha beta gamma; do
+        for _ in $(seq 200); do
+                [ "$(host_call $h call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ] && break
+                sleep 0.05
+        done
+done
+
+start_bus open
+mkdir -p "$TEST_DIR/etc"
+cat >"$TEST_DIR/etc/clusterd.conf" <<EOC
+[Cluster]
+AdminGroup=gpupass
+
+[Host alpha]
+Address=unix:path=$TEST_DIR/alpha/bus
+[Host beta]
+Address=unix:path=$TEST_DIR/beta/bus
+[Host gamma]
+Address=unix:path=$TEST_DIR/gamma/bus
+[Host delta]
+Address=unix:path=$TEST_DIR/delta/bus
+EOC
+CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
+        2>>"$TEST_DIR/clusterd.log" &
+PIDS+=("$!")
+for _ in $(seq 200); do
+        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
+        sleep 0.05
+done
+
+wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "up"' || true
+wait_hosts '"gamma" "unix:path='"$TEST_DIR"'/gamma/bus" "up"' || true
+hosts=$(cluster ListHosts)
+echo "# $hosts"
+assert_contains "$hosts" 'a(ssssutu) 4 ' "ListHosts lists the four configured hosts"
+assert_contains "$hosts" "\"alpha\" \"unix:path=$TEST_DIR/alpha/bus\" \"up\" \"\" $(nproc)" "alpha is up, with its CPUs"
+assert_contains "$hosts" "\"beta\" \"unix:path=$TEST_DIR/beta/bus\" \"up\"" "beta is up"
+assert_contains "$hosts" "\"gamma\" \"unix:path=$TEST_DIR/gamma/bus\" \"up\"" "gamma is up"
+assert_contains "$hosts" "\"delta\" \"unix:path=$TEST_DIR/delta/bus\" \"unreachable\"" "delta (no such bus) is unreachable"
+assert_contains "$hosts" " 6 \"beta\"" "alpha has 6 GPUs"
+
+gpus=$(cluster ListGpus)
+echo "# $gpus"
+assert_contains "$gpus" 'a(sssssssb) 8 ' "ListGpus: the 8 GPUs of the cluster in one view"
+assert_contains "$gpus" '"alpha" "0000:86:00.0" "NVIDIA Tesla M60.compute" "compute" "host" "" "" false' "a compute-mode GPU in the view"
+assert_contains "$gpus" '"beta" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "host"' "beta's GPU in the view"
+assert_contains "$gpus" '"gamma" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "unavailable"' "gamma's GPU without IOMMU, unavailable"
+
+# A change on a host shows in the view (signals followed, no polling).
+P=$(host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:3b:00.0 | cut -d'"' -f2)
+host_call beta call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s $VM1
+for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\""* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "a claim on beta appears in the cluster view"
+
+# Maintenance on a host shows as its state.
+host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b true
+wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "maintenance"' && pass "beta in maintenance in the view" || fail "beta maintenance not seen: $(cluster ListHosts)"
+
+# The agent goes away (its host reboots): unreachable, its GPUs shown as last seen; back again: up.
+kill "$(cat "$TEST_DIR/beta/agent.pid")"
+wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "unreachable"' && pass "beta unreachable when its agent leaves" || fail "beta still: $(cluster ListHosts)"
+assert_contains "$(cluster ListGpus)" '"beta" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "unreachable"' "beta's GPU shown as unreachable"
+kill "$HOST_PID_beta"; wait "$HOST_PID_beta" 2>/dev/null || true
+start_host beta "$FIX/single.ini"
+# Back after its "reboot": the agent kept its maintenance flag and the claim on disk, and the view shows both.
+wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "maintenance"' && pass "beta is back (reconnect with backoff), still in maintenance" || fail "beta not back: $(cluster ListHosts)"
+assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "beta's claim survived the reboot and is reloaded"
+host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b false
+wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "up"' && pass "beta up when its maintenance ends" || fail "beta: $(cluster ListHosts)"
+echo "--- clusterd log ---" | sed 's/^/# /'
+sed 's/^/# /' "$TEST_DIR/clusterd.log"
+finish
