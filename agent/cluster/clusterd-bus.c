@@ -58,6 +58,38 @@ static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *
         return r;
 }
 
+static void creds_unrefp(sd_bus_creds **c) {
+        sd_bus_creds_unref(*c);
+}
+
+int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error) {
+        _cleanup_(creds_unrefp) sd_bus_creds *creds = NULL;
+        const gid_t *gids = NULL;
+        uid_t euid;
+        gid_t egid;
+        int n, r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
+                                      SD_BUS_CREDS_AUGMENT, &creds);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot determine the caller's credentials: %m");
+        if (sd_bus_creds_get_euid(creds, &euid) < 0)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_ACCESS_DENIED, "The bus did not report the caller");
+        if (euid == 0)
+                return 0;
+        if (c->admin_gid_valid) {
+                if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == c->admin_gid)
+                        return 0;
+                n = sd_bus_creds_get_supplementary_gids(creds, &gids);
+                for (int i = 0; i < n; i++)
+                        if (gids[i] == c->admin_gid)
+                                return 0;
+        }
+        return sd_bus_error_setf(error, GPUPASS_ERROR_ACCESS_DENIED,
+                                 "uid %u may not change the cluster: only root and members of group %s may",
+                                 (unsigned) euid, c->config.admin_group);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("ListHosts", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssutu)", hosts), method_list_hosts,
@@ -78,6 +110,11 @@ int clusterd_bus_setup(struct clusterd *c) {
                 return r;
         r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
                                      manager_vtable, c);
+        if (r < 0)
+                return r;
+        /* The registry's methods are the Manager's too: one interface, two tables, one per file. */
+        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
+                                     vm_registry_vtable, c);
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);

@@ -11,7 +11,11 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <grp.h>
+#include <sys/stat.h>
+
 #include "clusterd.h"
+#include "vmstore.h"
 #include "config.h"
 #include "hostlink.h"
 #include "log.h"
@@ -41,6 +45,7 @@ static void clusterd_done(struct clusterd *c) {
                 hostlink_free(c->hosts[i]);
         free(c->hosts);
         sd_bus_flush_close_unref(c->bus);
+        vmstore_close(c->db);
         sd_event_unref(c->event);
         clusterd_config_done(&c->config);
 }
@@ -61,6 +66,29 @@ static int clusterd_start(struct clusterd *c) {
                                        path, line);
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
+
+        {
+                struct group *gr = getgrnam(c->config.admin_group);
+
+                if (gr) {
+                        c->admin_gid = gr->gr_gid;
+                        c->admin_gid_valid = true;
+                } else
+                        log_notice("Admin group %s does not exist: only root may change the cluster",
+                                   c->config.admin_group);
+        }
+        {
+                const char *state = getenv("STATE_DIRECTORY");
+                _cleanup_free_ char *sdir = strndup(state && *state ? state : "/var/lib/gpupass",
+                                                    strcspn(state && *state ? state : "/var/lib/gpupass", ":"));
+
+                if (!sdir)
+                        return -ENOMEM;
+                (void) mkdir(sdir, 0700);
+                r = vmstore_open(sdir, &c->db);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot open the VM registry in %s: %m", sdir);
+        }
 
         r = sd_event_default(&c->event);
         if (r < 0)

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "clusterd-config.h"
 
 struct hostlink;
+struct sqlite3;
 
 /* gpupass-clusterd: every agent's objects in one view, exported as org.gpupass.cluster1. */
 struct clusterd {
@@ -15,9 +19,15 @@ struct clusterd {
         struct clusterd_config config;
         struct hostlink **hosts;
         size_t n_hosts;
+        struct sqlite3 *db;       /* the VM registry */
+        bool admin_gid_valid;
+        gid_t admin_gid;
 };
 
 sd_event *clusterd_event(struct clusterd *c);
 /* A host's objects or state changed (hostlink.c calls it). */
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l);
 int clusterd_bus_setup(struct clusterd *c);
+/* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
+int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
+extern const sd_bus_vtable vm_registry_vtable[];

@@ -99,6 +99,54 @@ wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "maintenance"' && pass "be
 assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "beta's claim survived the reboot and is reloaded"
 host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b false
 wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "up"' && pass "beta up when its maintenance ends" || fail "beta: $(cluster ListHosts)"
+# The VM registry: created, listed, refused with named errors for bad input, registry unchanged.
+CM=/org/gpupass/cluster1
+cexpect() { # error message -- method [signature args...]
+        local name=$1 part=$2 out rc=0; shift 3
+        out=$(busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@" 2>&1) || rc=$?
+        [ $rc -ne 0 ] || { fail "$1 should fail with $name: $out"; return; }
+        assert_contains "$out" "$part" "$1 refused: $part"
+        out=$(dbus-send --system --print-reply --dest=org.gpupass.cluster1 $CM "org.gpupass.cluster1.Manager.$1" \
+                "${SENDARGS[@]}" 2>&1) || true
+        assert_contains "$out" "Error $name" "$1 refused with $name"
+}
+uuid=$(cluster CreateVm sut train-1 8 16384 | cut -d'"' -f2)
+assert_eq 36 "${#uuid}" "CreateVm returns the VM's UUID"
+SENDARGS=(string:train-1 uint32:8 uint64:16384)
+cexpect org.gpupass.Error.InvalidArgument "A VM named 'train-1' exists already" -- CreateVm sut train-1 8 16384
+SENDARGS=(string:x uint32:0 uint64:16384)
+cexpect org.gpupass.Error.InvalidArgument "0 vCPUs: a VM has 1 to 4096" -- CreateVm sut x 0 16384
+SENDARGS=(string:x uint32:4 uint64:18446744073709551615)
+cexpect org.gpupass.Error.InvalidArgument "MiB of memory: a VM has 64 MiB to 64 TiB" -- CreateVm sut x 4 18446744073709551615
+SENDARGS=(string:bad/name uint32:4 uint64:4096)
+cexpect org.gpupass.Error.InvalidArgument "may only hold letters" -- CreateVm sut bad/name 4 4096
+SENDARGS=(string:train-1 string:0:NVIDIA)
+cexpect org.gpupass.Error.InvalidArgument "Bad GPU request: '0:NVIDIA'" -- SetVmGpus ss train-1 0:NVIDIA
+SENDARGS=(string:no-such-vm string:1:NVIDIA)
+cexpect org.gpupass.Error.NotFound "No VM 'no-such-vm'" -- SetVmGpus ss no-such-vm 1:NVIDIA
+SENDARGS=(string:not-a-vm)
+cexpect org.gpupass.Error.NotFound "No VM 'not-a-vm'" -- DeleteVm s not-a-vm
+cluster SetVmGpus ss train-1 "2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" >/dev/null
+vms=$(cluster ListVms)
+assert_contains "$vms" "a(ssutsssss) 1 \"$uuid\" \"train-1\" 8 16384 \"2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute\" \"\" \"off\"" "ListVms shows the VM with its GPU request, off"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system call org.gpupass.cluster1 $CM \
+        org.gpupass.cluster1.Manager CreateVm sut sneaky 1 1024 2>&1) && fail "nobody created a VM" || \
+        assert_contains "$out" "uid 65534 may not change the cluster" "an unprivileged caller cannot create VMs"
+assert_contains "$(cluster ListVms)" "a(ssutsssss) 1 " "the registry is unchanged by refused calls"
+# The registry survives a restart of the aggregator.
+pkill -f "$GPUPASS_CLUSTERD" || true
+sleep 0.3
+CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
+        2>>"$TEST_DIR/clusterd.log" &
+PIDS+=("$!")
+for _ in $(seq 200); do
+        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
+        sleep 0.05
+done
+assert_contains "$(cluster ListVms)" "\"$uuid\" \"train-1\"" "the VM is still registered after a restart"
+out=$(cluster DeleteVm s train-1 2>&1) && pass "DeleteVm" || fail "DeleteVm: $out"
+assert_eq "a(ssutsssss) 0" "$(cluster ListVms)" "registry empty after DeleteVm"
+
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$TEST_DIR/clusterd.log"
 finish

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "macro.h"
+#include "pci-address.h"
+#include "vmstore.h"
+
+static const char schema[] =
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=FULL;"
+        "CREATE TABLE IF NOT EXISTS vms ("
+        "  uuid TEXT PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE,"
+        "  vcpus INTEGER NOT NULL,"
+        "  memory_mib INTEGER NOT NULL,"
+        "  gpus TEXT NOT NULL DEFAULT '',"
+        "  affinity TEXT NOT NULL DEFAULT '',"
+        "  power TEXT NOT NULL DEFAULT 'off',"
+        "  host TEXT NOT NULL DEFAULT '',"
+        "  held TEXT NOT NULL DEFAULT '',"
+        "  flags TEXT NOT NULL DEFAULT '');";
+
+static int sqlite_to_errno(int rc) {
+        switch (rc) {
+        case SQLITE_OK:
+        case SQLITE_DONE:
+        case SQLITE_ROW:
+                return 0;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        default:
+                return -EIO;
+        }
+}
+
+int vmstore_open(const char *dir, sqlite3 **ret) {
+        _cleanup_free_ char *path = NULL;
+        sqlite3 *db = NULL;
+        int rc;
+
+        if (asprintf(&path, "%s/vms.db", dir) < 0)
+                return -ENOMEM;
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite3_close(db);
+                return sqlite_to_errno(rc);
+        }
+        *ret = db;
+        return 0;
+}
+
+void vmstore_close(sqlite3 *db) {
+        sqlite3_close(db);
+}
+
+void vm_record_done(struct vm_record *v) {
+        free(v->name);
+        free(v->gpus);
+        free(v->affinity);
+        free(v->host);
+        free(v->held);
+        free(v->flags);
+        *v = (struct vm_record) {};
+}
+
+static int bind_record(sqlite3_stmt *s, const struct vm_record *v) {
+        int rc = sqlite3_bind_text(s, 1, v->uuid, -1, SQLITE_STATIC);
+
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 2, v->name, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(s, 3, v->vcpus);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_int64(s, 4, (sqlite3_int64) v->memory_mib);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 5, v->gpus ?: "", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 6, v->affinity ?: "", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 7, v->on ? "on" : "off", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 8, v->host ?: "", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 9, v->held ?: "", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 10, v->flags ?: "", -1, SQLITE_STATIC);
+        return rc;
+}
+
+static int run_write(sqlite3 *db, const char *sql, const struct vm_record *v, bool require_change) {
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+        if (rc == SQLITE_OK)
+                rc = bind_record(s, v);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        if (require_change && sqlite3_changes(db) == 0)
+                return -ENOENT;
+        return 0;
+}
+
+int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
+        return run_write(db,
+                         "INSERT INTO vms (uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", v, false);
+}
+
+int vmstore_update(sqlite3 *db, const struct vm_record *v) {
+        return run_write(db,
+                         "UPDATE vms SET name=?2, vcpus=?3, memory_mib=?4, gpus=?5, affinity=?6, power=?7, host=?8, "
+                         "held=?9, flags=?10 WHERE uuid=?1", v, true);
+}
+
+int vmstore_delete(sqlite3 *db, const char *uuid) {
+        sqlite3_stmt *s = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db, "DELETE FROM vms WHERE uuid=?1", -1, &s, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 1, uuid, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        sqlite3_finalize(s);
+        if (rc != SQLITE_DONE)
+                return sqlite_to_errno(rc);
+        return sqlite3_changes(db) > 0 ? 0 : -ENOENT;
+}
+
+static char *column_text(sqlite3_stmt *s, int i) {
+        const unsigned char *t = sqlite3_column_text(s, i);
+
+        return strdup(t ? (const char *) t : "");
+}
+
+static int read_row(sqlite3_stmt *s, struct vm_record *v) {
+        *v = (struct vm_record) {};
+        snprintf(v->uuid, sizeof(v->uuid), "%s", (const char *) sqlite3_column_text(s, 0));
+        v->name = column_text(s, 1);
+        v->vcpus = (uint32_t) sqlite3_column_int64(s, 2);
+        v->memory_mib = (uint64_t) sqlite3_column_int64(s, 3);
+        v->gpus = column_text(s, 4);
+        v->affinity = column_text(s, 5);
+        v->on = strcmp((const char *) sqlite3_column_text(s, 6), "on") == 0;
+        v->host = column_text(s, 7);
+        v->held = column_text(s, 8);
+        v->flags = column_text(s, 9);
+        if (!v->name || !v->gpus || !v->affinity || !v->host || !v->held || !v->flags) {
+                vm_record_done(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+#define SELECT_COLUMNS "SELECT uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags FROM vms "
+
+int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
+        sqlite3_stmt *s = NULL;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(db, SELECT_COLUMNS "WHERE uuid=?1 COLLATE NOCASE OR name=?1", -1, &s, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 1, uuid_or_name, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+                r = read_row(s, ret);
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc);
+        sqlite3_finalize(s);
+        return r;
+}
+
+int vmstore_foreach(sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata) {
+        sqlite3_stmt *s = NULL;
+        int rc, r = 0;
+
+        rc = sqlite3_prepare_v2(db, SELECT_COLUMNS "ORDER BY name", -1, &s, NULL);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+                struct vm_record v;
+
+                r = read_row(s, &v);
+                if (r >= 0)
+                        r = f(&v, userdata);
+                vm_record_done(&v);
+                if (r < 0)
+                        break;
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(s);
+        if (r < 0)
+                return r;
+        return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : sqlite_to_errno(rc);
+}
+
+int gpu_requests_validate(const char *text, char **ret_error) {
+        _cleanup_free_ char *copy = strdup(text);
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        for (char *req = strtok_r(copy, ";", &save); req; req = strtok_r(NULL, ";", &save)) {
+                if (req[0] == '=') {
+                        char *slash = strchr(req + 1, '/');
+                        struct pci_address a;
+
+                        if (!slash || slash == req + 1 || pci_address_parse(slash + 1, &a) < 0) {
+                                if (asprintf(ret_error, "'%s' is not HOST/ADDRESS with a PCI address", req + 1) < 0)
+                                        *ret_error = NULL;
+                                return -EINVAL;
+                        }
+                } else {
+                        char *colon = strchr(req, ':'), *end;
+                        unsigned long count;
+
+                        errno = 0;
+                        count = colon ? strtoul(req, &end, 10) : 0;
+                        if (!colon || errno || end != colon || count < 1 || count > 64 || !colon[1] ||
+                            strstr(colon + 1, "||") || colon[1] == '|' || colon[strlen(colon) - 1] == '|') {
+                                if (asprintf(ret_error, "'%s' is not COUNT:MODEL[|MODEL...] with a count of 1 to 64",
+                                             req) < 0)
+                                        *ret_error = NULL;
+                                return -EINVAL;
+                        }
+                }
+        }
+        return 0;
+}

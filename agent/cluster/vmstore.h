@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sqlite3;
+
+/*
+ * The VM registry: SQLite in WAL mode under $STATE_DIRECTORY (vms.db). A VM is its UUID, a unique name,
+ * vCPUs, memory, GPU requests, host affinity, power state, the host and GPUs it holds while on, and flags.
+ * GPU requests are stored as text, one per ';': "COUNT:MODEL|MODEL" (COUNT GPUs, all of one of the models)
+ * or "=HOST/ADDRESS" (one specific GPU). Every write is one transaction: a crash keeps the old or the new.
+ */
+struct vm_record {
+        char uuid[37];
+        char *name;
+        uint32_t vcpus;
+        uint64_t memory_mib;
+        char *gpus;        /* request text, "" for none */
+        char *affinity;    /* comma-separated host names, "" for any */
+        bool on;
+        char *host;        /* while on */
+        char *held;        /* comma-separated addresses held while on */
+        char *flags;       /* e.g. "reconfigure:NVIDIA Tesla M60.compute", "" when none */
+};
+
+int vmstore_open(const char *dir, struct sqlite3 **ret);
+void vmstore_close(struct sqlite3 *db);
+void vm_record_done(struct vm_record *v);
+
+/* -EEXIST for a duplicate name. */
+int vmstore_insert(struct sqlite3 *db, const struct vm_record *v);
+/* -ENOENT when unknown. */
+int vmstore_update(struct sqlite3 *db, const struct vm_record *v);
+int vmstore_delete(struct sqlite3 *db, const char *uuid);
+/* By UUID or by name. -ENOENT when unknown. */
+int vmstore_get(struct sqlite3 *db, const char *uuid_or_name, struct vm_record *ret);
+/* Calls f for each VM in name order; stops at the first negative return. */
+int vmstore_foreach(struct sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata);
+
+/* Validates request text: counts 1..64, non-empty model names, HOST/ADDRESS with a PCI address. */
+int gpu_requests_validate(const char *text, char **ret_error);

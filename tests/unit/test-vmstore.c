@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "tests.h"
+#include "vmstore.h"
+
+static struct vm_record record(const char *uuid, const char *name) {
+        struct vm_record v = { .vcpus = 8, .memory_mib = 16384, .gpus = (char *) "2:NVIDIA Tesla M60",
+                               .affinity = (char *) "", .host = (char *) "", .held = (char *) "",
+                               .flags = (char *) "" };
+
+        strcpy(v.uuid, uuid);
+        v.name = (char *) name;
+        return v;
+}
+
+static int count(const struct vm_record *v, void *userdata) {
+        (*(int *) userdata)++;
+        return 0;
+}
+
+static void test_store(void) {
+        char dir[] = "/tmp/test-vmstore.XXXXXX", cmd[128];
+        struct vm_record a = record("0f8fad5b-d9cb-469f-a165-70867728950e", "alpha");
+        struct vm_record b = record("7c9e6679-7425-40de-944b-e07fc1f90ae7", "alpha");
+        struct vm_record got = {};
+        struct sqlite3 *db;
+        int n = 0;
+
+        ASSERT_TRUE(mkdtemp(dir));
+        ASSERT_EQ(vmstore_open(dir, &db), 0);
+        ASSERT_EQ(vmstore_insert(db, &a), 0);
+        ASSERT_EQ(vmstore_insert(db, &b), -EEXIST); /* names are unique */
+        ASSERT_EQ(vmstore_get(db, "alpha", &got), 0);
+        ASSERT_STREQ(got.uuid, a.uuid);
+        ASSERT_STREQ(got.gpus, "2:NVIDIA Tesla M60");
+        ASSERT_TRUE(!got.on);
+        vm_record_done(&got);
+        ASSERT_EQ(vmstore_get(db, "0F8FAD5B-D9CB-469F-A165-70867728950E", &got), 0); /* UUIDs in any case */
+        vm_record_done(&got);
+        a.on = true;
+        a.host = (char *) "node-1";
+        ASSERT_EQ(vmstore_update(db, &a), 0);
+        vmstore_close(db);
+
+        /* Reopened: what was committed is there. */
+        ASSERT_EQ(vmstore_open(dir, &db), 0);
+        ASSERT_EQ(vmstore_get(db, a.uuid, &got), 0);
+        ASSERT_TRUE(got.on);
+        ASSERT_STREQ(got.host, "node-1");
+        vm_record_done(&got);
+        ASSERT_EQ(vmstore_foreach(db, count, &n), 0);
+        ASSERT_EQ(n, 1);
+        ASSERT_EQ(vmstore_delete(db, a.uuid), 0);
+        ASSERT_EQ(vmstore_delete(db, a.uuid), -ENOENT);
+        ASSERT_EQ(vmstore_get(db, "alpha", &got), -ENOENT);
+        ASSERT_EQ(vmstore_update(db, &a), -ENOENT);
+        vmstore_close(db);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ASSERT_EQ(system(cmd), 0);
+}
+
+static void test_requests(void) {
+        static const char * const good[] = {
+                "", "1:NVIDIA Tesla M60", "2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute",
+                "1:NVIDIA Tesla T4;=node-1/0000:3b:00.0", "=node-1/3b:00.0", "64:A",
+        };
+        static const char * const bad[] = {
+                "0:NVIDIA Tesla M60", "65:X", "x:NVIDIA", "2:", "NVIDIA Tesla M60", "2:A||B", "2:|A", "2:A|",
+                "=node-1", "=/0000:3b:00.0", "=node-1/0000:3b:00", "-1:A",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                char *why = NULL;
+
+                if (gpu_requests_validate(good[i], &why) != 0) {
+                        fprintf(stderr, "refused good request '%s'\n", good[i]);
+                        abort();
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char *why = NULL;
+
+                if (gpu_requests_validate(bad[i], &why) != -EINVAL || !why) {
+                        fprintf(stderr, "accepted bad request '%s'\n", bad[i]);
+                        abort();
+                }
+                free(why);
+        }
+}
+
+int main(void) {
+        test_store();
+        test_requests();
+        return 0;
+}
