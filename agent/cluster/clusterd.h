@@ -31,3 +31,4 @@ int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 extern const sd_bus_vtable vm_registry_vtable[];
+extern const sd_bus_vtable power_vtable[];

@@ -110,10 +110,10 @@ cexpect() { # error message -- method [signature args...]
                 "${SENDARGS[@]}" 2>&1) || true
         assert_contains "$out" "Error $name" "$1 refused with $name"
 }
-uuid=$(cluster CreateVm sut train-1 8 16384 | cut -d'"' -f2)
+uuid=$(cluster CreateVm sut train-1 1 2048 | cut -d'"' -f2)
 assert_eq 36 "${#uuid}" "CreateVm returns the VM's UUID"
-SENDARGS=(string:train-1 uint32:8 uint64:16384)
-cexpect org.gpupass.Error.InvalidArgument "A VM named 'train-1' exists already" -- CreateVm sut train-1 8 16384
+SENDARGS=(string:train-1 uint32:1 uint64:2048)
+cexpect org.gpupass.Error.InvalidArgument "A VM named 'train-1' exists already" -- CreateVm sut train-1 1 2048
 SENDARGS=(string:x uint32:0 uint64:16384)
 cexpect org.gpupass.Error.InvalidArgument "0 vCPUs: a VM has 1 to 4096" -- CreateVm sut x 0 16384
 SENDARGS=(string:x uint32:4 uint64:18446744073709551615)
@@ -128,7 +128,7 @@ SENDARGS=(string:not-a-vm)
 cexpect org.gpupass.Error.NotFound "No VM 'not-a-vm'" -- DeleteVm s not-a-vm
 cluster SetVmGpus ss train-1 "2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" >/dev/null
 vms=$(cluster ListVms)
-assert_contains "$vms" "a(ssutsssss) 1 \"$uuid\" \"train-1\" 8 16384 \"2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute\" \"\" \"off\"" "ListVms shows the VM with its GPU request, off"
+assert_contains "$vms" "a(ssutsssss) 1 \"$uuid\" \"train-1\" 1 2048 \"2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute\" \"\" \"off\"" "ListVms shows the VM with its GPU request, off"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system call org.gpupass.cluster1 $CM \
         org.gpupass.cluster1.Manager CreateVm sut sneaky 1 1024 2>&1) && fail "nobody created a VM" || \
         assert_contains "$out" "uid 65534 may not change the cluster" "an unprivileged caller cannot create VMs"
@@ -144,7 +144,36 @@ for _ in $(seq 200); do
         sleep 0.05
 done
 assert_contains "$(cluster ListVms)" "\"$uuid\" \"train-1\"" "the VM is still registered after a restart"
+
+# Power-on: placement over the view, claims on the chosen host's agent.
+out=$(cluster PowerOn s train-1 2>&1) || true
+assert_eq 'sas "alpha" 2 "0000:3b:00.0" "0000:3c:00.0"' "$out" "PowerOn places train-1 on alpha with its two M60s"
+for a in 0000:3b:00.0 0000:3c:00.0; do
+        P=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s $a | cut -d'"' -f2)
+        assert_eq "s \"$uuid\"" "$(host_call alpha get-property org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Owner)" "the agent on alpha shows $a claimed by train-1"
+done
+assert_contains "$(cluster ListVms)" "\"on\" \"alpha\"" "the registry records the VM on alpha"
+SENDARGS=(string:train-1 string:1:X)
+cexpect org.gpupass.Error.VmNotOff "GPUs cannot be added or removed while it runs" -- SetVmGpus ss train-1 1:X
+SENDARGS=(string:train-1)
+cexpect org.gpupass.Error.VmNotOff "power it off first" -- DeleteVm s train-1
+# No host: the VM stays off and the error names each host's reason.
+cluster CreateVm sut infer-1 1 1024 >/dev/null
+cluster SetVmGpus ss infer-1 "1:NVIDIA Tesla T4" >/dev/null
+SENDARGS=(string:infer-1)
+cexpect org.gpupass.Error.NoHostAvailable "alpha: no free NVIDIA Tesla T4; beta: no free NVIDIA Tesla T4; gamma: no free NVIDIA Tesla T4; delta: unreachable;" -- PowerOn s infer-1
+assert_contains "$(cluster ListVms)" "\"infer-1\" 1 1024 \"1:NVIDIA Tesla T4\" \"\" \"off\"" "infer-1 stays off"
+cluster CreateVm sut big-1 $(( $(nproc) * 8 )) 1024 >/dev/null
+SENDARGS=(string:big-1)
+# (train-1 runs on alpha: one of alpha's CPUs is taken.)
+cexpect org.gpupass.Error.NoHostAvailable "alpha: needs $(( $(nproc) * 8 )) vCPUs, $(( $(nproc) - 1 )) free; beta: needs $(( $(nproc) * 8 )) vCPUs, $(nproc) free" -- PowerOn s big-1
+cluster DeleteVm s big-1 >/dev/null
+# PowerOff releases the GPUs on the agent.
+out=$(cluster PowerOff s train-1 2>&1) && pass "PowerOff" || fail "PowerOff: $out"
+for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""'* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' "the agent released the GPU at PowerOff"
 out=$(cluster DeleteVm s train-1 2>&1) && pass "DeleteVm" || fail "DeleteVm: $out"
+cluster DeleteVm s infer-1 >/dev/null
 assert_eq "a(ssutsssss) 0" "$(cluster ListVms)" "registry empty after DeleteVm"
 
 echo "--- clusterd log ---" | sed 's/^/# /'

@@ -1,0 +1,476 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * PowerOn and PowerOff. PowerOn places the VM with the placement functions over the current view
+ * (reachable hosts, not in maintenance, inside the affinity, with free CPU, memory and every requested GPU
+ * at once), then claims the chosen GPUs on that host's agent one by one. The agent is the authority: on
+ * Busy or any failure the GPUs claimed so far are released, the host is left out and the next best host is
+ * tried. No host: the VM stays off and the error lists each host's reason. PowerOff releases the GPUs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clusterd.h"
+#include "gpupass/bus-names.h"
+#include "hostlink.h"
+#include "log.h"
+#include "macro.h"
+#include "placement.h"
+#include "strv.h"
+#include "vmstore.h"
+
+struct power_job {
+        struct clusterd *c;
+        sd_bus_message *call;
+        struct vm_record vm;
+        uint8_t *excluded;        /* per host: a claim failed there during this PowerOn */
+        char **failures;          /* per host: why */
+        struct hostlink *link;    /* the host being claimed on / released from */
+        char **gpus;              /* addresses to claim or release */
+        size_t next;
+};
+
+static void power_job_free(struct power_job *j) {
+        if (!j)
+                return;
+        sd_bus_message_unref(j->call);
+        vm_record_done(&j->vm);
+        if (j->failures)
+                for (size_t i = 0; i < j->c->n_hosts; i++)
+                        free(j->failures[i]);
+        free(j->failures);
+        free(j->excluded);
+        strv_free(j->gpus);
+        free(j);
+}
+
+static bool gpu_is_free(const struct cluster_gpu *g) {
+        return g->state && (strcmp(g->state, "host") == 0 || strcmp(g->state, "vfio") == 0);
+}
+
+static struct hostlink *find_host(struct clusterd *c, const char *name, size_t *ret_index) {
+        for (size_t i = 0; i < c->n_hosts; i++)
+                if (strcmp(c->hosts[i]->name, name) == 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return c->hosts[i];
+                }
+        return NULL;
+}
+
+struct usage {
+        struct clusterd *c;
+        struct host_capacity *hosts;
+};
+
+static int add_usage(const struct vm_record *v, void *userdata) {
+        struct usage *u = userdata;
+        size_t i;
+
+        if (v->on && find_host(u->c, v->host, &i)) {
+                u->hosts[i].cpus_used += v->vcpus;
+                u->hosts[i].memory_used_mib += v->memory_mib;
+        }
+        return 0;
+}
+
+/* What placement needs, from the view and the registry. */
+struct placement_input {
+        struct model_table models;
+        struct host_capacity *hosts;
+        struct gpu_request requests[PLACEMENT_MAX_REQUESTS];
+        uint8_t *affinity;
+        struct vm_demand demand;
+        struct cluster_free cluster;
+};
+
+static void placement_input_done(struct placement_input *in) {
+        model_table_done(&in->models);
+        free(in->hosts);
+        free(in->affinity);
+}
+
+static int placement_input_build(struct power_job *j, struct placement_input *in, char **ret_error) {
+        struct clusterd *c = j->c;
+        _cleanup_free_ char *requests = strdup(j->vm.gpus);
+        char *save = NULL;
+        size_t n = 0;
+        int r;
+
+        *in = (struct placement_input) {};
+        in->hosts = calloc(c->n_hosts ?: 1, sizeof(*in->hosts));
+        if (!in->hosts || !requests)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_hosts; i++) {
+                struct hostlink *l = c->hosts[i];
+                struct host_capacity *h = &in->hosts[i];
+
+                h->name = l->name;
+                h->state = l->state != LINK_UP || j->excluded[i] ? HOST_UNREACHABLE :
+                           l->maintenance ? HOST_MAINTENANCE : HOST_UP;
+                h->cpus = l->cpus;
+                h->memory_mib = l->memory_mib;
+                for (size_t k = 0; k < l->n_gpus; k++) {
+                        int m = model_table_intern(&in->models, l->gpus[k]->model ?: "");
+
+                        if (m < 0)
+                                return m;
+                        h->gpus_total++;
+                        if (gpu_is_free(l->gpus[k])) {
+                                h->free_by_model[m]++;
+                                h->free_total++;
+                        }
+                }
+        }
+        r = vmstore_foreach(c->db, add_usage, &(struct usage) { c, in->hosts });
+        if (r < 0)
+                return r;
+
+        for (char *req = strtok_r(requests, ";", &save); req; req = strtok_r(NULL, ";", &save)) {
+                struct gpu_request *g;
+
+                if (n >= PLACEMENT_MAX_REQUESTS)
+                        return -E2BIG;
+                g = &in->requests[n++];
+                *g = (struct gpu_request) { .specific_host = -1, .specific_model = -1 };
+                if (req[0] == '=') {
+                        char *slash = strchr(req, '/');
+                        size_t hi;
+                        struct hostlink *l;
+
+                        *slash = '\0';
+                        l = find_host(c, req + 1, &hi);
+                        if (!l) {
+                                if (asprintf(ret_error, "the VM asks for a GPU on host %s, which is not in the cluster",
+                                             req + 1) < 0)
+                                        *ret_error = NULL;
+                                return -ENOENT;
+                        }
+                        g->count = 1;
+                        g->specific_host = (int) hi;
+                        for (size_t k = 0; k < l->n_gpus; k++)
+                                if (strcmp(l->gpus[k]->address, slash + 1) == 0 ||
+                                    (strlen(slash + 1) == 7 && strcmp(l->gpus[k]->address + 5, slash + 1) == 0)) {
+                                        g->specific_gpu = (int) k;
+                                        g->specific_gpu_free = gpu_is_free(l->gpus[k]);
+                                        g->specific_model = model_table_intern(&in->models, l->gpus[k]->model ?: "");
+                                }
+                } else {
+                        char *colon = strchr(req, ':'), *save2 = NULL;
+
+                        g->count = (uint32_t) strtoul(req, NULL, 10);
+                        for (char *m = strtok_r(colon + 1, "|", &save2); m; m = strtok_r(NULL, "|", &save2)) {
+                                int mi = model_table_intern(&in->models, m);
+
+                                if (mi < 0)
+                                        return mi;
+                                g->models |= 1ULL << mi;
+                        }
+                }
+        }
+        if (j->vm.affinity[0]) {
+                in->affinity = calloc(c->n_hosts ?: 1, 1);
+                if (!in->affinity)
+                        return -ENOMEM;
+                for (size_t i = 0; i < c->n_hosts; i++) {
+                        _cleanup_free_ char *list = NULL, *needle = NULL;
+
+                        if (asprintf(&list, ",%s,", j->vm.affinity) < 0 ||
+                            asprintf(&needle, ",%s,", c->hosts[i]->name) < 0)
+                                return -ENOMEM;
+                        in->affinity[i] = strstr(list, needle) != NULL;
+                }
+        }
+        in->demand = (struct vm_demand) { .vcpus = j->vm.vcpus, .memory_mib = j->vm.memory_mib,
+                                          .requests = in->requests, .n_requests = n, .affinity = in->affinity };
+        cluster_free_compute(in->hosts, c->n_hosts, &in->cluster);
+        return 0;
+}
+
+static void power_on_try(struct power_job *j);
+
+static void reply_no_host(struct power_job *j, struct placement_input *in) {
+        struct clusterd *c = j->c;
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f) {
+                (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_NO_HOST_AVAILABLE, "No host for VM %s",
+                                                  j->vm.name);
+                return;
+        }
+        fprintf(f, "No host can run VM %s; it stays off.", j->vm.name);
+        for (size_t i = 0; i < c->n_hosts; i++) {
+                _cleanup_free_ char *why = NULL;
+
+                if (j->excluded[i])
+                        why = strdup(j->failures[i] ?: "the claim failed");
+                else if (c->hosts[i]->state != LINK_UP)
+                        why = strdup("unreachable");
+                else
+                        why = placement_explain(&in->hosts[i], i, &in->demand, &in->models);
+                fprintf(f, " %s: %s;", c->hosts[i]->name, why ?: "does not fit");
+        }
+        if (c->n_hosts == 0)
+                fprintf(f, " the cluster has no hosts.");
+        fclose(f);
+        log_notice("%s", text);
+        (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_NO_HOST_AVAILABLE, "%s", text);
+        free(text);
+}
+
+static int claim_next(struct power_job *j);
+static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error);
+
+static int claim_next(struct power_job *j) {
+        struct cluster_gpu *g;
+
+        g = hostlink_find_gpu(j->link, j->gpus[j->next]);
+        if (!g || !j->link->bus)
+                return -ENOENT;
+        return sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path, GPUPASS_AGENT_GPU_IFACE,
+                                        "Claim", on_claim_done, j, "s", j->vm.uuid);
+}
+
+static void power_on_done(struct power_job *j) {
+        _cleanup_free_ char *held = strv_length(j->gpus) ? NULL : strdup("");
+        sd_bus_message *reply = NULL;
+        int r;
+
+        if (!held) {
+                size_t len = 0;
+                for (char **a = j->gpus; *a; a++)
+                        len += strlen(*a) + 1;
+                held = calloc(1, len + 1);
+                for (char **a = j->gpus; held && *a; a++) {
+                        if (*held)
+                                strcat(held, ",");
+                        strcat(held, *a);
+                }
+        }
+        free(j->vm.host);
+        free(j->vm.held);
+        j->vm.host = strdup(j->link->name);
+        j->vm.held = TAKE_PTR(held);
+        j->vm.on = true;
+        r = j->vm.host && j->vm.held ? vmstore_update(j->c->db, &j->vm) : -ENOMEM;
+        if (r < 0) {
+                (void) sd_bus_reply_method_errorf(j->call, "org.gpupass.Error.StateNotSaved",
+                                                  "VM %s got its GPUs on %s but the registry could not be written: %s",
+                                                  j->vm.name, j->link->name, strerror(-r));
+        } else {
+                log_info("VM %s powered on on host %s with GPUs %s", j->vm.name, j->vm.host, j->vm.held);
+                r = sd_bus_message_new_method_return(j->call, &reply);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "s", j->vm.host);
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(reply, j->gpus);
+                if (r >= 0)
+                        r = sd_bus_send(NULL, reply, NULL);
+                sd_bus_message_unref(reply);
+        }
+        power_job_free(j);
+}
+
+static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct power_job *j = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        size_t host = 0;
+
+        if (!e) {
+                j->next++;
+                if (!j->gpus[j->next])
+                        power_on_done(j);
+                else if (claim_next(j) < 0) {
+                        (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_HOST_UNREACHABLE,
+                                                          "Lost host %s while claiming", j->link->name);
+                        power_job_free(j);
+                }
+                return 0;
+        }
+        /* The agent refused (Busy: another aggregator was faster; or any failure): undo and go on. */
+        find_host(j->c, j->link->name, &host);
+        j->excluded[host] = 1;
+        free(j->failures[host]);
+        if (asprintf(&j->failures[host], "claim of %s refused (%s)", j->gpus[j->next], e->message ?: e->name) < 0)
+                j->failures[host] = NULL;
+        log_notice("VM %s: %s on %s, trying another host", j->vm.name, j->failures[host] ?: "claim refused",
+                   j->link->name);
+        if (j->next > 0) {
+                /* Release what was claimed, fire and forget, in order. */
+                for (size_t k = 0; k < j->next; k++) {
+                        struct cluster_gpu *g = hostlink_find_gpu(j->link, j->gpus[k]);
+
+                        if (g && j->link->bus)
+                                (void) sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                                GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s",
+                                                                j->vm.uuid);
+                }
+        }
+        power_on_try(j);
+        return 0;
+}
+
+/* Chooses a host and the concrete GPUs, then starts claiming. Frees j when it answers. */
+static void power_on_try(struct power_job *j) {
+        struct clusterd *c = j->c;
+        struct placement_input in;
+        _cleanup_free_ char *error = NULL;
+        struct placement p;
+        uint64_t seed = 0;
+        int r;
+
+        r = placement_input_build(j, &in, &error);
+        if (r < 0) {
+                (void) sd_bus_reply_method_errorf(j->call, r == -ENOENT ? GPUPASS_ERROR_NO_HOST_AVAILABLE :
+                                                  GPUPASS_ERROR_INVALID_ARGUMENT, "VM %s: %s", j->vm.name,
+                                                  error ?: strerror(-r));
+                placement_input_done(&in);
+                power_job_free(j);
+                return;
+        }
+        r = placement_choose(in.hosts, c->n_hosts, &in.demand, &in.cluster, POLICY_BEST_FIT, &seed, &p);
+        if (r < 0) {
+                reply_no_host(j, &in);
+                placement_input_done(&in);
+                power_job_free(j);
+                return;
+        }
+        j->link = c->hosts[p.host];
+        strv_free(j->gpus);
+        j->gpus = NULL;
+        j->next = 0;
+        for (size_t i = 0; i < in.demand.n_requests; i++) {
+                const struct gpu_request *req = &in.requests[i];
+                uint32_t taken = 0;
+
+                if (req->specific_host >= 0) {
+                        (void) strv_extend(&j->gpus, j->link->gpus[req->specific_gpu]->address);
+                        continue;
+                }
+                for (size_t k = 0; k < j->link->n_gpus && taken < req->count; k++) {
+                        struct cluster_gpu *g = j->link->gpus[k];
+
+                        if (gpu_is_free(g) && model_table_find(&in.models, g->model ?: "") == p.model_for_request[i] &&
+                            !strv_contains(j->gpus, g->address)) {
+                                (void) strv_extend(&j->gpus, g->address);
+                                taken++;
+                        }
+                }
+        }
+        placement_input_done(&in);
+        if (!j->gpus) {
+                power_on_done(j); /* a VM without GPUs: nothing to claim */
+                return;
+        }
+        if (claim_next(j) < 0) {
+                (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s went away",
+                                                  j->link->name);
+                power_job_free(j);
+        }
+}
+
+static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct clusterd *c = userdata;
+        struct power_job *j;
+        const char *vm;
+        int r;
+
+        r = clusterd_check_admin(c, call, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "s", &vm);
+        if (r < 0)
+                return r;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->c = c;
+        r = vmstore_get(c->db, vm, &j->vm);
+        if (r < 0) {
+                free(j);
+                if (r == -ENOENT)
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
+                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+        }
+        if (j->vm.on) {
+                r = sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is already on, on host %s", j->vm.name,
+                                      j->vm.host);
+                power_job_free(j);
+                return r;
+        }
+        if (strncmp(j->vm.flags, "reconfigure:", 12) == 0) {
+                r = sd_bus_error_setf(error, GPUPASS_ERROR_NEEDS_RECONFIGURATION,
+                                      "VM %s needs its GPU configuration redone: the GPU is now %s", j->vm.name,
+                                      j->vm.flags + 12);
+                power_job_free(j);
+                return r;
+        }
+        j->excluded = calloc(c->n_hosts ?: 1, 1);
+        j->failures = calloc(c->n_hosts ?: 1, sizeof(char *));
+        if (!j->excluded || !j->failures) {
+                power_job_free(j);
+                return -ENOMEM;
+        }
+        j->call = sd_bus_message_ref(call);
+        power_on_try(j);
+        return 1;
+}
+
+static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct clusterd *c = userdata;
+        _cleanup_(vm_record_done) struct vm_record v = {};
+        _cleanup_strv_free_ char **held = NULL;
+        struct hostlink *l;
+        const char *vm;
+        char *save = NULL;
+        int r;
+
+        r = clusterd_check_admin(c, call, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(call, "s", &vm);
+        if (r < 0)
+                return r;
+        r = vmstore_get(c->db, vm, &v);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+        if (!v.on)
+                return sd_bus_reply_method_return(call, NULL);
+        l = find_host(c, v.host, NULL);
+        if (!l || l->state != LINK_UP)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
+                                         "Host %s of VM %s is unreachable: its GPUs cannot be released now", v.host,
+                                         v.name);
+        /* The agent releases (and resets) each GPU; the VM is off once the requests are sent. */
+        for (char *a = strtok_r(v.held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+                struct cluster_gpu *g = hostlink_find_gpu(l, a);
+
+                if (g)
+                        (void) sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s", v.uuid);
+        }
+        v.on = false;
+        free(v.host);
+        free(v.held);
+        v.host = strdup("");
+        v.held = strdup("");
+        r = v.host && v.held ? vmstore_update(c->db, &v) : -ENOMEM;
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Writing the VM registry failed: %m");
+        log_info("VM %s powered off", v.name);
+        return sd_bus_reply_method_return(call, NULL);
+}
+
+const sd_bus_vtable power_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("PowerOn", SD_BUS_ARGS("s", vm), SD_BUS_RESULT("s", host, "as", gpus), method_power_on,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PowerOff", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, method_power_off,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
