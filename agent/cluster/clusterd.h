@@ -32,3 +32,4 @@ int clusterd_bus_setup(struct clusterd *c);
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
+extern const sd_bus_vtable vm_limits_vtable[];

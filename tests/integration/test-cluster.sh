@@ -157,6 +157,16 @@ SENDARGS=(string:train-1 string:1:X)
 cexpect org.gpupass.Error.VmNotOff "GPUs cannot be added or removed while it runs" -- SetVmGpus ss train-1 1:X
 SENDARGS=(string:train-1)
 cexpect org.gpupass.Error.VmNotOff "power it off first" -- DeleteVm s train-1
+# The pass-through limitations, each a named error with its reason.
+for m in Migrate Pause Resume; do
+        cexpect org.gpupass.Error.NotSupportedWithGpu "of VM train-1 is not supported" -- $m s train-1
+done
+cexpect org.gpupass.Error.NotSupportedWithGpu "has no console" -- GetConsole s train-1
+SENDARGS=(string:train-1 uint32:1 uint64:4096)
+cexpect org.gpupass.Error.NotSupportedWithGpu "Memory hot add of VM train-1 is not supported" -- SetVmResources sut train-1 1 4096
+SENDARGS=(string:train-1 uint32:2 uint64:2048)
+cexpect org.gpupass.Error.VmNotOff "change its vCPUs while it is off" -- SetVmResources sut train-1 2 2048
+SENDARGS=(string:train-1)
 # No host: the VM stays off and the error names each host's reason.
 cluster CreateVm sut infer-1 1 1024 >/dev/null
 cluster SetVmGpus ss infer-1 "1:NVIDIA Tesla T4" >/dev/null
@@ -172,6 +182,17 @@ cluster DeleteVm s big-1 >/dev/null
 out=$(cluster PowerOff s train-1 2>&1) && pass "PowerOff" || fail "PowerOff: $out"
 for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""'* ]] && break; sleep 0.05; done
 assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' "the agent released the GPU at PowerOff"
+# Without GPUs the console comes back; affinity keeps a VM to its hosts.
+cluster SetVmGpus ss train-1 "" >/dev/null
+out=$(cluster GetConsole s train-1 2>&1) && pass "GetConsole works once the GPUs are removed" || fail "GetConsole: $out"
+cluster SetVmGpus ss infer-1 "1:NVIDIA Tesla M60" >/dev/null
+busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas infer-1 1 gamma
+SENDARGS=(string:infer-1)
+cexpect org.gpupass.Error.NoHostAvailable "alpha: outside affinity; beta: outside affinity; gamma: no free NVIDIA Tesla M60" -- PowerOn s infer-1
+busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas infer-1 1 alpha
+out=$(cluster PowerOn s infer-1 2>&1) || true
+assert_contains "$out" 'sas "alpha" 1 ' "inside its affinity infer-1 goes to alpha"
+cluster PowerOff s infer-1 >/dev/null
 out=$(cluster DeleteVm s train-1 2>&1) && pass "DeleteVm" || fail "DeleteVm: $out"
 cluster DeleteVm s infer-1 >/dev/null
 assert_eq "a(ssutsssss) 0" "$(cluster ListVms)" "registry empty after DeleteVm"
