@@ -125,6 +125,10 @@ int clusterd_bus_setup(struct clusterd *c) {
                                      vm_limits_vtable, c);
         if (r < 0)
                 return r;
+        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
+                                     maintenance_vtable, c);
+        if (r < 0)
+                return r;
         r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;

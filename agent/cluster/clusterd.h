@@ -33,3 +33,12 @@ int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *er
 extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
 extern const sd_bus_vtable vm_limits_vtable[];
+extern const sd_bus_vtable maintenance_vtable[];
+
+/* power.c: without a D-Bus caller (maintenance, automatic restarts). only: that host or none. */
+int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only);
+/* Releases the VM's GPUs and records it off; with restart_on, flags it to come back on that host. */
+int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const char *restart_on);
+/* maintenance.c: a GPU changed identity; flag the VMs that asked for the old model or held it. */
+void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
+                           const char *new_model);

@@ -250,6 +250,11 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
                 hostlink_schedule_reconnect(l, "the agent's object list could not be parsed");
                 return 0;
         }
+        /* Identity changes the agent found at its start-up (a reflash and a reboot) come as PreviousModel. */
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0])
+                        clusterd_flag_reflash(l->clusterd, l, l->gpus[i]->address, l->gpus[i]->previous_model,
+                                              l->gpus[i]->model ?: "");
         if (l->state != LINK_UP)
                 log_info("Host %s is up: %zu GPUs", l->name, l->n_gpus);
         l->state = LINK_UP;
@@ -356,9 +361,15 @@ static int on_identity_changed(sd_bus_message *m, void *userdata, sd_bus_error *
         struct hostlink *l = userdata;
         const char *path, *old_model, *new_model;
 
+        struct cluster_gpu *g;
+
         if (sd_bus_message_read(m, "oss", &path, &old_model, &new_model) < 0)
                 return 0;
-        log_notice("Host %s reports a GPU identity change: %s -> %s", l->name, old_model, new_model);
+        g = hostlink_find_gpu_by_path(l, path);
+        log_notice("Host %s reports a GPU identity change at %s: %s -> %s", l->name, g ? g->address : path, old_model,
+                   new_model);
+        if (g)
+                clusterd_flag_reflash(l->clusterd, l, g->address, old_model, new_model);
         return 0;
 }
 

@@ -7,6 +7,7 @@
  * tried. No host: the VM stays off and the error lists each host's reason. PowerOff releases the GPUs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ struct power_job {
         struct vm_record vm;
         uint8_t *excluded;        /* per host: a claim failed there during this PowerOn */
         char **failures;          /* per host: why */
-        struct hostlink *link;    /* the host being claimed on / released from */
+        struct hostlink *link;    /* the host being claimed on */
+        struct hostlink *only;    /* automatic restart: this host or none */
         char **gpus;              /* addresses to claim or release */
         size_t next;
 };
@@ -43,6 +45,21 @@ static void power_job_free(struct power_job *j) {
         free(j->excluded);
         strv_free(j->gpus);
         free(j);
+}
+
+/* Answers the caller, or, for an automatic power-on (no caller), says it in the journal. */
+static void _printf_(3, 4) power_reply_errorf(struct power_job *j, const char *name, const char *format, ...) {
+        _cleanup_free_ char *text = NULL;
+        va_list ap;
+
+        va_start(ap, format);
+        if (vasprintf(&text, format, ap) < 0)
+                text = NULL;
+        va_end(ap);
+        if (j->call)
+                (void) sd_bus_reply_method_errorf(j->call, name, "%s", text ?: name);
+        else
+                log_warning("Automatic power-on of VM %s failed: %s", j->vm.name, text ?: name);
 }
 
 static bool gpu_is_free(const struct cluster_gpu *g) {
@@ -107,7 +124,7 @@ static int placement_input_build(struct power_job *j, struct placement_input *in
                 struct host_capacity *h = &in->hosts[i];
 
                 h->name = l->name;
-                h->state = l->state != LINK_UP || j->excluded[i] ? HOST_UNREACHABLE :
+                h->state = l->state != LINK_UP || j->excluded[i] || (j->only && j->only != l) ? HOST_UNREACHABLE :
                            l->maintenance ? HOST_MAINTENANCE : HOST_UP;
                 h->cpus = l->cpus;
                 h->memory_mib = l->memory_mib;
@@ -197,8 +214,7 @@ static void reply_no_host(struct power_job *j, struct placement_input *in) {
         FILE *f = open_memstream(&text, &len);
 
         if (!f) {
-                (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_NO_HOST_AVAILABLE, "No host for VM %s",
-                                                  j->vm.name);
+                power_reply_errorf(j, GPUPASS_ERROR_NO_HOST_AVAILABLE, "No host for VM %s", j->vm.name);
                 return;
         }
         fprintf(f, "No host can run VM %s; it stays off.", j->vm.name);
@@ -216,8 +232,7 @@ static void reply_no_host(struct power_job *j, struct placement_input *in) {
         if (c->n_hosts == 0)
                 fprintf(f, " the cluster has no hosts.");
         fclose(f);
-        log_notice("%s", text);
-        (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_NO_HOST_AVAILABLE, "%s", text);
+        power_reply_errorf(j, GPUPASS_ERROR_NO_HOST_AVAILABLE, "%s", text);
         free(text);
 }
 
@@ -252,16 +267,21 @@ static void power_on_done(struct power_job *j) {
         }
         free(j->vm.host);
         free(j->vm.held);
+        (void) vm_flag_set(&j->vm.flags, "restart", NULL);
         j->vm.host = strdup(j->link->name);
         j->vm.held = TAKE_PTR(held);
         j->vm.on = true;
         r = j->vm.host && j->vm.held ? vmstore_update(j->c->db, &j->vm) : -ENOMEM;
         if (r < 0) {
-                (void) sd_bus_reply_method_errorf(j->call, "org.gpupass.Error.StateNotSaved",
+                power_reply_errorf(j, "org.gpupass.Error.StateNotSaved",
                                                   "VM %s got its GPUs on %s but the registry could not be written: %s",
                                                   j->vm.name, j->link->name, strerror(-r));
         } else {
                 log_info("VM %s powered on on host %s with GPUs %s", j->vm.name, j->vm.host, j->vm.held);
+                if (!j->call) {
+                        power_job_free(j);
+                        return;
+                }
                 r = sd_bus_message_new_method_return(j->call, &reply);
                 if (r >= 0)
                         r = sd_bus_message_append(reply, "s", j->vm.host);
@@ -284,7 +304,7 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 if (!j->gpus[j->next])
                         power_on_done(j);
                 else if (claim_next(j) < 0) {
-                        (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_HOST_UNREACHABLE,
+                        power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE,
                                                           "Lost host %s while claiming", j->link->name);
                         power_job_free(j);
                 }
@@ -324,7 +344,7 @@ static void power_on_try(struct power_job *j) {
 
         r = placement_input_build(j, &in, &error);
         if (r < 0) {
-                (void) sd_bus_reply_method_errorf(j->call, r == -ENOENT ? GPUPASS_ERROR_NO_HOST_AVAILABLE :
+                power_reply_errorf(j, r == -ENOENT ? GPUPASS_ERROR_NO_HOST_AVAILABLE :
                                                   GPUPASS_ERROR_INVALID_ARGUMENT, "VM %s: %s", j->vm.name,
                                                   error ?: strerror(-r));
                 placement_input_done(&in);
@@ -366,7 +386,7 @@ static void power_on_try(struct power_job *j) {
                 return;
         }
         if (claim_next(j) < 0) {
-                (void) sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s went away",
+                power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s went away",
                                                   j->link->name);
                 power_job_free(j);
         }
@@ -401,12 +421,16 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
                 power_job_free(j);
                 return r;
         }
-        if (strncmp(j->vm.flags, "reconfigure:", 12) == 0) {
-                r = sd_bus_error_setf(error, GPUPASS_ERROR_NEEDS_RECONFIGURATION,
-                                      "VM %s needs its GPU configuration redone: the GPU is now %s", j->vm.name,
-                                      j->vm.flags + 12);
-                power_job_free(j);
-                return r;
+        {
+                _cleanup_free_ char *model = vm_flag_get(j->vm.flags, "reconfigure");
+
+                if (model) {
+                        r = sd_bus_error_setf(error, GPUPASS_ERROR_NEEDS_RECONFIGURATION,
+                                              "VM %s needs its GPU configuration redone: its GPU is now %s (a "
+                                              "reflash); set its GPUs again, e.g. with that model", j->vm.name, model);
+                        power_job_free(j);
+                        return r;
+                }
         }
         j->excluded = calloc(c->n_hosts ?: 1, 1);
         j->failures = calloc(c->n_hosts ?: 1, sizeof(char *));
@@ -419,13 +443,73 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
         return 1;
 }
 
+int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const char *restart_on) {
+        _cleanup_(vm_record_done) struct vm_record v = {};
+        struct hostlink *l;
+        char *save = NULL;
+        int r;
+
+        r = vmstore_get(c->db, uuid_or_name, &v);
+        if (r < 0)
+                return r;
+        if (!v.on)
+                return 0;
+        l = find_host(c, v.host, NULL);
+        if (!l || l->state != LINK_UP || !l->bus)
+                return -EHOSTUNREACH;
+        /* The agent releases (and resets) each GPU. */
+        for (char *a = strtok_r(v.held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+                struct cluster_gpu *g = hostlink_find_gpu(l, a);
+
+                if (g)
+                        (void) sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s", v.uuid);
+        }
+        if (restart_on && vm_flag_set(&v.flags, "restart", restart_on) < 0)
+                return -ENOMEM;
+        v.on = false;
+        free(v.host);
+        free(v.held);
+        v.host = strdup("");
+        v.held = strdup("");
+        r = v.host && v.held ? vmstore_update(c->db, &v) : -ENOMEM;
+        if (r >= 0)
+                log_info("VM %s powered off%s%s", v.name, restart_on ? " for the maintenance of " : "",
+                         restart_on ?: "");
+        return r;
+}
+
+int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only) {
+        struct power_job *j;
+        _cleanup_free_ char *model = NULL;
+        int r;
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->c = c;
+        j->only = only;
+        r = vmstore_get(c->db, uuid, &j->vm);
+        if (r >= 0 && (j->vm.on || (model = vm_flag_get(j->vm.flags, "reconfigure")))) {
+                /* Already on, or flagged after a reflash: a flagged VM is never powered on automatically. */
+                if (model)
+                        log_notice("VM %s is not powered on again: it needs its GPU configuration redone (%s)",
+                                   j->vm.name, model);
+                r = -EALREADY;
+        }
+        j->excluded = calloc(c->n_hosts ?: 1, 1);
+        j->failures = calloc(c->n_hosts ?: 1, sizeof(char *));
+        if (r < 0 || !j->excluded || !j->failures) {
+                power_job_free(j);
+                return r < 0 ? r : -ENOMEM;
+        }
+        power_on_try(j);
+        return 0;
+}
+
 static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
-        _cleanup_(vm_record_done) struct vm_record v = {};
-        _cleanup_strv_free_ char **held = NULL;
-        struct hostlink *l;
         const char *vm;
-        char *save = NULL;
         int r;
 
         r = clusterd_check_admin(c, call, error);
@@ -434,35 +518,14 @@ static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *
         r = sd_bus_message_read(call, "s", &vm);
         if (r < 0)
                 return r;
-        r = vmstore_get(c->db, vm, &v);
+        r = clusterd_power_off_vm(c, vm, NULL);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
-        if (!v.on)
-                return sd_bus_reply_method_return(call, NULL);
-        l = find_host(c, v.host, NULL);
-        if (!l || l->state != LINK_UP)
+        if (r == -EHOSTUNREACH)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
-                                         "Host %s of VM %s is unreachable: its GPUs cannot be released now", v.host,
-                                         v.name);
-        /* The agent releases (and resets) each GPU; the VM is off once the requests are sent. */
-        for (char *a = strtok_r(v.held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-                struct cluster_gpu *g = hostlink_find_gpu(l, a);
-
-                if (g)
-                        (void) sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
-                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s", v.uuid);
-        }
-        v.on = false;
-        free(v.host);
-        free(v.held);
-        v.host = strdup("");
-        v.held = strdup("");
-        r = v.host && v.held ? vmstore_update(c->db, &v) : -ENOMEM;
+                                         "The host of VM %s is unreachable: its GPUs cannot be released now", vm);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Writing the VM registry failed: %m");
-        log_info("VM %s powered off", v.name);
         return sd_bus_reply_method_return(call, NULL);
 }
 

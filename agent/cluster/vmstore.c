@@ -245,3 +245,44 @@ int gpu_requests_validate(const char *text, char **ret_error) {
         }
         return 0;
 }
+
+char *vm_flag_get(const char *flags, const char *key) {
+        size_t klen = strlen(key);
+
+        for (const char *p = flags; p && *p;) {
+                const char *end = strchr(p, ';');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+
+                if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == ':')
+                        return strndup(p + klen + 1, len - klen - 1);
+                p = end ? end + 1 : NULL;
+        }
+        return NULL;
+}
+
+int vm_flag_set(char **flags, const char *key, const char *value) {
+        size_t klen = strlen(key), n = 0;
+        char *out = malloc(strlen(*flags ?: "") + klen + (value ? strlen(value) : 0) + 3);
+
+        if (!out)
+                return -ENOMEM;
+        out[0] = '\0';
+        for (const char *p = *flags; p && *p;) {
+                const char *end = strchr(p, ';');
+                size_t len = end ? (size_t) (end - p) : strlen(p);
+
+                if (!(len > klen && strncmp(p, key, klen) == 0 && p[klen] == ':')) {
+                        if (n)
+                                out[n++] = ';';
+                        memcpy(out + n, p, len);
+                        n += len;
+                        out[n] = '\0';
+                }
+                p = end ? end + 1 : NULL;
+        }
+        if (value)
+                sprintf(out + n, "%s%s:%s", n ? ";" : "", key, value);
+        free(*flags);
+        *flags = out;
+        return 0;
+}

@@ -41,3 +41,11 @@ int vmstore_foreach(struct sqlite3 *db, int (*f)(const struct vm_record *v, void
 
 /* Validates request text: counts 1..64, non-empty model names, HOST/ADDRESS with a PCI address. */
 int gpu_requests_validate(const char *text, char **ret_error);
+
+/* Flags are "key:value" items separated by ';': "reconfigure:MODEL" (the GPU changed identity; the VM does
+ * not power on until its GPU configuration is redone), "restart:HOST" (powered off for the host's
+ * maintenance; powered on again there when the host is back). */
+/* The value of key, or NULL. */
+char *vm_flag_get(const char *flags, const char *key);
+/* Sets key to value (NULL removes it); *flags is replaced. */
+int vm_flag_set(char **flags, const char *key, const char *value);

@@ -197,6 +197,44 @@ out=$(cluster DeleteVm s train-1 2>&1) && pass "DeleteVm" || fail "DeleteVm: $ou
 cluster DeleteVm s infer-1 >/dev/null
 assert_eq "a(ssutsssss) 0" "$(cluster ListVms)" "registry empty after DeleteVm"
 
+# Host maintenance: its GPU VMs go off, are remembered, and come back on the same host afterwards.
+m1=$(cluster CreateVm sut maint-1 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss maint-1 "1:NVIDIA Tesla M60" >/dev/null
+busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas maint-1 1 alpha
+out=$(cluster PowerOn s maint-1 2>&1) || true
+assert_contains "$out" 'sas "alpha" 1 ' "maint-1 runs on alpha"
+out=$(cluster EnterHostMaintenance s alpha 2>&1) || true
+assert_eq "as 1 \"$m1\"" "$out" "EnterHostMaintenance powers off alpha's GPU VMs and names them"
+assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"\" \"restart:alpha\"" "maint-1 is off, to be restarted on alpha"
+wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "maintenance"' && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
+SENDARGS=(string:maint-1)
+cexpect org.gpupass.Error.NoHostAvailable "alpha: in maintenance" -- PowerOn s maint-1
+out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
+assert_eq "as 1 \"$m1\"" "$out" "ExitHostMaintenance names the VMs it powers on again"
+for _ in $(seq 100); do [[ "$(cluster ListVms)" == *'"on" "alpha" ""'* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"on\" \"alpha\" \"\"" "maint-1 powered on again on alpha automatically"
+cluster PowerOff s maint-1 >/dev/null
+cluster DeleteVm s maint-1 >/dev/null
+
+# Reflash: a GPU of alpha comes back in compute mode; VMs asking for the old model are flagged.
+r1=$(cluster CreateVm sut reflash-1 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss reflash-1 "1:NVIDIA Tesla M60" >/dev/null
+busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas reflash-1 1 alpha
+actl() { "$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" "$@" >/dev/null; }
+for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
+actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
+actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
+for _ in $(seq 100); do [[ "$(cluster ListVms)" == *"reconfigure:NVIDIA Tesla M60.compute"* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"\" \"reconfigure:NVIDIA Tesla M60.compute\"" "reflash-1 is flagged with the new model name"
+assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute"' "the view shows the new model"
+SENDARGS=(string:reflash-1)
+cexpect org.gpupass.Error.NeedsReconfiguration "its GPU is now NVIDIA Tesla M60.compute" -- PowerOn s reflash-1
+cluster SetVmGpus ss reflash-1 "1:NVIDIA Tesla M60.compute" >/dev/null
+assert_not_contains "$(cluster ListVms)" "reconfigure:" "redoing the GPU configuration clears the flag"
+out=$(cluster PowerOn s reflash-1 2>&1) || true
+assert_contains "$out" 'sas "alpha" 1 ' "reflash-1 powers on with the .compute model"
+cluster PowerOff s reflash-1 >/dev/null
+
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$TEST_DIR/clusterd.log"
 finish

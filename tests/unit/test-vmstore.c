@@ -93,7 +93,26 @@ static void test_requests(void) {
         }
 }
 
+static void test_flags(void) {
+        char *flags = strdup(""), *v;
+
+        ASSERT_EQ(vm_flag_set(&flags, "reconfigure", "NVIDIA Tesla M60.compute"), 0);
+        ASSERT_EQ(vm_flag_set(&flags, "restart", "node-1"), 0);
+        ASSERT_STREQ(flags, "reconfigure:NVIDIA Tesla M60.compute;restart:node-1");
+        v = vm_flag_get(flags, "reconfigure");
+        ASSERT_STREQ(v, "NVIDIA Tesla M60.compute");
+        free(v);
+        ASSERT_EQ(vm_flag_set(&flags, "reconfigure", NULL), 0);
+        ASSERT_STREQ(flags, "restart:node-1");
+        ASSERT_TRUE(vm_flag_get(flags, "reconfigure") == NULL);
+        ASSERT_TRUE(vm_flag_get(flags, "restar") == NULL);
+        ASSERT_EQ(vm_flag_set(&flags, "restart", "node-2"), 0);
+        ASSERT_STREQ(flags, "restart:node-2");
+        free(flags);
+}
+
 int main(void) {
+        test_flags();
         test_store();
         test_requests();
         return 0;
