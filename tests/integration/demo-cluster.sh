@@ -1,0 +1,94 @@
+#!/bin/bash
+# The main job: a simulated cluster of four GPU hosts (each a simulated PCI host with gpupassd on its own
+# private system bus) and gpupass-clusterd on a fifth bus: the cluster view, placements (one refused with
+# each host's reason), the pass-through limitations, a maintenance cycle and a reflash. Run by .ci/demo.
+set -euo pipefail
+: "${GPUPASSD:?}" "${GPUPASSCTL:?}" "${GPUPASS_SIMHOST:?}" "${GPUPASS_CLUSTERD:?}" "${GPUPASS_SOURCE_ROOT:?}"
+DIR=$(mktemp -d /tmp/gpupass-demo.XXXXXX)
+chmod 0755 "$DIR"
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
+FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
+bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+step() { printf '\033[1m$ %s\033[0m\n' "$*"; "$@" 2>&1 || true; }
+wait_name() { # address name
+        for _ in $(seq 200); do
+                [ "$(busctl --address="$1" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
+                        NameHasOwner s "$2" 2>/dev/null)" == "b true" ] && return 0
+                sleep 0.05
+        done
+}
+
+declare -A fixture=([alpha]=multi-gpu.ini [beta]=single.ini [gamma]=compute.ini [delta]=no-iommu.ini)
+for h in alpha beta gamma delta; do
+        mkdir -p "$DIR/$h"
+        "$GPUPASS_SIMHOST" "$FIX/${fixture[$h]}" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
+                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$DIR/$h" &
+done
+for h in alpha beta gamma delta; do wait_name "unix:path=$DIR/$h/bus" org.gpupass.agent1; done
+
+sed -e "s|@SOCKET@|$DIR/cluster-bus|" "$GPUPASS_SOURCE_ROOT/tests/integration/open-bus.conf.in" >"$DIR/cluster-bus.conf"
+dbus-daemon --config-file="$DIR/cluster-bus.conf" --nofork --nopidfile 2>/dev/null &
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$DIR/cluster-bus"
+for _ in $(seq 100); do [ -S "$DIR/cluster-bus" ] && break; sleep 0.05; done
+mkdir -p "$DIR/etc"
+{
+        echo "[Cluster]"
+        for h in alpha beta gamma delta; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$DIR" "$h"; done
+} >"$DIR/etc/clusterd.conf"
+CONFIGURATION_DIRECTORY="$DIR/etc" STATE_DIRECTORY="$DIR/cluster-state" "$GPUPASS_CLUSTERD" 2>"$DIR/clusterd.log" &
+wait_name "$DBUS_SYSTEM_BUS_ADDRESS" org.gpupass.cluster1
+sleep 0.5
+C=(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager)
+
+bold "Four simulated GPU hosts, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
+step cat "$DIR/etc/clusterd.conf"
+step "${C[@]}" ListHosts
+bold "The cluster-wide view of every GPU (host, address, model, mode, state, owner, previous model, flag):"
+"${C[@]}" --json=pretty ListGpus | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["data"][0]
+print("%-6s %-13s %-28s %-9s %-12s %s" % ("HOST", "ADDRESS", "MODEL", "MODE", "STATE", "OWNER"))
+for r in rows:
+    print("%-6s %-13s %-28s %-9s %-12s %s" % (r[0], r[1], r[2], r[3], r[4], r[5] or "-"))'
+
+bold "VMs with GPU requests (a count and acceptable models; all GPUs of one request of one model):"
+for vm in "train-1 1 2048 2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" "infer-1 1 1024 1:NVIDIA Tesla T4" \
+          "infer-2 1 1024 2:NVIDIA Tesla T4" "render-1 1 1024 1:NVIDIA Tesla M60" "big-1 1 1024 4:NVIDIA Tesla T4"; do
+        set -- $vm
+        name=$1 cpus=$2 mem=$3; shift 3
+        "${C[@]}" CreateVm sut "$name" "$cpus" "$mem" >/dev/null
+        step "${C[@]}" SetVmGpus ss "$name" "$*"
+done
+bold "Power-on: each VM goes to a host that has all its GPUs (best fit), the agents' Claim decides:"
+for vm in train-1 infer-1 render-1 infer-2; do step "${C[@]}" PowerOn s "$vm"; done
+bold "No host for big-1 (4 T4 at once): it stays off, and the error says why for each host:"
+step "${C[@]}" PowerOn s big-1
+step "${C[@]}" ListVms
+bold "The limitations of pass-through:"
+step "${C[@]}" Migrate s train-1
+step "${C[@]}" Pause s train-1
+step "${C[@]}" SetVmResources sut train-1 1 4096
+step "${C[@]}" SetVmGpus ss train-1 "1:NVIDIA Tesla M60"
+step "${C[@]}" GetConsole s train-1
+
+bold "Maintenance of alpha (an upgrade): its GPU VMs go off and come back on alpha afterwards:"
+step "${C[@]}" EnterHostMaintenance s alpha
+step "${C[@]}" ListHosts
+step "${C[@]}" ExitHostMaintenance s alpha
+sleep 1
+step "${C[@]}" ListVms
+
+bold "Reflash: render-1 is off; beta's M60 is reflashed to compute mode (remove + rescan):"
+step "${C[@]}" PowerOff s render-1
+ctl=$(cat "$DIR/beta/simhost.ctl")
+"$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.1 >/dev/null
+"$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.0 >/dev/null
+"$GPUPASS_SIMHOST" ctl "$ctl" add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de \
+        subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau >/dev/null
+sleep 1
+step "${C[@]}" ListVms
+step "${C[@]}" PowerOn s render-1
+step "${C[@]}" SetVmGpus ss render-1 "1:NVIDIA Tesla M60.compute"
+step "${C[@]}" PowerOn s render-1
+bold "The aggregator's log:"
+cat "$DIR/clusterd.log"
