@@ -7,6 +7,7 @@
  * ("reconfigure:NEW"): such a VM does not power on, also not automatically, until its GPUs are set again.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,9 +65,19 @@ static int collect_vm(const struct vm_record *v, void *userdata) {
                 match = v->on && strcmp(v->host, k->host) == 0 && v->gpus[0];
         else if (k->want_restart)
                 match = !v->on && restart && strcmp(restart, k->host) == 0;
-        else
-                match = request_names_model(v->gpus, k->model) ||
-                        (strcmp(v->host, k->host) == 0 && held_names(v->held, k->address));
+        else {
+                /* The VMs whose GPU configuration refers to that GPU: it held it last (host and held stay as
+                 * the last placement when a VM is off), asks for it by address, or is pinned to that host
+                 * and asks for the old model. A VM that asks for the model anywhere is not affected: other
+                 * hosts still have it. */
+                _cleanup_free_ char *specific = NULL;
+                bool held_it = strcmp(v->host, k->host) == 0 && held_names(v->held, k->address);
+                bool pinned = strcmp(v->affinity, k->host) == 0 && request_names_model(v->gpus, k->model);
+
+                if (asprintf(&specific, "=%s/%s", k->host, k->address) < 0)
+                        return -ENOMEM;
+                match = held_it || pinned || strstr(v->gpus, specific) != NULL;
+        }
         return match ? strv_extend(&k->uuids, v->uuid) : 0;
 }
 

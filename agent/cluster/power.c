@@ -467,12 +467,9 @@ int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const ch
         }
         if (restart_on && vm_flag_set(&v.flags, "restart", restart_on) < 0)
                 return -ENOMEM;
+        /* host and held stay as the last placement: a reflash of that GPU concerns this VM. */
         v.on = false;
-        free(v.host);
-        free(v.held);
-        v.host = strdup("");
-        v.held = strdup("");
-        r = v.host && v.held ? vmstore_update(c->db, &v) : -ENOMEM;
+        r = vmstore_update(c->db, &v);
         if (r >= 0)
                 log_info("VM %s powered off%s%s", v.name, restart_on ? " for the maintenance of " : "",
                          restart_on ?: "");

@@ -20,8 +20,8 @@ struct vm_record {
         char *gpus;        /* request text, "" for none */
         char *affinity;    /* comma-separated host names, "" for any */
         bool on;
-        char *host;        /* while on */
-        char *held;        /* comma-separated addresses held while on */
+        char *host;        /* while on; when off, the last host it ran on */
+        char *held;        /* comma-separated addresses held while on; when off, the last ones */
         char *flags;       /* e.g. "reconfigure:NVIDIA Tesla M60.compute", "" when none */
 };
 

@@ -52,16 +52,18 @@ for r in rows:
     print("%-6s %-13s %-28s %-9s %-12s %s" % (r[0], r[1], r[2], r[3], r[4], r[5] or "-"))'
 
 bold "VMs with GPU requests (a count and acceptable models; all GPUs of one request of one model):"
-for vm in "train-1 1 2048 2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" "infer-1 1 1024 1:NVIDIA Tesla T4" \
-          "infer-2 1 1024 2:NVIDIA Tesla T4" "render-1 1 1024 1:NVIDIA Tesla M60" "big-1 1 1024 4:NVIDIA Tesla T4"; do
+for vm in "train-1 1 2048 2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" "infer-1 1 1024 1:NVIDIA Tesla T4.compute" \
+          "infer-2 1 1024 2:NVIDIA Tesla T4.compute" "render-1 1 1024 1:NVIDIA Tesla M60" \
+          "big-1 1 1024 4:NVIDIA Tesla T4.compute"; do
         set -- $vm
         name=$1 cpus=$2 mem=$3; shift 3
         "${C[@]}" CreateVm sut "$name" "$cpus" "$mem" >/dev/null
         step "${C[@]}" SetVmGpus ss "$name" "$*"
 done
 bold "Power-on: each VM goes to a host that has all its GPUs (best fit), the agents' Claim decides:"
-for vm in train-1 infer-1 render-1 infer-2; do step "${C[@]}" PowerOn s "$vm"; done
-bold "No host for big-1 (4 T4 at once): it stays off, and the error says why for each host:"
+for vm in train-1 infer-1 render-1; do step "${C[@]}" PowerOn s "$vm"; done
+bold "No host for infer-2 (2 T4 at once) nor big-1 (4): they stay off, and the error says why for each host:"
+step "${C[@]}" PowerOn s infer-2
 step "${C[@]}" PowerOn s big-1
 step "${C[@]}" ListVms
 bold "The limitations of pass-through:"
