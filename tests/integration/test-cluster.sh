@@ -205,7 +205,7 @@ out=$(cluster PowerOn s maint-1 2>&1) || true
 assert_contains "$out" 'sas "alpha" 1 ' "maint-1 runs on alpha"
 out=$(cluster EnterHostMaintenance s alpha 2>&1) || true
 assert_eq "as 1 \"$m1\"" "$out" "EnterHostMaintenance powers off alpha's GPU VMs and names them"
-assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"\" \"restart:alpha\"" "maint-1 is off, to be restarted on alpha"
+assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"alpha\" \"restart:alpha\"" "maint-1 is off (last on alpha), to be restarted on alpha"
 wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "maintenance"' && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
 SENDARGS=(string:maint-1)
 cexpect org.gpupass.Error.NoHostAvailable "alpha: in maintenance" -- PowerOn s maint-1
