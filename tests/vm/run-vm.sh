@@ -5,25 +5,15 @@
 set -euo pipefail
 build=$1 src=$2 scenarios=$3
 here=$(cd "$(dirname "$0")" && pwd)
-vm=${GPUPASS_VM_DIR:-$build/tests/vm}
-deadline=${GPUPASS_VM_DEADLINE:-120}           # the whole guest, boot to power-off
-scenario_timeout=${GPUPASS_SCENARIO_TIMEOUT:-90} # each scenario inside the guest
-# Cached after the first run (the meson test vm/guest-image runs first); fails, never skips, without it.
+vm=$build/tests/vm
 if ! out=$(bash "$here/prepare-guest.sh" "$vm" 2>&1); then
-        echo "$out" | grep -v '^1\.\.' | sed 's/^not ok 1 - /not ok 1 - preparing the guest: /'
-        echo "1..1"
+        echo "not ok 1 - preparing the guest kernel and initramfs: $out"
         exit 1
 fi
 version=$(cat "$vm/kernel.version")
 results=$(mktemp -d /tmp/gpupass-vm.XXXXXX)
 chmod 0777 "$results"
-qemu_pid=
-cleanup() {
-        [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
-        if [ -n "${KEEP_RESULTS:-}" ]; then echo "# results kept in $results"; else rm -rf "$results"; fi
-}
-trap cleanup EXIT
-trap 'exit 143' TERM INT
+trap '[ -n "${KEEP_RESULTS:-}" ] || rm -rf "$results"' EXIT
 export GPUPASS_VM_RESULTS=$results
 
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
@@ -31,7 +21,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboo
       # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
       -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
       -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
-      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios gpupass.timeout=$scenario_timeout"
+      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios"
       # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
       -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
       -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
@@ -60,19 +50,14 @@ while kill -0 $qemu_pid 2>/dev/null; do
                 python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || true
                 touch "$results/reflash-done"
         fi
-        if [ $(($(date +%s) - start)) -gt "$deadline" ]; then
-                echo "# guest killed: still running after its time bound of $deadline s"
+        if [ $(($(date +%s) - start)) -gt 840 ]; then
+                echo "# guest timed out after 840 s"
                 kill $qemu_pid
-                break
         fi
         sleep 0.5
 done
 wait $qemu_pid || true
-qemu_pid=
-echo "# guest ran $(($(date +%s) - start)) s (kernel $version, TCG); its timeline:"
-sed 's/^guest: /#   /' "$results/guest.log" 2>/dev/null | grep '^#   \[' || true
-echo "# what the kernel showed after udev settled:"
-sed 's/^/#   /' "$results/kernel-facts.txt" 2>/dev/null || echo "#   (no kernel-facts.txt: the guest did not get that far)"
+echo "# guest ran $(($(date +%s) - start)) s"
 
 n=0 failed=0
 for s in ${scenarios//,/ }; do
