@@ -17,6 +17,8 @@ struct simdev {
         char *native_driver;  /* what an ID-table probe binds; NULL: none */
         bool boot_vga;
         int numa_node;
+        int bus;              /* from the address */
+        int secondary_bus, subordinate_bus; /* bridges: the buses behind them */
         bool has_serial;
         uint64_t serial;
         char *parent;         /* upstream bridge address or NULL */
@@ -30,6 +32,7 @@ struct simhost {
         char *root;           /* the testbed directory; "/sys" lives under it */
         bool iommu;
         GPtrArray *devices;   /* struct simdev * */
+        GPtrArray *removed;   /* removed through sysfs `remove`: still in the slot, a rescan finds them again */
         unsigned unbind_delay_ms; /* how long a driver's remove() takes (ctl unbind-delay) */
 };
 
@@ -43,6 +46,7 @@ void simdev_free(struct simdev *d);
 void sim_write_uevent_file(struct simhost *h, struct simdev *d, const char *driver);
 int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_driver);
 void sim_load_driver(struct simhost *h, const char *name);
+void sim_update_bridges(struct simhost *h);
 int sim_load_fixture(struct simhost *h, const char *path, char **error);
 
 /* simkernel.c: the kernel's semantics for writes */
@@ -52,7 +56,11 @@ void sim_bind(struct simhost *h, struct simdev *d, const char *driver, bool emit
 void sim_unbind(struct simhost *h, struct simdev *d, bool emit);
 /* The kernel's probe: override or native driver, if loaded. */
 void sim_probe(struct simhost *h, struct simdev *d);
-void sim_remove(struct simhost *h, struct simdev *d);
+/* Unbinds (what is behind a bridge first) and removes the device; `unplugged`: gone for good, else a
+ * rescan finds it again. */
+void sim_remove(struct simhost *h, struct simdev *d, bool unplugged);
+/* simuevent.c: sends the uevent to every monitor of the simulated processes, with the properties of the
+ * device's uevent attribute. */
 void sim_uevent(struct simhost *h, struct simdev *d, const char *action);
 /* Applies a write of `data` to the sysfs file `path` ("/sys/..."); bytes consumed or -errno. */
 int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len);

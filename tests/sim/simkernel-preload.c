@@ -1,11 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libgpupass-simkernel.so: preloaded (before libumockdev-preload) into every process of a simulated host.
- * It makes a write(2) to one of the sysfs control files of the testbed behave like the kernel's: the
- * write is handed to gpupass-simhost's kernel emulator over a unix socket and returns only after the
- * emulator has applied it (links moved, attributes rewritten, uevents sent), with the kernel's return
- * value or errno. Everything else goes to the real write(2).
+ *
+ * 1. It makes a write to one of the sysfs control files of the testbed behave like the kernel's: the write
+ *    is handed to gpupass-simhost's kernel emulator over a unix socket (a fresh connection per write, so
+ *    any thread may write) and returns only after the emulator has applied it (links moved, attributes
+ *    rewritten, uevents sent), with the kernel's return value or errno. Everything else goes on to the
+ *    next write() (umockdev's, then libc's). write(), pwrite() and writev() are covered; stdio is not:
+ *    glibc's stdio calls its internal write, which no preload can see.
+ *
+ * 2. It gives every uevent monitor its own socket. umockdev's preload turns a NETLINK_KOBJECT_UEVENT socket
+ *    into a unix socket bound at $UMOCKDEV_DIR/event<fd number>, unlinking whatever was there first; two
+ *    processes whose monitors have the same fd number (gpupassd and a test, both at fd 5, is the common
+ *    case) steal each other's socket and the first one silently stops receiving uevents. We bind such
+ *    sockets at $UMOCKDEV_DIR/event<pid>.<fd> instead, which umockdev's sender still finds (it globs
+ *    "event[0-9]*"), and leave the rest (recvmsg() faking a netlink sender) to umockdev.
  */
+
+/* meson builds with 64-bit file offsets, which renames pwrite() to pwrite64() in the headers: we define both
+ * symbols ourselves. */
+#undef _FILE_OFFSET_BITS
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
@@ -14,10 +29,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
+
+/* kernfs hands a sysfs store function at most one page; the rest of a longer write is not consumed. */
+#define SYSFS_PAGE_SIZE 4096
 
 static const char * const control_files[] = {
         "driver_override", "unbind", "bind", "drivers_probe", "remove", "rescan", "new_id", "remove_id", "reset",
@@ -34,7 +53,7 @@ static int control_path(int fd, char *out, size_t size) {
         if (!root || !getenv("GPUPASS_SIMKERNEL_SOCKET"))
                 return 0;
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        /* A raw syscall: umockdev's preload wraps readlink(). */
+        /* A raw syscall, which neither umockdev's readlink() wrapper nor errno bookkeeping gets in the way of. */
         n = syscall(SYS_readlink, proc, target, sizeof(target) - 1);
         if (n <= 0)
                 return 0;
@@ -51,40 +70,35 @@ static int control_path(int fd, char *out, size_t size) {
         return 0;
 }
 
-/* Sends "path\0data" and waits for the emulator's int64 answer: bytes written or -errno. */
+/* Sends "path\0data" and waits for the emulator's int64 answer: bytes consumed or -errno. */
 static ssize_t forward(const char *path, const void *buf, size_t count) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char message[4096 + 1 + SYSFS_PAGE_SIZE];
         size_t path_len = strlen(path) + 1;
-        char *message;
         int64_t answer;
-        int fd;
+        int fd, saved;
 
+        if (count > SYSFS_PAGE_SIZE)
+                count = SYSFS_PAGE_SIZE;
+        memcpy(message, path, path_len);
+        memcpy(message + path_len, buf, count);
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", getenv("GPUPASS_SIMKERNEL_SOCKET"));
+        /* Raw syscalls: umockdev wraps socket(), connect() and send(), and must not take this for a uevent
+         * socket or record it. */
         fd = (int) syscall(SYS_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -1;
-        if (syscall(SYS_connect, fd, &sa, sizeof(sa)) < 0) {
-                close(fd);
-                errno = EIO;
-                return -1;
-        }
-        message = malloc(path_len + count);
-        if (!message) {
-                close(fd);
-                errno = ENOMEM;
-                return -1;
-        }
-        memcpy(message, path, path_len);
-        memcpy(message + path_len, buf, count);
-        if (syscall(SYS_sendto, fd, message, path_len + count, 0, NULL, 0) < 0 ||
+        if (syscall(SYS_connect, fd, &sa, sizeof(sa)) < 0 ||
+            syscall(SYS_sendto, fd, message, path_len + count, MSG_NOSIGNAL, NULL, 0) < 0 ||
             syscall(SYS_recvfrom, fd, &answer, sizeof(answer), 0, NULL, NULL) != sizeof(answer)) {
-                free(message);
-                close(fd);
+                /* The simulated kernel is gone (gpupass-simhost exited): the closest a real sysfs comes. */
+                syscall(SYS_close, fd);
                 errno = EIO;
                 return -1;
         }
-        free(message);
-        close(fd);
+        saved = errno;
+        syscall(SYS_close, fd);
+        errno = saved;
         if (answer < 0) {
                 errno = (int) -answer;
                 return -1;
@@ -102,4 +116,72 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count) {
         if (!real_write)
                 real_write = (ssize_t (*)(int, const void *, size_t)) dlsym(RTLD_NEXT, "write");
         return real_write(fd, buf, count);
+}
+
+/* sysfs ignores the offset of a write to an attribute: the store function sees the buffer alone. */
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
+        static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+        char path[4096];
+
+        if (count > 0 && control_path(fd, path, sizeof(path)))
+                return forward(path, buf, count);
+        if (!real_pwrite)
+                real_pwrite = (ssize_t (*)(int, const void *, size_t, off_t)) dlsym(RTLD_NEXT, "pwrite");
+        return real_pwrite(fd, buf, count, offset);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset) {
+        static ssize_t (*real_pwrite64)(int, const void *, size_t, off64_t);
+        char path[4096];
+
+        if (count > 0 && control_path(fd, path, sizeof(path)))
+                return forward(path, buf, count);
+        if (!real_pwrite64)
+                real_pwrite64 = (ssize_t (*)(int, const void *, size_t, off64_t)) dlsym(RTLD_NEXT, "pwrite64");
+        return real_pwrite64(fd, buf, count, offset);
+}
+
+/* The kernel gathers the vectors into one buffer (up to a page) and calls the store function once. */
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
+        static ssize_t (*real_writev)(int, const struct iovec *, int);
+        char path[4096], data[SYSFS_PAGE_SIZE];
+        size_t len = 0;
+
+        if (iovcnt > 0 && control_path(fd, path, sizeof(path))) {
+                for (int i = 0; i < iovcnt && len < sizeof(data); i++) {
+                        size_t n = iov[i].iov_len < sizeof(data) - len ? iov[i].iov_len : sizeof(data) - len;
+
+                        memcpy(data + len, iov[i].iov_base, n);
+                        len += n;
+                }
+                if (len > 0)
+                        return forward(path, data, len);
+        }
+        if (!real_writev)
+                real_writev = (ssize_t (*)(int, const struct iovec *, int)) dlsym(RTLD_NEXT, "writev");
+        return real_writev(fd, iov, iovcnt);
+}
+
+EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t addrlen) {
+        static int (*next_bind)(int, const struct sockaddr *, socklen_t);
+        const char *root = getenv("UMOCKDEV_DIR");
+        int domain = 0;
+        socklen_t domain_len = sizeof(domain);
+
+        /* A uevent socket that umockdev's socket() has already made a unix socket: a netlink address on an
+         * AF_UNIX socket is nothing else. */
+        if (root && addr && addrlen >= sizeof(sa_family_t) && addr->sa_family == AF_NETLINK &&
+            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) == 0 && domain == AF_UNIX) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/event%d.%d", root, (int) getpid(), fd);
+
+                if (n > 0 && (size_t) n < sizeof(sa.sun_path)) {
+                        /* Left by an earlier socket of this pid with the same fd (closed, or lost in exec). */
+                        (void) unlink(sa.sun_path);
+                        return (int) syscall(SYS_bind, fd, &sa, sizeof(sa));
+                }
+        }
+        if (!next_bind)
+                next_bind = (int (*)(int, const struct sockaddr *, socklen_t)) dlsym(RTLD_NEXT, "bind");
+        return next_bind(fd, addr, addrlen);
 }

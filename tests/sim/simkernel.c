@@ -56,10 +56,6 @@ static bool driver_loaded(struct simhost *h, const char *driver) {
         return r;
 }
 
-void sim_uevent(struct simhost *h, struct simdev *d, const char *action) {
-        umockdev_testbed_uevent(h->testbed, d->devpath, action);
-}
-
 void sim_bind(struct simhost *h, struct simdev *d, const char *driver, bool emit) {
         char *link = sim_path(h, "%s/driver", d->devpath), *dir = g_strdup_printf("bus/pci/drivers/%s", driver);
         char *back = sim_path(h, "/sys/%s/%s", dir, d->address);
@@ -147,24 +143,106 @@ static void remove_tree(const char *path) {
         rmdir(path);
 }
 
-void sim_remove(struct simhost *h, struct simdev *d) {
-        char *bus_link = sim_path(h, "/sys/bus/pci/devices/%s", d->address), *dir = sim_path(h, "%s", d->devpath);
+static guint device_index(struct simhost *h, struct simdev *d) {
+        guint i;
 
+        if (!g_ptr_array_find(h->devices, d, &i))
+                g_error("%s is not on the bus", d->address);
+        return i;
+}
+
+/* The functions right below bridge `d`, in bus order. */
+static GPtrArray *children_of(struct simhost *h, struct simdev *d) {
+        GPtrArray *children = g_ptr_array_new();
+
+        for (guint i = 0; i < h->devices->len; i++) {
+                struct simdev *c = g_ptr_array_index(h->devices, i);
+
+                if (c->parent && strcmp(c->parent, d->address) == 0)
+                        g_ptr_array_add(children, c);
+        }
+        return children;
+}
+
+/* pci_stop_bus_device(): the drivers below a bridge let go first, deepest first, then the bridge's own. */
+static void stop_device(struct simhost *h, struct simdev *d) {
+        g_autoptr(GPtrArray) children = children_of(h, d);
+
+        for (guint i = children->len; i > 0; i--)
+                stop_device(h, g_ptr_array_index(children, i - 1));
         sim_unbind(h, d, true);
-        /* The device leaves the bus and its group first; the remove event is sent while its uevent file
-         * can still be read (umockdev builds the event from it), then the directory goes. */
+}
+
+/* pci_remove_bus_device(): the functions below a bridge go first; then the device leaves the bus and its
+ * IOMMU group (the group itself goes with its last device), the remove event is sent while its uevent file
+ * can still be read (umockdev builds the event from it), and its directory goes. */
+static void remove_device(struct simhost *h, struct simdev *d, bool unplugged) {
+        g_autoptr(GPtrArray) children = children_of(h, d);
+        g_autofree char *bus_link = sim_path(h, "/sys/bus/pci/devices/%s", d->address);
+        g_autofree char *dir = sim_path(h, "%s", d->devpath);
+
+        for (guint i = 0; i < children->len; i++)
+                remove_device(h, g_ptr_array_index(children, i), unplugged);
         unlink(bus_link);
-        if (d->iommu_group >= 0) {
-                char *group_link = sim_path(h, "/sys/kernel/iommu_groups/%d/devices/%s", d->iommu_group, d->address);
+        if (h->iommu && d->iommu_group >= 0) {
+                g_autofree char *group_link = sim_path(h, "/sys/kernel/iommu_groups/%d/devices/%s", d->iommu_group,
+                                                       d->address);
+                g_autofree char *group_devices = sim_path(h, "/sys/kernel/iommu_groups/%d/devices", d->iommu_group);
+                g_autofree char *group = sim_path(h, "/sys/kernel/iommu_groups/%d", d->iommu_group);
 
                 unlink(group_link);
-                g_free(group_link);
+                if (rmdir(group_devices) == 0)
+                        remove_tree(group);
         }
         sim_uevent(h, d, "remove");
         remove_tree(dir);
-        g_ptr_array_remove(h->devices, d); /* frees d */
-        g_free(bus_link);
-        g_free(dir);
+        /* A device removed through sysfs is still in its slot: a rescan finds it again. One unplugged
+         * (ctl remove) is gone. */
+        if (!unplugged)
+                g_ptr_array_add(h->removed, g_ptr_array_steal_index(h->devices, device_index(h, d)));
+        else
+                g_ptr_array_remove(h->devices, d); /* frees d */
+}
+
+void sim_remove(struct simhost *h, struct simdev *d, bool unplugged) {
+        stop_device(h, d);
+        remove_device(h, d, unplugged);
+}
+
+/* pci_rescan_bus(): the functions removed through sysfs come back, bridges before what is behind them, each
+ * with its add event and then the bus's probe. */
+static void rescan(struct simhost *h) {
+        bool progress = true;
+
+        while (progress) {
+                progress = false;
+                for (guint i = 0; i < h->removed->len; i++) {
+                        struct simdev *d = g_ptr_array_index(h->removed, i);
+
+                        if (d->parent && !sim_find(h, d->parent))
+                                continue;
+                        g_ptr_array_add(h->devices, g_ptr_array_steal_index(h->removed, i));
+                        if (sim_create_device(h, d, NULL) < 0)
+                                g_error("cannot re-create %s", d->address);
+                        sim_update_bridges(h);
+                        sim_uevent(h, d, "add");
+                        sim_probe(h, d);
+                        progress = true;
+                        break;
+                }
+        }
+}
+
+/* driver_register() -> driver_attach(): a driver that comes takes every unbound device it matches. */
+static void attach_driver(struct simhost *h, const char *driver) {
+        for (guint i = 0; i < h->devices->len; i++) {
+                struct simdev *d = g_ptr_array_index(h->devices, i);
+                g_autofree char *bound = sim_read_driver(h, d), *override = sim_read_override(h, d);
+
+                if (!bound && driver_matches(d, override, driver) &&
+                    !(d->failing_driver && strcmp(d->failing_driver, driver) == 0))
+                        sim_bind(h, d, driver, true);
+        }
 }
 
 /* The device a per-device attribute path ("/sys/devices/.../ADDR/attr") belongs to. */
@@ -179,89 +257,141 @@ static struct simdev *device_of(struct simhost *h, const char *path, const char 
         return NULL;
 }
 
-/* sysfs hands the store function the buffer as written; addresses commonly come with a newline. */
-static char *strip(const char *data, size_t len) {
+/* What a store function compares a name with: sysfs_streq() ignores one trailing newline, nothing else;
+ * the kernel's copy of the buffer ends at the first NUL. */
+static char *sysfs_arg(const char *data, size_t len) {
         char *s = g_strndup(data, len);
+        size_t n = strlen(s);
 
-        return g_strstrip(s);
+        if (n > 0 && s[n - 1] == '\n')
+                s[n - 1] = '\0';
+        return s;
+}
+
+/* kstrtoul(buf, 0, ...) as the store functions call it: a whole number (one trailing newline allowed). */
+static int sysfs_ulong(const char *arg, unsigned long *ret) {
+        char *end;
+
+        if (!g_ascii_isdigit(arg[0]) && arg[0] != '+')
+                return -EINVAL;
+        errno = 0;
+        *ret = strtoul(arg, &end, 0);
+        return errno || *end ? -EINVAL : 0;
+}
+
+static int64_t store_driver_override(struct simhost *h, const char *path, const char *data, size_t len) {
+        g_autofree char *file = NULL, *value = NULL;
+        struct simdev *d = device_of(h, path, "driver_override");
+        char *nl;
+
+        if (!d)
+                return -ENODEV;
+        /* driver_set_override(): one character less than a page, so that reading it back ("%s\n") fits. */
+        if (len >= PAGE_SIZE - 1)
+                return -EINVAL;
+        /* The value ends at the first NUL or newline; empty clears it. */
+        value = g_strndup(data, len);
+        nl = strchr(value, '\n');
+        if (nl)
+                *nl = '\0';
+        file = sim_path(h, "%s/driver_override", d->devpath);
+        if (*value) {
+                g_autofree char *line = g_strconcat(value, "\n", NULL);
+
+                (void) g_file_set_contents(file, line, -1, NULL);
+        } else
+                (void) g_file_set_contents(file, "(null)\n", -1, NULL);
+        /* The override is only read by the next probe: nothing rebinds now. */
+        return (int64_t) len;
+}
+
+/* A driver's bind/unbind/new_id/remove_id (drivers/base/bus.c, drivers/pci/pci-driver.c). */
+static int64_t store_driver_file(struct simhost *h, const char *path, const char *base, const char *arg,
+                                 size_t len) {
+        g_autofree char *driver_dir = g_path_get_dirname(path);
+        g_autofree char *driver = g_path_get_basename(driver_dir);
+        g_autofree char *bound = NULL, *override = NULL;
+        unsigned vendor, device;
+        struct simdev *d;
+
+        if (strcmp(base, "new_id") == 0 || strcmp(base, "remove_id") == 0) {
+                /* "VVVV DDDD [...]" as sscanf("%x %x ...") reads it; the IDs are accepted and have no effect:
+                 * gpupass never uses dynamic IDs. */
+                if (sscanf(arg, "%x %x", &vendor, &device) < 2)
+                        return -EINVAL;
+                return (int64_t) len;
+        }
+        d = sim_find(h, arg);
+        if (!d)
+                return -ENODEV;
+        bound = sim_read_driver(h, d);
+        if (strcmp(base, "unbind") == 0) {
+                if (!bound || strcmp(bound, driver) != 0)
+                        return -ENODEV;
+                if (h->unbind_delay_ms)
+                        g_usleep(h->unbind_delay_ms * 1000UL); /* a GPU driver's remove() is slow */
+                sim_unbind(h, d, true);
+                return (int64_t) len;
+        }
+        if (strcmp(base, "bind") == 0) {
+                /* bind_store(): the driver must match first (ENODEV), then device_driver_attach() finds the
+                 * device taken (EBUSY) or runs the probe. */
+                override = sim_read_override(h, d);
+                if (!driver_matches(d, override, driver))
+                        return -ENODEV;
+                if (bound)
+                        return -EBUSY;
+                if (d->failing_driver && strcmp(d->failing_driver, driver) == 0)
+                        return -ENXIO; /* the driver's probe() error, as bind reports it */
+                sim_bind(h, d, driver, true);
+                return (int64_t) len;
+        }
+        return -EINVAL;
 }
 
 int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len) {
         const char *base = strrchr(path, '/') + 1;
-        g_autofree char *arg = strip(data, len);
+        g_autofree char *arg = NULL;
+        unsigned long value;
         struct simdev *d;
 
-        if (strcmp(base, "driver_override") == 0) {
-                char *file, *value, *nl;
-
-                d = device_of(h, path, "driver_override");
-                if (!d)
-                        return -ENODEV;
-                if (len >= PAGE_SIZE - 1)
-                        return -EINVAL;
-                /* driver_set_override(): the value ends at the first newline; empty clears it. */
-                value = g_strndup(data, len);
-                nl = strchr(value, '\n');
-                if (nl)
-                        *nl = '\0';
-                file = sim_path(h, "%s/driver_override", d->devpath);
-                if (*value) {
-                        char *line = g_strconcat(value, "\n", NULL);
-                        g_file_set_contents(file, line, -1, NULL);
-                        g_free(line);
-                } else
-                        g_file_set_contents(file, "(null)\n", -1, NULL);
-                g_free(file);
-                g_free(value);
-                return (int64_t) len;
-        }
-        if (strcmp(base, "drivers_probe") == 0 && strcmp(path, "/sys/bus/pci/drivers_probe") == 0) {
+        /* kernfs hands a store function at most a page; the rest of the write is not consumed. */
+        if (len > PAGE_SIZE)
+                len = PAGE_SIZE;
+        arg = sysfs_arg(data, len);
+        if (strcmp(base, "driver_override") == 0)
+                return store_driver_override(h, path, data, len);
+        if (strcmp(path, "/sys/bus/pci/drivers_probe") == 0) {
+                /* drivers_probe_store(): ENODEV for no such device; success whether a driver took it or not. */
                 d = sim_find(h, arg);
                 if (!d)
                         return -ENODEV;
                 sim_probe(h, d);
                 return (int64_t) len;
         }
-        if (strcmp(base, "rescan") == 0)
-                return (int64_t) len; /* every device is enumerated already */
-        if (strcmp(base, "remove") == 0 && (d = device_of(h, path, "remove"))) {
-                if (strcmp(arg, "1") == 0)
-                        sim_remove(h, d);
+        if (strcmp(path, "/sys/bus/pci/rescan") == 0) {
+                if (sysfs_ulong(arg, &value) < 0)
+                        return -EINVAL;
+                if (value)
+                        rescan(h);
                 return (int64_t) len;
         }
-        if (strcmp(base, "reset") == 0 && (d = device_of(h, path, "reset")))
-                return strcmp(arg, "1") == 0 ? (int64_t) len : -EINVAL;
-        if (g_str_has_prefix(path, "/sys/bus/pci/drivers/")) {
-                g_autofree char *driver_dir = g_path_get_dirname(path);
-                g_autofree char *driver = g_path_get_basename(driver_dir);
-                g_autofree char *bound = NULL, *override = NULL;
-
-                if (strcmp(base, "new_id") == 0 || strcmp(base, "remove_id") == 0)
-                        return (int64_t) len; /* accepted; gpupass never uses dynamic IDs */
-                d = sim_find(h, arg);
-                if (!d)
-                        return -ENODEV;
-                bound = sim_read_driver(h, d);
-                if (strcmp(base, "unbind") == 0) {
-                        if (!bound || strcmp(bound, driver) != 0)
-                                return -ENODEV;
-                        if (h->unbind_delay_ms)
-                                g_usleep(h->unbind_delay_ms * 1000UL); /* a GPU driver's remove() is slow */
-                        sim_unbind(h, d, true);
-                        return (int64_t) len;
-                }
-                if (strcmp(base, "bind") == 0) {
-                        if (bound)
-                                return -EBUSY;
-                        override = sim_read_override(h, d);
-                        if (!driver_matches(d, override, driver))
-                                return -ENODEV;
-                        if (d->failing_driver && strcmp(d->failing_driver, driver) == 0)
-                                return -ENXIO; /* the driver's probe() error, as bind reports it */
-                        sim_bind(h, d, driver, true);
-                        return (int64_t) len;
-                }
+        if (strcmp(base, "remove") == 0 && (d = device_of(h, path, "remove"))) {
+                if (sysfs_ulong(arg, &value) < 0)
+                        return -EINVAL;
+                if (value)
+                        sim_remove(h, d, false);
+                return (int64_t) len;
         }
+        if (strcmp(base, "reset") == 0 && (d = device_of(h, path, "reset"))) {
+                if (sysfs_ulong(arg, &value) < 0 || value != 1)
+                        return -EINVAL;
+                return (int64_t) len;
+        }
+        if (g_str_has_prefix(path, "/sys/bus/pci/drivers/"))
+                return store_driver_file(h, path, base, arg, len);
+        /* A control file this emulator does not know (a device's own rescan, ...): say so loudly. */
+        fprintf(stderr, "gpupass-simhost: write to %s is not emulated\n", path);
         return -EINVAL;
 }
 
@@ -275,15 +405,25 @@ char *sim_control(struct simhost *h, const char *command) {
                 d = sim_find(h, words[1]);
                 if (!d)
                         return g_strdup_printf("ERR no device %s", words[1]);
-                sim_remove(h, d);
+                sim_remove(h, d, true);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "add") == 0 && words[1]) {
                 g_autofree char *driver = NULL, *error = NULL;
                 int r;
 
+                unsigned domain, bus, slot, function;
+                char end;
+
+                if (sscanf(words[1], "%4x:%2x:%2x.%1x%c", &domain, &bus, &slot, &function, &end) != 4 ||
+                    strlen(words[1]) != 12)
+                        return g_strdup_printf("ERR %s is not a PCI address (DDDD:BB:SS.F)", words[1]);
                 if (sim_find(h, words[1]))
                         return g_strdup_printf("ERR %s exists", words[1]);
+                /* A new device in the slot of one removed through sysfs: the old one will not come back. */
+                for (guint i = 0; i < h->removed->len; i++)
+                        if (strcmp(((struct simdev *) g_ptr_array_index(h->removed, i))->address, words[1]) == 0)
+                                g_ptr_array_remove_index(h->removed, i--);
                 d = g_new0(struct simdev, 1);
                 g_strlcpy(d->address, words[1], sizeof(d->address));
                 d->iommu_group = -1;
@@ -310,9 +450,16 @@ char *sim_control(struct simhost *h, const char *command) {
                 }
                 if (!d->native_driver && driver && *driver)
                         d->native_driver = g_strdup(driver);
+                if (d->parent && !sim_find(h, d->parent)) {
+                        g_autofree char *reply = g_strdup_printf("ERR no parent bridge %s", d->parent);
+
+                        simdev_free(d);
+                        return g_steal_pointer(&reply);
+                }
                 g_ptr_array_add(h->devices, d);
                 if (sim_create_device(h, d, NULL) < 0)
-                        return g_strdup("ERR parent missing");
+                        g_error("cannot create %s", d->address);
+                sim_update_bridges(h);
                 /* device_add(): the add event, then the bus probes the new device. */
                 sim_uevent(h, d, "add");
                 sim_probe(h, d);
@@ -339,6 +486,7 @@ char *sim_control(struct simhost *h, const char *command) {
         }
         if (strcmp(words[0], "driver-load") == 0 && words[1]) {
                 sim_load_driver(h, words[1]);
+                attach_driver(h, words[1]);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "driver-unload") == 0 && words[1]) {

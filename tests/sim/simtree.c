@@ -180,13 +180,19 @@ static void write_config(struct simhost *h, struct simdev *d) {
         c[0x01] = d->vendor >> 8;
         c[0x02] = d->device & 0xff;
         c[0x03] = d->device >> 8;
-        c[0x06] = 0x10; /* status: capabilities list */
+        c[0x06] = d->pcie ? 0x10 : 0x00; /* status: capabilities list, when there is one */
         c[0x08] = d->revision;
         c[0x09] = d->class_code & 0xff;
         c[0x0a] = (d->class_code >> 8) & 0xff;
         c[0x0b] = (d->class_code >> 16) & 0xff;
         c[0x0e] = bridge ? 0x01 : 0x00;
-        if (!bridge) {
+        if (bridge) {
+                /* Primary bus, and the bus range behind the bridge (its children's buses): lspci -t draws the
+                 * tree from these. */
+                c[0x18] = (uint8_t) d->bus;
+                c[0x19] = (uint8_t) d->secondary_bus;
+                c[0x1a] = (uint8_t) d->subordinate_bus;
+        } else {
                 c[0x2c] = d->subsystem_vendor & 0xff;
                 c[0x2d] = d->subsystem_vendor >> 8;
                 c[0x2e] = d->subsystem_device & 0xff;
@@ -195,7 +201,7 @@ static void write_config(struct simhost *h, struct simdev *d) {
         if (d->pcie) {
                 c[0x34] = 0x40;
                 c[0x40] = 0x10; /* PCI Express capability, end of list */
-                c[0x42] = 0x02;
+                c[0x42] = bridge ? 0x42 : 0x02; /* version 2; a bridge is a root port, anything else an endpoint */
                 if (d->has_serial) {
                         uint32_t header = 0x0003 | 1u << 16;
 
@@ -208,6 +214,33 @@ static void write_config(struct simhost *h, struct simdev *d) {
         write_file(path, c, size);
         g_free(path);
         g_free(c);
+}
+
+/* A bridge's secondary/subordinate buses cover the buses of what is behind it; recomputed when that
+ * changes (fixture load, ctl add, rescan). */
+void sim_update_bridges(struct simhost *h) {
+        for (guint i = 0; i < h->devices->len; i++) {
+                struct simdev *b = g_ptr_array_index(h->devices, i);
+                int lowest = 0, highest = 0;
+
+                if ((b->class_code >> 8) != 0x0604)
+                        continue;
+                for (guint j = 0; j < h->devices->len; j++) {
+                        struct simdev *c = g_ptr_array_index(h->devices, j);
+
+                        if (!c->parent || strcmp(c->parent, b->address) != 0)
+                                continue;
+                        if (!lowest || c->bus < lowest)
+                                lowest = c->bus;
+                        if (c->bus > highest)
+                                highest = c->bus;
+                }
+                if (b->secondary_bus == lowest && b->subordinate_bus == highest)
+                        continue;
+                b->secondary_bus = lowest;
+                b->subordinate_bus = highest;
+                write_config(h, b);
+        }
 }
 
 void sim_write_uevent_file(struct simhost *h, struct simdev *d, const char *driver) {
@@ -231,6 +264,9 @@ int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_d
         char *dir, *rel, *resource;
         GString *res = g_string_new(NULL);
 
+        unsigned bus = 0;
+
+        g_clear_pointer(&d->devpath, g_free); /* from before a removal, when a rescan brings it back */
         if (d->parent) {
                 struct simdev *p = sim_find(h, d->parent);
 
@@ -239,6 +275,8 @@ int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_d
                 d->devpath = g_strdup_printf("%s/%s", p->devpath, d->address);
         } else
                 d->devpath = g_strdup_printf("/sys/devices/pci0000:00/%s", d->address);
+        if (sscanf(d->address, "%*x:%x", &bus) == 1)
+                d->bus = (int) bus;
         dir = sim_path(h, "%s", d->devpath);
         g_mkdir_with_parents(dir, 0755);
 
@@ -259,7 +297,11 @@ int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_d
         /* The kernel creates boot_vga only for VGA-class devices. */
         if ((d->class_code >> 8) == 0x0300)
                 write_attribute(h, d, "boot_vga", "%d\n", d->boot_vga ? 1 : 0);
-        for (int i = 0; i < 13; i++)
+        write_attribute(h, d, "modalias", "pci:v%08Xd%08Xsv%08Xsd%08Xbc%02Xsc%02Xi%02X\n", d->vendor, d->device,
+                        d->subsystem_vendor, d->subsystem_device, d->class_code >> 16, (d->class_code >> 8) & 0xff,
+                        d->class_code & 0xff);
+        /* pci_resource_show(): the BARs, the ROM and the SR-IOV BARs; a bridge adds its 4 windows. */
+        for (int i = 0; i < ((d->class_code >> 8) == 0x0604 ? 17 : 13); i++)
                 g_string_append(res, "0x0000000000000000 0x0000000000000000 0x0000000000000000\n");
         resource = sim_path(h, "%s/resource", d->devpath);
         write_file(resource, res->str, res->len);
@@ -296,6 +338,14 @@ int sim_load_fixture(struct simhost *h, const char *path, char **error) {
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
                 *error = g_strdup_printf("%s: %s", path, e->message);
                 return -EINVAL;
+        }
+        {
+                /* The bus exists with or without drivers and devices. */
+                g_autofree char *devices = sim_path(h, "/sys/bus/pci/devices");
+                g_autofree char *drivers_dir = sim_path(h, "/sys/bus/pci/drivers");
+
+                g_mkdir_with_parents(devices, 0755);
+                g_mkdir_with_parents(drivers_dir, 0755);
         }
         iommu = g_key_file_get_string(kf, "host", "iommu", NULL);
         h->iommu = !iommu || strcmp(iommu, "off") != 0;
@@ -352,5 +402,6 @@ int sim_load_fixture(struct simhost *h, const char *path, char **error) {
                         return r;
                 }
         }
+        sim_update_bridges(h);
         return 0;
 }
