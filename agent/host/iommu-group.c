@@ -25,7 +25,11 @@ void iommu_group_freep(struct iommu_group **g) {
 }
 
 bool driver_is_vfio_safe(const char *driver) {
-        return !driver || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0;
+        /* The drivers that set driver_managed_dma (since 5.19): they take no DMA ownership, so VFIO may own
+         * the group while they are bound. pcieport is one: a root or downstream port on it is fine; a
+         * bridge on shpchp (a PCI-to-PCI bridge's hot-plug driver) is not, as the real kernel showed. */
+        return !driver || strcmp(driver, "vfio-pci") == 0 || strcmp(driver, "pci-stub") == 0 ||
+               strcmp(driver, "pcieport") == 0;
 }
 
 void iommu_group_classify(struct iommu_group *g) {
@@ -59,7 +63,8 @@ const struct group_member *iommu_group_find_blocker(const struct iommu_group *g)
         for (size_t i = 0; i < g->n_members; i++) {
                 const struct group_member *m = &g->members[i];
 
-                if (m->role == MEMBER_OTHER && !driver_is_vfio_safe(m->driver))
+                /* Bridges are never assigned, but the kernel's viability rule covers them too. */
+                if ((m->role == MEMBER_OTHER || m->role == MEMBER_BRIDGE) && !driver_is_vfio_safe(m->driver))
                         return m;
         }
         return NULL;

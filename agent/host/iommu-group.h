@@ -11,8 +11,9 @@
 /*
  * An IOMMU group as the kernel reports it (/sys/kernel/iommu_groups/N/devices) and what each member is
  * to the GPUs in it. The group is the unit of assignment: every GPU in it and their companions go to
- * vfio-pci and to one VM together; bridges stay with the host; any other endpoint must not be bound to
- * a host driver, or the group is not viable.
+ * vfio-pci and to one VM together; bridges stay with the host; every other member, bridges included, must
+ * be unbound or on a driver that leaves DMA to its owner (vfio-pci, pci-stub, pcieport), or the group is not
+ * viable (Linux 6.1: VFIO_GROUP_GET_STATUS says so, seen in tests/vm).
  */
 enum member_role {
         MEMBER_GPU,       /* a display-class function */
@@ -43,9 +44,9 @@ void iommu_group_freep(struct iommu_group **g);
 
 /* Assigns roles from class, header type and slot. Pure; used by iommu_group_load(). */
 void iommu_group_classify(struct iommu_group *g);
-/* Drivers that keep a group viable: no host driver is using the device. */
+/* Drivers that keep a group viable: unbound, vfio-pci, pci-stub, pcieport (driver_managed_dma). */
 bool driver_is_vfio_safe(const char *driver);
-/* The first member that makes the group not viable (MEMBER_OTHER bound to a host driver), or NULL. */
+/* The first member that makes the group not viable (another endpoint or a bridge on another driver), or NULL. */
 const struct group_member *iommu_group_find_blocker(const struct iommu_group *g);
 /* True when this member goes to vfio-pci and to the VM with the group (GPU or companion). */
 static inline bool member_is_assigned(const struct group_member *m) {

@@ -94,18 +94,41 @@ static void test_two_gpus(void) {
         ASSERT_TRUE(iommu_group_find_blocker(g) == NULL);
 }
 
+/* A PCI-to-PCI bridge on shpchp blocks (the 6.1 kernel refuses the group); on pcieport or unbound it does not. */
+static void test_bridge_driver(void) {
+        struct group_member m[] = {
+                member("0000:00:04.0", 0x060400, 1, "shpchp"),
+                member("0000:01:01.0", 0x038000, 0, "bochs-drm"),
+        };
+        _cleanup_(iommu_group_freep) struct iommu_group *g = group_of(m, ELEMENTSOF(m));
+        const struct group_member *blocker = iommu_group_find_blocker(g);
+
+        ASSERT_TRUE(blocker);
+        ASSERT_STREQ(blocker->address, "0000:00:04.0");
+        ASSERT_STREQ(blocker->driver, "shpchp");
+        free(g->members[0].driver);
+        g->members[0].driver = strdup("pcieport");
+        ASSERT_TRUE(iommu_group_find_blocker(g) == NULL);
+        free(g->members[0].driver);
+        g->members[0].driver = NULL;
+        ASSERT_TRUE(iommu_group_find_blocker(g) == NULL);
+}
+
 static void test_vfio_safe_drivers(void) {
         ASSERT_TRUE(driver_is_vfio_safe(NULL));
         ASSERT_TRUE(driver_is_vfio_safe("vfio-pci"));
         ASSERT_TRUE(driver_is_vfio_safe("pci-stub"));
         ASSERT_TRUE(!driver_is_vfio_safe("nvme"));
         ASSERT_TRUE(!driver_is_vfio_safe("vfio"));
+        ASSERT_TRUE(driver_is_vfio_safe("pcieport"));
+        ASSERT_TRUE(!driver_is_vfio_safe("shpchp"));
 }
 
 int main(void) {
         test_gpu_with_audio();
         test_group_with_nic();
         test_two_gpus();
+        test_bridge_driver();
         test_vfio_safe_drivers();
         return 0;
 }

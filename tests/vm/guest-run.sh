@@ -1,7 +1,7 @@
 #!/bin/bash
 # PID 1 of the guest after switch_root: the machine's programs, the real kernel. Starts systemd-udevd
-# (which binds the emulated devices' drivers), runs the scenarios named on the kernel command line and
-# leaves their TAP output in /results, then powers off.
+# (which binds the emulated devices' drivers), records what the kernel shows (kernel-facts.txt), runs the
+# scenarios named on the kernel command line and leaves their TAP output in /results, then powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -9,27 +9,62 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -p /run/udev /dev/pts
 mount -t devpts devpts /dev/pts
+TIMEOUT=90
 for arg in $(cat /proc/cmdline); do
         case $arg in
         gpupass.src=*) SRC=${arg#gpupass.src=} ;;
         gpupass.build=*) BUILD=${arg#gpupass.build=} ;;
         gpupass.scenarios=*) SCENARIOS=${arg#gpupass.scenarios=} ;;
+        gpupass.timeout=*) TIMEOUT=${arg#gpupass.timeout=} ;;
         esac
 done
 hostname gpupass-vm
-echo "guest: kernel $(uname -r), udev starting" >/results/guest.log
+log() { echo "guest: [$(cut -d' ' -f1 /proc/uptime) s] $*" >>/results/guest.log; }
+log "kernel $(uname -r), udev starting"
 /lib/systemd/systemd-udevd --daemon >>/results/guest.log 2>&1
 udevadm trigger --type=subsystems --action=add
 udevadm trigger --type=devices --action=add
-udevadm settle --timeout=120
-echo "guest: udev settled" >>/results/guest.log
-lspci -nnk >>/results/guest.log 2>&1
+udevadm settle --timeout=60
+log "udev settled"
+
+# What the kernel shows, for the report and for whoever reads a failure: per PCI function its class,
+# driver link, driver_override, boot_vga and group; the groups; the loaded vfio modules. Shell builtins
+# only: every program started here is read over 9p and costs a noticeable fraction of a second with TCG.
+facts() {
+        local d a class vendor device override bootvga drv group g m
+        read -r cmdline </proc/cmdline
+        echo "kernel $(uname -r); cmdline: $cmdline"
+        for d in /sys/bus/pci/devices/*; do
+                a=${d##*/} bootvga=- drv=none group=-
+                read -r class <"$d/class"; read -r vendor <"$d/vendor"; read -r device <"$d/device"
+                read -r override <"$d/driver_override"
+                [ -e "$d/boot_vga" ] && read -r bootvga <"$d/boot_vga"
+                [ -L "$d/driver" ] && drv=$(cd -P "$d/driver" && echo "${PWD##*/}")
+                [ -L "$d/iommu_group" ] && group=$(cd -P "$d/iommu_group" && echo "${PWD##*/}")
+                echo "$a class=$class ids=$vendor:$device driver=$drv driver_override=$override boot_vga=$bootvga iommu_group=$group"
+        done
+        for g in /sys/kernel/iommu_groups/*; do
+                m=("$g"/devices/*)
+                echo "iommu group ${g##*/}: ${m[*]##*/}"
+        done
+        m=()
+        while read -r mod _; do
+                case $mod in vfio*|irqbypass) m+=("$mod") ;; esac
+        done </proc/modules
+        echo "loaded vfio modules: ${m[*]:-none}"
+        m=(/dev/vfio/*)
+        echo "/dev/vfio: ${m[*]}"
+}
+facts >/results/kernel-facts.txt 2>&1
+log "kernel facts recorded"
+
 for s in ${SCENARIOS//,/ }; do
-        echo "guest: scenario $s" >>/results/guest.log
+        log "scenario $s (time bound $TIMEOUT s)"
         GPUPASSD=$BUILD/agent/host/gpupassd GPUPASSCTL=$BUILD/agent/ctl/gpupassctl GPUPASS_SOURCE_ROOT=$SRC \
                 GPUPASS_VM_CLIENT=$BUILD/tests/vm/vfio-client RESULTS=/results \
-                timeout 600 bash "$SRC/tests/vm/scenario-$s.sh" >"/results/$s.tap" 2>"/results/$s.err"
+                timeout "$TIMEOUT" bash "$SRC/tests/vm/scenario-$s.sh" >"/results/$s.tap" 2>"/results/$s.err"
         echo $? >"/results/$s.rc"
+        log "scenario $s exited with $(cat "/results/$s.rc")"
 done
 dmesg >/results/dmesg.txt
 sync

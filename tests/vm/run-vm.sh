@@ -5,15 +5,25 @@
 set -euo pipefail
 build=$1 src=$2 scenarios=$3
 here=$(cd "$(dirname "$0")" && pwd)
-vm=$build/tests/vm
+vm=${GPUPASS_VM_DIR:-$build/tests/vm}
+deadline=${GPUPASS_VM_DEADLINE:-120}           # the whole guest, boot to power-off
+scenario_timeout=${GPUPASS_SCENARIO_TIMEOUT:-90} # each scenario inside the guest
+# Cached after the first run (the meson test vm/guest-image runs first); fails, never skips, without it.
 if ! out=$(bash "$here/prepare-guest.sh" "$vm" 2>&1); then
-        echo "not ok 1 - preparing the guest kernel and initramfs: $out"
+        echo "$out" | grep -v '^1\.\.' | sed 's/^not ok 1 - /not ok 1 - preparing the guest: /'
+        echo "1..1"
         exit 1
 fi
 version=$(cat "$vm/kernel.version")
 results=$(mktemp -d /tmp/gpupass-vm.XXXXXX)
 chmod 0777 "$results"
-trap '[ -n "${KEEP_RESULTS:-}" ] || rm -rf "$results"' EXIT
+qemu_pid=
+cleanup() {
+        [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
+        if [ -n "${KEEP_RESULTS:-}" ]; then echo "# results kept in $results"; else rm -rf "$results"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
 export GPUPASS_VM_RESULTS=$results
 
 qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
@@ -21,7 +31,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboo
       # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
       -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
       -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
-      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios"
+      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios gpupass.timeout=$scenario_timeout"
       # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
       -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
       -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
@@ -50,14 +60,19 @@ while kill -0 $qemu_pid 2>/dev/null; do
                 python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || true
                 touch "$results/reflash-done"
         fi
-        if [ $(($(date +%s) - start)) -gt 840 ]; then
-                echo "# guest timed out after 840 s"
+        if [ $(($(date +%s) - start)) -gt "$deadline" ]; then
+                echo "# guest killed: still running after its time bound of $deadline s"
                 kill $qemu_pid
+                break
         fi
         sleep 0.5
 done
 wait $qemu_pid || true
-echo "# guest ran $(($(date +%s) - start)) s"
+qemu_pid=
+echo "# guest ran $(($(date +%s) - start)) s (kernel $version, TCG); its timeline:"
+sed 's/^guest: /#   /' "$results/guest.log" 2>/dev/null | grep '^#   \[' || true
+echo "# what the kernel showed after udev settled:"
+sed 's/^/#   /' "$results/kernel-facts.txt" 2>/dev/null || echo "#   (no kernel-facts.txt: the guest did not get that far)"
 
 n=0 failed=0
 for s in ${scenarios//,/ }; do
@@ -70,20 +85,25 @@ for s in ${scenarios//,/ }; do
                 case $line in
                 "ok - "*|"FAIL - "*)
                         n=$((n + 1))
-                        if [[ $line == "ok - "* ]]; then echo "ok $n - $s: ${line#ok - }"; else echo "not ok $n - $s: ${line#FAIL - }"; failed=1; fi ;;
+                        # A known bug's check carries a TAP TODO: meson counts its failure as expected.
+                        if [[ $line == "ok - "* ]]; then echo "ok $n - $s: ${line#ok - }"
+                        elif [[ $line == *" # TODO "* ]]; then echo "not ok $n - $s: ${line#FAIL - }"
+                        else echo "not ok $n - $s: ${line#FAIL - }"; failed=1; fi ;;
                 *) echo "# $s: $line" ;;
                 esac
         done <"$results/$s.tap"
         if [ "$(cat "$results/$s.rc")" != 0 ] && [ $failed = 0 ]; then
                 n=$((n + 1)); failed=1
-                echo "not ok $n - scenario $s exited with $(cat "$results/$s.rc")"
+                rc=$(cat "$results/$s.rc")
+                [ "$rc" != 124 ] || rc="124: killed by its time bound of $scenario_timeout s"
+                echo "not ok $n - scenario $s exited with $rc"
         fi
 done
 if [ $failed != 0 ]; then
         for f in guest.log console.log; do
-                sed "s/^/# $f: /" "$results/$f" 2>/dev/null | tail -60
+                sed "s/^/# $f: /" "$results/$f" 2>/dev/null | tail -60 || true
         done
-        for s in ${scenarios//,/ }; do sed "s/^/# $s.err: /" "$results/$s.err" 2>/dev/null | tail -40; done
+        for s in ${scenarios//,/ }; do sed "s/^/# $s.err: /" "$results/$s.err" 2>/dev/null | tail -40 || true; done
 fi
 echo "1..$n"
 exit $failed

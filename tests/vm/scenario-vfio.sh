@@ -14,7 +14,9 @@ out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Prepar
 assert_eq "yes" "$([ -d /sys/module/vfio_pci ] && echo yes || echo no)" "the agent loaded vfio-pci (libkmod)"
 assert_eq "vfio-pci" "$(sysfs_driver $A)" "the display device is on vfio-pci (sysfs)"
 assert_eq "vfio-pci" "$(sysfs_driver $AUDIO)" "its audio function too"
+assert_eq "vfio-pci vfio-pci" "$(sysfs_override $A) $(sysfs_override $AUDIO)" "driver_override of both reads vfio-pci"
 assert_eq '"vfio"' "$(gpu_prop $A State)" "State vfio"
+assert_eq '"vfio-pci"' "$(gpu_prop $A Driver)" "Driver vfio-pci"
 assert_eq "yes" "$([ -c /dev/vfio/$G ] && echo yes || echo no)" "the kernel created /dev/vfio/$G"
 
 out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s $VM1 2>&1) && pass "Claim" || fail "Claim: $out"
@@ -41,5 +43,9 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASS_VM_CLIENT" op
 out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu ReturnToHost 2>&1) && pass "ReturnToHost" || fail "ReturnToHost: $out"
 assert_eq "bochs-drm" "$(sysfs_driver $A)" "the display device left vfio-pci (bochs-drm again)"
 assert_eq "snd_hda_intel" "$(sysfs_driver $AUDIO)" "the audio function left vfio-pci (snd_hda_intel again)"
-assert_eq "(null)" "$(sysfs_override $A)" "driver_override reads (null)"
+assert_eq "(null)" "$(sysfs_override $A)" "driver_override of the display device reads (null)"
+assert_eq "(null)" "$(sysfs_override $AUDIO)" "driver_override of the audio function reads (null)"
+assert_eq '"host"' "$(gpu_prop $A State)" "State host"
+assert_eq '"bochs-drm"' "$(gpu_prop $A Driver)" "Driver bochs-drm"
+assert_eq "no" "$([ -e /dev/vfio/$G ] && echo yes || echo no)" "the kernel removed /dev/vfio/$G"
 finish
