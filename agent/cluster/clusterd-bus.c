@@ -5,7 +5,10 @@
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
 #include "hostlink.h"
+#include "bus-caller.h"
 #include "log.h"
+#include "macro.h"
+#include "vmstore.h"
 
 static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
@@ -58,36 +61,18 @@ static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *
         return r;
 }
 
-static void creds_unrefp(sd_bus_creds **c) {
-        sd_bus_creds_unref(*c);
+int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error) {
+        return bus_check_caller(m, c->admin_gid_valid, c->admin_gid, c->config.admin_group, "the cluster", error);
 }
 
-int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error) {
-        _cleanup_(creds_unrefp) sd_bus_creds *creds = NULL;
-        const gid_t *gids = NULL;
-        uid_t euid;
-        gid_t egid;
-        int n, r;
+int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error) {
+        int r = vmstore_get(c->db, vm, ret);
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_EGID | SD_BUS_CREDS_SUPPLEMENTARY_GIDS |
-                                      SD_BUS_CREDS_AUGMENT, &creds);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot determine the caller's credentials: %m");
-        if (sd_bus_creds_get_euid(creds, &euid) < 0)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_ACCESS_DENIED, "The bus did not report the caller");
-        if (euid == 0)
-                return 0;
-        if (c->admin_gid_valid) {
-                if (sd_bus_creds_get_egid(creds, &egid) >= 0 && egid == c->admin_gid)
-                        return 0;
-                n = sd_bus_creds_get_supplementary_gids(creds, &gids);
-                for (int i = 0; i < n; i++)
-                        if (gids[i] == c->admin_gid)
-                                return 0;
-        }
-        return sd_bus_error_setf(error, GPUPASS_ERROR_ACCESS_DENIED,
-                                 "uid %u may not change the cluster: only root and members of group %s may",
-                                 (unsigned) euid, c->config.admin_group);
+                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+        return 0;
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -99,6 +84,10 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static const sd_bus_vtable * const manager_tables[] = {
+        manager_vtable, vm_registry_vtable, power_vtable, vm_limits_vtable, maintenance_vtable,
+};
+
 int clusterd_bus_setup(struct clusterd *c) {
         int r;
 
@@ -108,27 +97,13 @@ int clusterd_bus_setup(struct clusterd *c) {
         r = sd_bus_add_object_manager(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
-                                     manager_vtable, c);
-        if (r < 0)
-                return r;
-        /* The registry's methods are the Manager's too: one interface, two tables, one per file. */
-        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
-                                     vm_registry_vtable, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
-                                     power_vtable, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
-                                     vm_limits_vtable, c);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH, GPUPASS_CLUSTER_MANAGER_IFACE,
-                                     maintenance_vtable, c);
-        if (r < 0)
-                return r;
+        /* One interface, its methods in one table per file that implements them. */
+        for (size_t i = 0; i < ELEMENTSOF(manager_tables); i++) {
+                r = sd_bus_add_object_vtable(c->bus, NULL, GPUPASS_CLUSTER_MANAGER_PATH,
+                                             GPUPASS_CLUSTER_MANAGER_IFACE, manager_tables[i], c);
+                if (r < 0)
+                        return r;
+        }
         r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;

@@ -30,6 +30,9 @@ void clusterd_host_changed(struct clusterd *c, struct hostlink *l);
 int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
+struct vm_record;
+/* A VM by UUID or name; NotFound naming what was asked for. */
+int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error);
 extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
 extern const sd_bus_vtable vm_limits_vtable[];

@@ -408,12 +408,10 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
         if (!j)
                 return -ENOMEM;
         j->c = c;
-        r = vmstore_get(c->db, vm, &j->vm);
+        r = clusterd_lookup_vm(c, vm, &j->vm, error);
         if (r < 0) {
                 free(j);
-                if (r == -ENOENT)
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+                return r;
         }
         if (j->vm.on) {
                 r = sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is already on, on host %s", j->vm.name,

@@ -45,17 +45,6 @@ static int check_resources(uint32_t vcpus, uint64_t memory_mib, sd_bus_error *er
         return 0;
 }
 
-/* Finds a VM by UUID or name; NotFound naming what was asked for. */
-static int lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error) {
-        int r = vmstore_get(c->db, vm, ret);
-
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
-        return 0;
-}
-
 static int method_create_vm(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         struct vm_record v = { .gpus = (char *) "", .affinity = (char *) "", .host = (char *) "",
@@ -103,7 +92,7 @@ static int method_delete_vm(sd_bus_message *call, void *userdata, sd_bus_error *
         r = sd_bus_message_read(call, "s", &vm);
         if (r < 0)
                 return r;
-        r = lookup_vm(c, vm, &v, error);
+        r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
                 return r;
         if (v.on)
@@ -132,7 +121,7 @@ static int method_set_vm_gpus(sd_bus_message *call, void *userdata, sd_bus_error
         if (r < 0)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT, "Bad GPU request: %s",
                                          why ?: "malformed");
-        r = lookup_vm(c, vm, &v, error);
+        r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
                 return r;
         /* Pass-through: no GPU hot plug, the GPU configuration changes only while the VM is off. */

@@ -30,12 +30,7 @@ static int load_vm(struct clusterd *c, sd_bus_message *call, bool admin, struct 
         r = sd_bus_message_read(call, "s", &vm);
         if (r < 0)
                 return r;
-        r = vmstore_get(c->db, vm, v);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
-        return 0;
+        return clusterd_lookup_vm(c, vm, v, error);
 }
 
 static int refuse_with_gpu(struct vm_record *v, const char *what, const char *why, sd_bus_error *error) {
@@ -108,11 +103,9 @@ static int method_set_vm_resources(sd_bus_message *call, void *userdata, sd_bus_
                 return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
                                          "%u vCPUs and %llu MiB: a VM has 1 to 4096 vCPUs and 64 MiB to 64 TiB", vcpus,
                                          (unsigned long long) memory);
-        r = vmstore_get(c->db, vm, &v);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
+        r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+                return r;
         if (v.on && vm_has_gpus(&v) && memory != v.memory_mib)
                 return refuse_with_gpu(&v, "Memory hot add",
                                        "the GPU maps all guest memory for DMA at power-on; change it while the VM is off",
@@ -155,11 +148,9 @@ static int method_set_vm_affinity(sd_bus_message *call, void *userdata, sd_bus_e
                         return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "Host %s is not in the cluster", *h);
                 len += strlen(*h) + 1;
         }
-        r = vmstore_get(c->db, vm, &v);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
+        r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
+                return r;
         joined = calloc(1, len);
         if (!joined)
                 return -ENOMEM;
