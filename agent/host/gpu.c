@@ -90,7 +90,6 @@ static void group_view_done(struct group_view *v) {
 static int gpu_read_group_view(struct gpu *g, struct group_view *ret) {
         _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
         struct group_view v = { .all_on_vfio = true };
-        const struct group_member *blocker;
         int r;
 
         r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
@@ -109,12 +108,9 @@ static int gpu_read_group_view(struct gpu *g, struct group_view *ret) {
                                 goto fail;
                 }
         }
-        blocker = iommu_group_find_blocker(group);
-        if (blocker && asprintf(&v.blocker, "%s is bound to host driver %s", blocker->address,
-                                blocker->driver) < 0) {
-                r = -ENOMEM;
+        r = iommu_group_describe_blockers(group, &v.blocker);
+        if (r < 0)
                 goto fail;
-        }
         *ret = v;
         return 0;
 fail:
@@ -275,7 +271,7 @@ int gpu_refresh(struct gpu *g) {
 
 int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
         _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        const struct group_member *blocker;
+        _cleanup_free_ char *blockers = NULL;
         int r;
 
         if (g->reset_failure)
@@ -304,12 +300,13 @@ int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
                                                  "IOMMU group %d of %s holds the boot VGA device %s",
                                                  group->number, g->address, mb->address);
         }
-        blocker = iommu_group_find_blocker(group);
-        if (blocker)
+        r = iommu_group_describe_blockers(group, &blockers);
+        if (r < 0)
+                return r;
+        if (r > 0)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_GROUP_NOT_VIABLE,
-                                         "IOMMU group %d of %s is not viable: %s is bound to host driver %s; "
-                                         "unbind it or bind it to vfio-pci first",
-                                         group->number, g->address, blocker->address, blocker->driver);
+                                         "IOMMU group %d of %s is not viable: %s; unbind them or bind them to vfio-pci "
+                                         "first", group->number, g->address, blockers);
         return 0;
 }
 

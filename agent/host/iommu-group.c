@@ -59,15 +59,44 @@ void iommu_group_classify(struct iommu_group *g) {
         }
 }
 
+/* Bridges are never assigned, but the kernel's viability rule covers them too. */
+static bool member_blocks(const struct group_member *m) {
+        return (m->role == MEMBER_OTHER || m->role == MEMBER_BRIDGE) && !driver_is_vfio_safe(m->driver);
+}
+
 const struct group_member *iommu_group_find_blocker(const struct iommu_group *g) {
+        for (size_t i = 0; i < g->n_members; i++)
+                if (member_blocks(&g->members[i]))
+                        return &g->members[i];
+        return NULL;
+}
+
+int iommu_group_describe_blockers(const struct iommu_group *g, char **ret) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        bool first = true;
+
+        if (!f)
+                return -ENOMEM;
         for (size_t i = 0; i < g->n_members; i++) {
                 const struct group_member *m = &g->members[i];
 
-                /* Bridges are never assigned, but the kernel's viability rule covers them too. */
-                if ((m->role == MEMBER_OTHER || m->role == MEMBER_BRIDGE) && !driver_is_vfio_safe(m->driver))
-                        return m;
+                if (member_blocks(m)) {
+                        fprintf(f, "%s%s is bound to host driver %s", first ? "" : ", ", m->address, m->driver);
+                        first = false;
+                }
         }
-        return NULL;
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        if (first) {
+                free(text);
+                text = NULL;
+        }
+        *ret = text;
+        return first ? 0 : 1;
 }
 
 int pci_device_iommu_group(const char *address, int *ret) {

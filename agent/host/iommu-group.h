@@ -48,6 +48,9 @@ void iommu_group_classify(struct iommu_group *g);
 bool driver_is_vfio_safe(const char *driver);
 /* The first member that makes the group not viable (another endpoint or a bridge on another driver), or NULL. */
 const struct group_member *iommu_group_find_blocker(const struct iommu_group *g);
+/* Every blocking member, "0000:00:04.0 is bound to host driver shpchp, 0000:01:02.0 is bound to host driver
+ * e1000": 1 and the text when the group is not viable, 0 and NULL when it is. */
+int iommu_group_describe_blockers(const struct iommu_group *g, char **ret);
 /* True when this member goes to vfio-pci and to the VM with the group (GPU or companion). */
 static inline bool member_is_assigned(const struct group_member *m) {
         return m->role == MEMBER_GPU || m->role == MEMBER_COMPANION;

@@ -60,6 +60,17 @@ static void test_group_with_nic(void) {
         ASSERT_TRUE(blocker);
         ASSERT_STREQ(blocker->address, "0000:5e:01.0");
         ASSERT_STREQ(blocker->driver, "igb");
+        /* With the bridge on a driver that does not manage DMA, both are named. */
+        {
+                _cleanup_free_ char *text = NULL;
+
+                free(g->members[0].driver);
+                g->members[0].driver = strdup("shpchp");
+                ASSERT_EQ(iommu_group_describe_blockers(g, &text), 1);
+                ASSERT_STREQ(text, "0000:5d:00.0 is bound to host driver shpchp, 0000:5e:01.0 is bound to host driver igb");
+                free(g->members[0].driver);
+                g->members[0].driver = strdup("pcieport");
+        }
 
         /* The same NIC unbound, or on vfio-pci/pci-stub, keeps the group viable. */
         free(g->members[2].driver);
@@ -70,6 +81,12 @@ static void test_group_with_nic(void) {
         free(g->members[2].driver);
         g->members[2].driver = strdup("vfio-pci");
         ASSERT_TRUE(iommu_group_find_blocker(g) == NULL);
+        {
+                char *text = (char *) "unset";
+
+                ASSERT_EQ(iommu_group_describe_blockers(g, &text), 0);
+                ASSERT_TRUE(text == NULL);
+        }
 }
 
 /* Two GPUs in one group (two cards behind one switch without ACS): both are GPUs, each function of their
@@ -106,6 +123,12 @@ static void test_bridge_driver(void) {
         ASSERT_TRUE(blocker);
         ASSERT_STREQ(blocker->address, "0000:00:04.0");
         ASSERT_STREQ(blocker->driver, "shpchp");
+        {
+                _cleanup_free_ char *text = NULL;
+
+                ASSERT_EQ(iommu_group_describe_blockers(g, &text), 1);
+                ASSERT_STREQ(text, "0000:00:04.0 is bound to host driver shpchp");
+        }
         free(g->members[0].driver);
         g->members[0].driver = strdup("pcieport");
         ASSERT_TRUE(iommu_group_find_blocker(g) == NULL);
