@@ -75,6 +75,22 @@ int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret
         return 0;
 }
 
+int clusterd_vm_from_call(struct clusterd *c, sd_bus_message *call, bool admin, struct vm_record *ret,
+                          sd_bus_error *error) {
+        const char *vm;
+        int r;
+
+        if (admin) {
+                r = clusterd_check_admin(c, call, error);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_read(call, "s", &vm);
+        if (r < 0)
+                return r;
+        return clusterd_lookup_vm(c, vm, ret, error);
+}
+
 static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("ListHosts", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssutu)", hosts), method_list_hosts,

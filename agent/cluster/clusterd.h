@@ -33,6 +33,9 @@ int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *er
 struct vm_record;
 /* A VM by UUID or name; NotFound naming what was asked for. */
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error);
+/* The prologue of the methods that take one VM: the caller check (when admin), the VM argument, the VM. */
+int clusterd_vm_from_call(struct clusterd *c, sd_bus_message *call, bool admin, struct vm_record *ret,
+                          sd_bus_error *error);
 extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
 extern const sd_bus_vtable vm_limits_vtable[];

@@ -83,16 +83,9 @@ static int method_create_vm(sd_bus_message *call, void *userdata, sd_bus_error *
 static int method_delete_vm(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         _cleanup_(vm_record_done) struct vm_record v = {};
-        const char *vm;
         int r;
 
-        r = clusterd_check_admin(c, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "s", &vm);
-        if (r < 0)
-                return r;
-        r = clusterd_lookup_vm(c, vm, &v, error);
+        r = clusterd_vm_from_call(c, call, true, &v, error);
         if (r < 0)
                 return r;
         if (v.on)

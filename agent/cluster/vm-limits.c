@@ -18,21 +18,6 @@ static bool vm_has_gpus(const struct vm_record *v) {
         return v->gpus && v->gpus[0];
 }
 
-static int load_vm(struct clusterd *c, sd_bus_message *call, bool admin, struct vm_record *v, sd_bus_error *error) {
-        const char *vm;
-        int r;
-
-        if (admin) {
-                r = clusterd_check_admin(c, call, error);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_read(call, "s", &vm);
-        if (r < 0)
-                return r;
-        return clusterd_lookup_vm(c, vm, v, error);
-}
-
 static int refuse_with_gpu(struct vm_record *v, const char *what, const char *why, sd_bus_error *error) {
         return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_SUPPORTED_WITH_GPU, "%s of VM %s is not supported: %s", what,
                                  v->name, why);
@@ -45,7 +30,7 @@ static int limited_operation(sd_bus_message *call, void *userdata, sd_bus_error 
         _cleanup_(vm_record_done) struct vm_record v = {};
         int r;
 
-        r = load_vm(userdata, call, true, &v, error);
+        r = clusterd_vm_from_call(userdata, call, true, &v, error);
         if (r < 0)
                 return r;
         if (vm_has_gpus(&v))
@@ -75,7 +60,7 @@ static int method_get_console(sd_bus_message *call, void *userdata, sd_bus_error
         _cleanup_(vm_record_done) struct vm_record v = {};
         int r;
 
-        r = load_vm(userdata, call, false, &v, error);
+        r = clusterd_vm_from_call(userdata, call, false, &v, error);
         if (r < 0)
                 return r;
         if (vm_has_gpus(&v))
