@@ -502,26 +502,92 @@ int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *
         return 0;
 }
 
-static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        struct clusterd *c = userdata;
-        const char *vm;
+/* PowerOff: the VM is off once every agent's Release has answered. A Release the agent refuses (Busy: the
+ * VMM still holds the group) keeps the VM on, with the reason; NotOwner means it is released already. */
+struct power_off {
+        struct clusterd *c;
+        sd_bus_message *call;
+        struct vm_record vm;
+        size_t pending;
+        char *failure;
+};
+
+static void power_off_finish(struct power_off *p) {
         int r;
 
-        r = clusterd_check_admin(c, call, error);
-        if (r < 0)
+        if (p->failure)
+                (void) sd_bus_reply_method_errorf(p->call, GPUPASS_ERROR_BUSY, "VM %s stays on: %s", p->vm.name,
+                                                  p->failure);
+        else {
+                /* host and held stay as the last placement: a reflash of those GPUs concerns this VM. */
+                p->vm.on = false;
+                r = vmstore_update(p->c->db, &p->vm);
+                if (r < 0)
+                        (void) sd_bus_reply_method_errorf(p->call, "org.gpupass.Error.StateNotSaved",
+                                                          "VM %s released its GPUs, but the registry could not be "
+                                                          "written: %s", p->vm.name, strerror(-r));
+                else {
+                        log_info("VM %s powered off", p->vm.name);
+                        (void) sd_bus_reply_method_return(p->call, NULL);
+                }
+        }
+        sd_bus_message_unref(p->call);
+        vm_record_done(&p->vm);
+        free(p->failure);
+        free(p);
+}
+
+static int on_release_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct power_off *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        if (e && !sd_bus_error_has_name(e, GPUPASS_ERROR_NOT_OWNER) && !p->failure)
+                p->failure = strdup(e->message ?: e->name);
+        if (--p->pending == 0)
+                power_off_finish(p);
+        return 0;
+}
+
+static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct clusterd *c = userdata;
+        struct power_off *p;
+        struct hostlink *l;
+        char *save = NULL, *held;
+        int r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->c = c;
+        r = clusterd_vm_from_call(c, call, true, &p->vm, error);
+        if (r < 0 || !p->vm.on) {
+                vm_record_done(&p->vm);
+                free(p);
+                return r < 0 ? r : sd_bus_reply_method_return(call, NULL);
+        }
+        l = find_host(c, p->vm.host, NULL);
+        if (!l || l->state != LINK_UP || !l->bus) {
+                r = sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
+                                      "Host %s of VM %s is unreachable: its GPUs cannot be released now", p->vm.host,
+                                      p->vm.name);
+                vm_record_done(&p->vm);
+                free(p);
                 return r;
-        r = sd_bus_message_read(call, "s", &vm);
-        if (r < 0)
-                return r;
-        r = clusterd_power_off_vm(c, vm, NULL);
-        if (r == -ENOENT)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);
-        if (r == -EHOSTUNREACH)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
-                                         "The host of VM %s is unreachable: its GPUs cannot be released now", vm);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Writing the VM registry failed: %m");
-        return sd_bus_reply_method_return(call, NULL);
+        }
+        p->call = sd_bus_message_ref(call);
+        held = strdup(p->vm.held);
+        for (char *a = held ? strtok_r(held, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save)) {
+                struct cluster_gpu *g = hostlink_find_gpu(l, a);
+
+                if (g && sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                  GPUPASS_AGENT_GPU_IFACE, "Release", on_release_reply, p, "s",
+                                                  p->vm.uuid) >= 0)
+                        p->pending++;
+        }
+        free(held);
+        if (p->pending == 0)
+                power_off_finish(p);
+        return 1;
 }
 
 const sd_bus_vtable power_vtable[] = {
