@@ -40,7 +40,7 @@ static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *
 
         r = sd_bus_message_new_method_return(call, &reply);
         if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sssssssb)");
+                r = sd_bus_message_open_container(reply, 'a', "(sssssssbas)");
         for (size_t i = 0; r >= 0 && i < c->n_hosts; i++) {
                 struct hostlink *l = c->hosts[i];
 
@@ -48,9 +48,17 @@ static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *
                         struct cluster_gpu *g = l->gpus[j];
 
                         /* A host that is not reachable shows its GPUs as last seen, in state "unreachable". */
-                        r = sd_bus_message_append(reply, "(sssssssb)", l->name, g->address ?: "", g->model ?: "",
-                                                  g->mode ?: "", l->state == LINK_UP ? g->state ?: "" : "unreachable",
-                                                  g->owner ?: "", g->previous_model ?: "", (int) g->needs_reconfiguration);
+                        r = sd_bus_message_open_container(reply, 'r', "sssssssbas");
+                        if (r >= 0)
+                                r = sd_bus_message_append(reply, "sssssssb", l->name, g->address ?: "", g->model ?: "",
+                                                          g->mode ?: "",
+                                                          l->state == LINK_UP ? g->state ?: "" : "unreachable",
+                                                          g->owner ?: "", g->previous_model ?: "",
+                                                          (int) g->needs_reconfiguration);
+                        if (r >= 0)
+                                r = sd_bus_message_append_strv(reply, g->companions);
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(reply);
                 }
         }
         if (r >= 0)
@@ -95,7 +103,7 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("ListHosts", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssssutu)", hosts), method_list_hosts,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ListGpus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssssb)", gpus), method_list_gpus,
+        SD_BUS_METHOD_WITH_ARGS("ListGpus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssssssbas)", gpus), method_list_gpus,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

@@ -9,6 +9,7 @@
 #include "hostlink.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 
 #define BACKOFF_MIN_USEC (250 * 1000ULL)
 #define BACKOFF_MAX_USEC (30 * 1000 * 1000ULL)
@@ -23,6 +24,7 @@ static void cluster_gpu_free(struct cluster_gpu *g) {
         free(g->state);
         free(g->owner);
         free(g->previous_model);
+        strv_free(g->companions);
         free(g);
 }
 
@@ -148,6 +150,22 @@ static int read_gpu_properties(sd_bus_message *m, struct cluster_gpu *g) {
                                         return r;
                                 done = true;
                         }
+                if (!done && strcmp(name, "Companions") == 0) {
+                        char **l = NULL;
+
+                        r = sd_bus_message_enter_container(m, 'v', "as");
+                        if (r >= 0)
+                                r = sd_bus_message_read_strv(m, &l);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(m);
+                        if (r < 0) {
+                                strv_free(l);
+                                return r;
+                        }
+                        strv_free(g->companions);
+                        g->companions = l;
+                        done = true;
+                }
                 if (!done && strcmp(name, "NeedsReconfiguration") == 0) {
                         int b;
 

@@ -24,6 +24,7 @@ struct cluster_gpu {
         char *state;
         char *owner;
         char *previous_model;
+        char **companions;  /* the functions that go to the VM with it (HDMI audio...) */
         bool needs_reconfiguration;
 };
 

@@ -13,6 +13,7 @@
 #include <systemd/sd-bus.h>
 
 #include "config.h"
+#include "ctl-cluster.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "pci-address.h"
@@ -22,7 +23,7 @@
 #define EXIT_USAGE 2       /* bad command line */
 
 static const char *arg_host = NULL;
-static bool arg_legend = true;
+bool arg_legend = true;
 
 static void bus_unrefp(sd_bus **b) {
         sd_bus_flush_close_unref(*b);
@@ -365,6 +366,13 @@ static const struct verb {
         { "return", 1, verb_return, "return ADDRESS", "Give the GPU's IOMMU group back to its host drivers" },
         { "rescan", 0, verb_rescan, "rescan", "Re-read every PCI device" },
         { "maintenance", 1, verb_maintenance, "maintenance on|off", "Refuse (or allow again) new claims" },
+        /* The cluster, through gpupass-clusterd: */
+        { "hosts", 0, verb_cluster_hosts, "hosts", "List the cluster's hosts and their state" },
+        { "gpus", 0, verb_cluster_gpus, "gpus", "The cluster-wide view of every GPU" },
+        { "vms", 0, verb_cluster_vms, "vms", "List the VMs of the registry" },
+        { "power-on", 1, verb_power_on, "power-on VM", "Place the VM and claim its GPUs" },
+        { "power-off", 1, verb_power_off, "power-off VM", "Release the VM's GPUs" },
+        { "hostdev", 1, verb_hostdev, "hostdev VM", "QEMU arguments and libvirt <hostdev> for a running VM" },
 };
 
 static void help(void) {
@@ -377,6 +385,9 @@ static void help(void) {
                "     --version           Show the version\n"
                "  -H --host=[USER@]HOST  Operate on the agent of a remote host (over ssh)\n"
                "     --no-legend         Do not print the table header and footer\n"
+               "\nlist, status, show, prepare, return, rescan and maintenance talk to the host's agent\n"
+               "(org.gpupass.agent1); hosts, gpus, vms, power-on, power-off and hostdev to the cluster's\n"
+               "aggregator (org.gpupass.cluster1). Both on the system bus, or on HOST's with -H.\n"
                "\nExit status: 0 success, 1 the agent refused or the call failed "
                "(the message ends with the D-Bus error name), 2 bad usage.\n"
                "Addresses are PCI addresses, 0000:3b:00.0 or 3b:00.0.\n");

@@ -42,14 +42,9 @@ C=(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.c
 
 bold "Four simulated GPU hosts, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
 step cat "$DIR/etc/clusterd.conf"
-step "${C[@]}" ListHosts
+step "$GPUPASSCTL" hosts
 bold "The cluster-wide view of every GPU (host, address, model, mode, state, owner, previous model, flag):"
-"${C[@]}" --json=pretty ListGpus | python3 -c '
-import json, sys
-rows = json.load(sys.stdin)["data"][0]
-print("%-6s %-13s %-28s %-9s %-12s %s" % ("HOST", "ADDRESS", "MODEL", "MODE", "STATE", "OWNER"))
-for r in rows:
-    print("%-6s %-13s %-28s %-9s %-12s %s" % (r[0], r[1], r[2], r[3], r[4], r[5] or "-"))'
+step "$GPUPASSCTL" gpus
 
 bold "VMs with GPU requests (a count and acceptable models; all GPUs of one request of one model):"
 for vm in "train-1 1 2048 2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" "infer-1 1 1024 1:NVIDIA Tesla T4.compute" \
@@ -63,9 +58,11 @@ done
 bold "Power-on: each VM goes to a host that has all its GPUs (best fit), the agents' Claim decides:"
 for vm in train-1 infer-1 render-1; do step "${C[@]}" PowerOn s "$vm"; done
 bold "No host for infer-2 (2 T4 at once) nor big-1 (4): they stay off, and the error says why for each host:"
-step "${C[@]}" PowerOn s infer-2
+step "$GPUPASSCTL" power-on infer-2
 step "${C[@]}" PowerOn s big-1
-step "${C[@]}" ListVms
+step "$GPUPASSCTL" vms
+bold "For the VM runtime on alpha: train-1's GPUs as QEMU arguments and libvirt <hostdev> elements:"
+step "$GPUPASSCTL" hostdev train-1
 bold "The limitations of pass-through:"
 step "${C[@]}" Migrate s train-1
 step "${C[@]}" Pause s train-1
@@ -78,7 +75,7 @@ step "${C[@]}" EnterHostMaintenance s alpha
 step "${C[@]}" ListHosts
 step "${C[@]}" ExitHostMaintenance s alpha
 sleep 1
-step "${C[@]}" ListVms
+step "$GPUPASSCTL" vms
 
 bold "Reflash: render-1 is off; beta's M60 is reflashed to compute mode (remove + rescan):"
 step "${C[@]}" PowerOff s render-1
@@ -88,7 +85,8 @@ ctl=$(cat "$DIR/beta/simhost.ctl")
 "$GPUPASS_SIMHOST" ctl "$ctl" add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de \
         subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau >/dev/null
 sleep 1
-step "${C[@]}" ListVms
+step "$GPUPASSCTL" vms
+step "$GPUPASSCTL" gpus
 step "${C[@]}" PowerOn s render-1
 step "${C[@]}" SetVmGpus ss render-1 "1:NVIDIA Tesla M60.compute"
 step "${C[@]}" PowerOn s render-1

@@ -73,7 +73,7 @@ assert_contains "$hosts" " 6 \"beta\"" "alpha has 6 GPUs"
 
 gpus=$(cluster ListGpus)
 echo "# $gpus"
-assert_contains "$gpus" 'a(sssssssb) 8 ' "ListGpus: the 8 GPUs of the cluster in one view"
+assert_contains "$gpus" 'a(sssssssbas) 8 ' "ListGpus: the 8 GPUs of the cluster in one view"
 assert_contains "$gpus" '"alpha" "0000:86:00.0" "NVIDIA Tesla M60.compute" "compute" "host" "" "" false' "a compute-mode GPU in the view"
 assert_contains "$gpus" '"beta" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "host"' "beta's GPU in the view"
 assert_contains "$gpus" '"gamma" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "unavailable"' "gamma's GPU without IOMMU, unavailable"
@@ -233,7 +233,28 @@ cluster SetVmGpus ss reflash-1 "1:NVIDIA Tesla M60.compute" >/dev/null
 assert_not_contains "$(cluster ListVms)" "reconfigure:" "redoing the GPU configuration clears the flag"
 out=$(cluster PowerOn s reflash-1 2>&1) || true
 assert_contains "$out" 'sas "alpha" 1 ' "reflash-1 powers on with the .compute model"
-cluster PowerOff s reflash-1 >/dev/null
+
+# gpupassctl's cluster verbs.
+out=$(ctl hosts)
+assert_contains "$out" "alpha            up" "gpupassctl hosts: alpha up"
+assert_contains "$out" "4 hosts listed." "gpupassctl hosts legend"
+out=$(ctl gpus)
+assert_contains "$out" "alpha        0000:3b:00.0  NVIDIA Tesla M60.compute" "gpupassctl gpus: the reflashed GPU"
+assert_contains "$out" "GPUs listed." "gpupassctl gpus legend"
+out=$(ctl vms)
+assert_contains "$out" "reflash-1        on    alpha" "gpupassctl vms: reflash-1 on alpha"
+out=$(ctl hostdev reflash-1)
+echo "$out" | sed 's/^/# /'
+assert_contains "$out" "-device vfio-pci,host=0000:3b:00.0" "hostdev: the QEMU argument for the GPU"
+assert_contains "$out" "-device vfio-pci,host=0000:3b:00.1" "hostdev: and for its HDMI-audio companion"
+assert_contains "$out" "bus='0x3b' slot='0x00' function='0x1'" "hostdev: the companion's libvirt element"
+assert_contains "$out" "<hostdev mode='subsystem' type='pci' managed='no'>" "hostdev: the libvirt element"
+assert_contains "$out" "OpenVfio(\"$r1\")" "hostdev says where the descriptors come from"
+rc=0; out=$(ctl power-on no-such-vm 2>&1) || rc=$?
+assert_eq 1 "$rc" "gpupassctl power-on of an unknown VM exits 1"
+assert_contains "$out" "(org.gpupass.Error.NotFound)" "and names the error"
+out=$(ctl power-off reflash-1 2>&1) && pass "gpupassctl power-off" || fail "power-off: $out"
+assert_contains "$(ctl vms)" "reflash-1        off" "reflash-1 is off"
 
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$TEST_DIR/clusterd.log"
