@@ -29,12 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_bus policy|open: a private dbus-daemon; exports DBUS_SYSTEM_BUS_ADDRESS.
+# start_bus policy|open [POLICY-FILE]: a private dbus-daemon; exports DBUS_SYSTEM_BUS_ADDRESS. The system-like
+# bus includes the agent's policy file, or the one named.
 start_bus() {
         local kind=$1 template conf="$TEST_DIR/bus.conf"
+        local policy=${2:-$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.agent1.conf}
         template="$GPUPASS_SOURCE_ROOT/tests/integration/${kind/policy/system}-bus.conf.in"
-        sed -e "s|@SOCKET@|$TEST_DIR/bus|" \
-            -e "s|@POLICY@|$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.agent1.conf|" "$template" >"$conf"
+        sed -e "s|@SOCKET@|$TEST_DIR/bus|" -e "s|@POLICY@|$policy|" "$template" >"$conf"
         dbus-daemon --config-file="$conf" --nofork --nopidfile 2>"$TEST_DIR/bus.log" &
         PIDS+=($!)
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"

@@ -1,0 +1,36 @@
+#!/bin/bash
+# The aggregator's bus policy file on a default-deny system bus: root owns the name and acts; everyone
+# reads; an unprivileged caller's changes are refused by the bus.
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+: "${GPUPASS_CLUSTERD:?}"
+NOBODY="--reuid=65534 --regid=65534 --clear-groups"
+CM=/org/gpupass/cluster1
+start_bus policy "$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.cluster1.conf"
+mkdir -p "$TEST_DIR/etc"
+CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/state" "$GPUPASS_CLUSTERD" 2>>"$TEST_DIR/agent.log" &
+PIDS+=("$!")
+for _ in $(seq 200); do
+        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
+        sleep 0.05
+done
+cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
+uuid=$(cluster CreateVm sut vm-1 1 1024 | cut -d'"' -f2)
+assert_eq 36 "${#uuid}" "root owns the name and creates a VM"
+for m in ListHosts ListGpus ListVms; do
+        out=$(setpriv $NOBODY busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager $m 2>&1) &&
+                pass "an unprivileged user calls $m" || fail "$m as nobody: $out"
+done
+out=$(setpriv $NOBODY busctl --system introspect org.gpupass.cluster1 $CM 2>&1)
+assert_contains "$out" "org.gpupass.cluster1.Manager" "an unprivileged user introspects"
+for call in "CreateVm sut vm-2 1 1024" "DeleteVm s vm-1" "SetVmGpus ss vm-1 1:X" "PowerOn s vm-1" "PowerOff s vm-1" \
+            "EnterHostMaintenance s h" "SetVmResources sut vm-1 2 2048" "Migrate s vm-1"; do
+        set -- $call
+        method=$1; shift
+        rc=0; out=$(setpriv $NOBODY busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$method" "$@" 2>&1) || rc=$?
+        [ $rc -ne 0 ] && pass "the bus refuses $method to nobody" || fail "$method as nobody succeeded: $out"
+        out=$(setpriv $NOBODY dbus-send --system --print-reply --dest=org.gpupass.cluster1 $CM \
+                "org.gpupass.cluster1.Manager.$method" 2>&1) || true
+        assert_contains "$out" "Error org.freedesktop.DBus.Error.AccessDenied" "$method: AccessDenied from the bus"
+done
+assert_contains "$(cluster ListVms)" "a(ssutsssss) 1 \"$uuid\" \"vm-1\" 1 1024" "the registry is unchanged"
+finish
