@@ -395,20 +395,13 @@ static void power_on_try(struct power_job *j) {
 static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         struct power_job *j;
-        const char *vm;
         int r;
 
-        r = clusterd_check_admin(c, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "s", &vm);
-        if (r < 0)
-                return r;
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
         j->c = c;
-        r = clusterd_lookup_vm(c, vm, &j->vm, error);
+        r = clusterd_vm_from_call(c, call, true, &j->vm, error);
         if (r < 0) {
                 free(j);
                 return r;

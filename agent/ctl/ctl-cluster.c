@@ -42,12 +42,9 @@ static int call_cluster(sd_bus *bus, const char *method, const char *what, sd_bu
                   : sd_bus_call_method(bus, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
                                        GPUPASS_CLUSTER_MANAGER_IFACE, method, &error, ret, NULL);
         if (r < 0) {
-                if (sd_bus_error_is_set(&error))
-                        fprintf(stderr, "Failed to %s: %s (%s)\n", what, error.message ?: "", error.name);
-                else
-                        fprintf(stderr, "Failed to %s: %s\n", what, strerror(-r));
+                r = ctl_report_error(what, &error, r);
                 sd_bus_error_free(&error);
-                return -1; /* EXIT_CALL_FAILED */
+                return r;
         }
         return 0;
 }

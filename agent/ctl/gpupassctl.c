@@ -40,7 +40,7 @@ static int connect_agent(sd_bus **ret) {
         return r;
 }
 
-static int report_error(const char *what, const sd_bus_error *error, int r) {
+int ctl_report_error(const char *what, const sd_bus_error *error, int r) {
         if (sd_bus_error_is_set(error))
                 fprintf(stderr, "Failed to %s: %s (%s)\n", what, error->message ?: "", error->name);
         else
@@ -103,7 +103,7 @@ static int verb_list(sd_bus *bus, char **args) {
         r = sd_bus_call_method(bus, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH, GPUPASS_AGENT_MANAGER_IFACE,
                                "ListGpus", &error, &reply, NULL);
         if (r < 0) {
-                r = report_error("list GPUs", &error, r);
+                r = ctl_report_error("list GPUs", &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -131,7 +131,7 @@ static int print_manager_property(sd_bus *bus, const char *label, const char *pr
         r = sd_bus_get_property(bus, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH, GPUPASS_AGENT_MANAGER_IFACE,
                                 property, &error, &reply, sig);
         if (r < 0) {
-                r = report_error("read host properties", &error, r);
+                r = ctl_report_error("read host properties", &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -201,7 +201,7 @@ static int resolve_gpu(sd_bus *bus, const char *address, char **ret_path) {
                 char what[64];
 
                 snprintf(what, sizeof(what), "find GPU %s", address);
-                r = report_error(what, &error, r);
+                r = ctl_report_error(what, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -224,7 +224,7 @@ static int verb_show(sd_bus *bus, char **args) {
         r = sd_bus_call_method(bus, GPUPASS_AGENT_BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll",
                                &error, &reply, "s", GPUPASS_AGENT_GPU_IFACE);
         if (r < 0) {
-                r = report_error("read GPU properties", &error, r);
+                r = ctl_report_error("read GPU properties", &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -305,7 +305,7 @@ static int call_gpu_method(sd_bus *bus, const char *address, const char *method,
         r = sd_bus_call_method(bus, GPUPASS_AGENT_BUS_NAME, path, GPUPASS_AGENT_GPU_IFACE, method, &error, NULL, NULL);
         if (r < 0) {
                 snprintf(description, sizeof(description), "%s %s", what, address);
-                r = report_error(description, &error, r);
+                r = ctl_report_error(description, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
@@ -329,7 +329,7 @@ static int call_manager(sd_bus *bus, const char *method, const char *what, const
                       : sd_bus_call_method(bus, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
                                            GPUPASS_AGENT_MANAGER_IFACE, method, &error, NULL, NULL);
         if (r < 0) {
-                r = report_error(what, &error, r);
+                r = ctl_report_error(what, &error, r);
                 sd_bus_error_free(&error);
         }
         return r;
