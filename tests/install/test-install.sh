@@ -1,0 +1,109 @@
+#!/bin/bash
+# `meson install` into a DESTDIR: every file where pkg-config (systemd, udev, dbus-1) says it belongs, or
+# at the usual fallback when a .pc file is missing; the installed units pass `systemd-analyze verify` and
+# keep their `systemd-analyze security` exposure at or below 3.0 (printed); the installed daemons start
+# with the installed sample configurations and policy files. Runs inside gpupass-simhost for the agent.
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+: "${GPUPASS_BUILD_ROOT:?}" "${GPUPASS_PREFIX:?}" "${GPUPASS_LIBEXECDIR:?}" "${GPUPASS_BINDIR:?}"
+: "${GPUPASS_SYSCONFDIR:?}" "${GPUPASS_DATADIR:?}"
+D=$TEST_DIR/destdir
+
+# pc_var PACKAGE VARIABLE FALLBACK: where the package's .pc file says, else FALLBACK.
+pc_var() {
+        if pkg-config --exists "$1"; then pkg-config --variable="$2" "$1"; else echo "$3"; fi
+}
+abs() { case $1 in /*) echo "$1" ;; *) echo "$GPUPASS_PREFIX/$1" ;; esac; }
+unitdir=$(pc_var systemd systemdsystemunitdir "$GPUPASS_PREFIX/lib/systemd/system")
+modulesloaddir=$(pc_var systemd modulesloaddir "$GPUPASS_PREFIX/lib/modules-load.d")
+udevdir=$(pc_var udev udevdir "$GPUPASS_PREFIX/lib/udev")
+dbusdatadir=$(pc_var dbus-1 datadir "$(abs "$GPUPASS_DATADIR")")
+interfacesdir=$(pc_var dbus-1 interfaces_dir "$(abs "$GPUPASS_DATADIR")/dbus-1/interfaces")
+libexecdir=$(abs "$GPUPASS_LIBEXECDIR")
+bindir=$(abs "$GPUPASS_BINDIR")
+sysconfdir=$(abs "$GPUPASS_SYSCONFDIR")
+
+out=$(meson install -C "$GPUPASS_BUILD_ROOT" --destdir "$D" --no-rebuild --quiet 2>&1) && rc=0 || rc=$?
+assert_eq 0 "$rc" "meson install --destdir succeeds $out"
+echo "# installed: $(cd "$D" && find . -type f | sort | tr '\n' ' ')"
+
+check_file() { # path-in-destdir what
+        if [ -f "$D$1" ]; then pass "$2: $1"; else fail "$2: $1 not installed"; fi
+}
+check_exec() {
+        if [ -x "$D$1" ] && [ -f "$D$1" ]; then pass "$2: $1"; else fail "$2: $1 not installed executable"; fi
+}
+check_exec "$libexecdir/gpupassd" "the agent"
+check_exec "$libexecdir/gpupass-clusterd" "the aggregator"
+check_exec "$bindir/gpupassctl" "the CLI"
+check_file "$unitdir/gpupassd.service" "the agent's unit in systemdsystemunitdir"
+check_file "$unitdir/gpupass-clusterd.service" "the aggregator's unit in systemdsystemunitdir"
+check_file "$udevdir/rules.d/70-gpupass.rules" "udev rules in udevdir/rules.d"
+check_file "$modulesloaddir/gpupass.conf" "modules-load.d file in modulesloaddir"
+assert_eq vfio-pci "$(grep -v '^#' "$D$modulesloaddir/gpupass.conf")" "modules-load.d loads vfio-pci and nothing else"
+check_file "$dbusdatadir/dbus-1/system.d/org.gpupass.agent1.conf" "the agent's bus policy in system.d"
+check_file "$dbusdatadir/dbus-1/system.d/org.gpupass.cluster1.conf" "the aggregator's bus policy in system.d"
+for xml in "$GPUPASS_SOURCE_ROOT"/dbus/*.xml; do
+        check_file "$interfacesdir/$(basename "$xml")" "introspection XML in dbus-1/interfaces"
+        cmp -s "$xml" "$D$interfacesdir/$(basename "$xml")" && pass "$(basename "$xml") installed as in dbus/" ||
+                fail "$(basename "$xml") differs from dbus/"
+done
+check_file "$sysconfdir/gpupass/gpupassd.conf" "sample agent configuration"
+check_file "$sysconfdir/gpupass/clusterd.conf" "sample aggregator configuration"
+
+for unit in gpupassd gpupass-clusterd; do
+        exec_start=$(sed -n 's/^ExecStart=//p' "$D$unitdir/$unit.service")
+        check_exec "$exec_start" "$unit.service's ExecStart is the installed binary"
+done
+
+# systemd-analyze verify --root looks for everything the units name (dbus.service, sysinit.target,
+# /bin/kill) under that root: give it the host's units and kill beside the installed tree. It exits 0
+# on warnings, so any output fails the test.
+if command -v systemd-analyze >/dev/null; then
+        R=$TEST_DIR/verify-root
+        cp -a "$D" "$R"
+        mkdir -p "$R$unitdir" "$R/usr/bin"
+        [ -d /lib/systemd/system ] && cp -an /lib/systemd/system/. "$R$unitdir/"
+        cp "$(type -P kill)" "$R/usr/bin/kill"
+        [ -e "$R/bin" ] || ln -s usr/bin "$R/bin"
+        out=$(systemd-analyze verify --root="$R" "$unitdir/gpupassd.service" "$unitdir/gpupass-clusterd.service" 2>&1) &&
+                rc=0 || rc=$?
+        assert_eq "0:" "$rc:$out" "systemd-analyze verify of the installed units is clean"
+        for unit in gpupassd gpupass-clusterd; do
+                exposure=$(systemd-analyze security --offline=true --root="$D" "$unit.service" 2>&1 |
+                        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+                echo "# systemd-analyze security --offline=true $unit.service: exposure $exposure"
+                if [ -n "$exposure" ] && awk "BEGIN { exit !($exposure <= 3.0) }"; then
+                        pass "$unit.service exposure $exposure <= 3.0"
+                else
+                        fail "$unit.service exposure [$exposure] above 3.0"
+                fi
+        done
+else
+        echo "# systemd-analyze not installed: verify and security not run"
+fi
+
+# The installed agent with the installed sample configuration, on a default-deny bus with both installed
+# policy files.
+policies=$D$dbusdatadir/dbus-1/system.d
+printf '<busconfig><include>%s</include><include>%s</include></busconfig>\n' \
+        "$policies/org.gpupass.agent1.conf" "$policies/org.gpupass.cluster1.conf" >"$TEST_DIR/policies.conf"
+start_bus policy "$TEST_DIR/policies.conf"
+mkdir -p "$TEST_DIR/etc"
+cp "$D$sysconfdir/gpupass/gpupassd.conf" "$TEST_DIR/etc/"
+GPUPASSD=$D$libexecdir/gpupassd start_agent
+out=$(busctl --system get-property org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager Version)
+assert_contains "$out" '"' "the installed gpupassd serves its Manager with the sample configuration"
+
+# The installed aggregator with its sample configuration (no hosts) on the same bus.
+mkdir -p "$TEST_DIR/cluster-etc"
+cp "$D$sysconfdir/gpupass/clusterd.conf" "$TEST_DIR/cluster-etc/"
+CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" \
+        "$D$libexecdir/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" &
+PIDS+=("$!")
+out=
+for _ in $(seq 200); do
+        out=$(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1) && break
+        sleep 0.05
+done
+assert_eq "a(ssssutu) 0" "$out" "the installed gpupass-clusterd starts with the sample clusterd.conf (no hosts)"
+finish
