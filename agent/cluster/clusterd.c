@@ -40,7 +40,13 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(c->event, 0);
 }
 
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        (void) clusterd_reload(userdata);
+        return 0;
+}
+
 static void clusterd_done(struct clusterd *c) {
+        sd_event_source_disable_unref(c->reload_defer);
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
         free(c->hosts);
@@ -51,15 +57,13 @@ static void clusterd_done(struct clusterd *c) {
 }
 
 static int clusterd_start(struct clusterd *c) {
-        const char *dir = getenv("CONFIGURATION_DIRECTORY");
         _cleanup_free_ char *path = NULL;
         sigset_t mask;
         int line = 0, r;
 
-        if (!dir || !*dir)
-                dir = "/etc/gpupass";
-        if (asprintf(&path, "%.*s/%s", (int) strcspn(dir, ":"), dir, CLUSTERD_CONFIG_FILE) < 0)
-                return -ENOMEM;
+        r = clusterd_config_path(&path);
+        if (r < 0)
+                return r;
         r = clusterd_config_load(&c->config, path, &line);
         if (r == -EINVAL)
                 return log_error_errno(r, "%s:%d: invalid setting (unknown key, bad host name or second Address)",
@@ -67,16 +71,7 @@ static int clusterd_start(struct clusterd *c) {
         if (r < 0)
                 return log_error_errno(r, "Failed to read %s: %m", path);
 
-        {
-                struct group *gr = getgrnam(c->config.admin_group);
-
-                if (gr) {
-                        c->admin_gid = gr->gr_gid;
-                        c->admin_gid_valid = true;
-                } else
-                        log_notice("Admin group %s does not exist: only root may change the cluster",
-                                   c->config.admin_group);
-        }
+        clusterd_resolve_admin_group(c);
         {
                 const char *state = getenv("STATE_DIRECTORY");
                 _cleanup_free_ char *sdir = strndup(state && *state ? state : "/var/lib/gpupass",
@@ -97,9 +92,11 @@ static int clusterd_start(struct clusterd *c) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) sd_event_add_signal(c->event, NULL, SIGTERM, on_signal, c);
         (void) sd_event_add_signal(c->event, NULL, SIGINT, on_signal, c);
+        (void) sd_event_add_signal(c->event, NULL, SIGHUP, on_reload, c);
 
         c->hosts = calloc(c->config.n_hosts ?: 1, sizeof(*c->hosts));
         if (!c->hosts)

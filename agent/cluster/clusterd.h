@@ -22,9 +22,22 @@ struct clusterd {
         struct sqlite3 *db;       /* the VM registry */
         bool admin_gid_valid;
         gid_t admin_gid;
+        unsigned jobs;            /* PowerOn/PowerOff/maintenance calls waiting for agents' replies */
+        bool reload_pending;      /* a reload's host changes wait for jobs to reach 0 */
+        sd_event_source *reload_defer;
 };
 
 sd_event *clusterd_event(struct clusterd *c);
+
+/* clusterd-reload.c. A job holds host pointers and per-host arrays across agents' replies: hosts are
+ * added or removed by a reload only while no job runs. */
+void clusterd_job_begin(struct clusterd *c);
+void clusterd_job_end(struct clusterd *c);
+/* Rereads clusterd.conf: AdminGroup now, hosts added/removed/readdressed once no job runs. A file that
+ * does not parse changes nothing. */
+int clusterd_reload(struct clusterd *c);
+int clusterd_config_path(char **ret);
+void clusterd_resolve_admin_group(struct clusterd *c);
 /* A host's objects or state changed (hostlink.c calls it). */
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l);
 int clusterd_bus_setup(struct clusterd *c);

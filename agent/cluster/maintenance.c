@@ -130,6 +130,7 @@ static int on_agent_maintenance(sd_bus_message *reply, void *userdata, sd_bus_er
         }
         sd_bus_message_unref(m->call);
         strv_free(m->vms);
+        clusterd_job_end(m->c);
         free(m);
         return 0;
 }
@@ -173,12 +174,14 @@ static int maintenance(sd_bus_message *call, struct clusterd *c, bool enter, sd_
         }
         *m = (struct maintenance_call) { .c = c, .call = sd_bus_message_ref(call), .link = l, .vms = k.uuids,
                                          .enter = enter };
+        clusterd_job_begin(c);
         r = sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
                                      GPUPASS_AGENT_MANAGER_IFACE, "SetMaintenance", on_agent_maintenance, m, "b",
                                      (int) enter);
         if (r < 0) {
                 sd_bus_message_unref(m->call);
                 strv_free(m->vms);
+                clusterd_job_end(c);
                 free(m);
                 return r;
         }

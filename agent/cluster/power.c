@@ -36,6 +36,7 @@ struct power_job {
 static void power_job_free(struct power_job *j) {
         if (!j)
                 return;
+        clusterd_job_end(j->c);
         sd_bus_message_unref(j->call);
         vm_record_done(&j->vm);
         if (j->failures)
@@ -401,9 +402,10 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
         if (!j)
                 return -ENOMEM;
         j->c = c;
+        clusterd_job_begin(c);
         r = clusterd_vm_from_call(c, call, true, &j->vm, error);
         if (r < 0) {
-                free(j);
+                power_job_free(j);
                 return r;
         }
         if (j->vm.on) {
@@ -476,6 +478,7 @@ int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *
         if (!j)
                 return -ENOMEM;
         j->c = c;
+        clusterd_job_begin(c);
         j->only = only;
         r = vmstore_get(c->db, uuid, &j->vm);
         if (r >= 0 && (j->vm.on || (model = vm_flag_get(j->vm.flags, "reconfigure")))) {
@@ -527,6 +530,7 @@ static void power_off_finish(struct power_off *p) {
         sd_bus_message_unref(p->call);
         vm_record_done(&p->vm);
         free(p->failure);
+        clusterd_job_end(p->c);
         free(p);
 }
 
@@ -552,9 +556,11 @@ static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *
         if (!p)
                 return -ENOMEM;
         p->c = c;
+        clusterd_job_begin(c);
         r = clusterd_vm_from_call(c, call, true, &p->vm, error);
         if (r < 0 || !p->vm.on) {
                 vm_record_done(&p->vm);
+                clusterd_job_end(c);
                 free(p);
                 return r < 0 ? r : sd_bus_reply_method_return(call, NULL);
         }
@@ -564,6 +570,7 @@ static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *
                                       "Host %s of VM %s is unreachable: its GPUs cannot be released now", p->vm.host,
                                       p->vm.name);
                 vm_record_done(&p->vm);
+                clusterd_job_end(c);
                 free(p);
                 return r;
         }

@@ -325,15 +325,14 @@ static char *first_directory(const char *env, const char *fallback) {
         return strndup(dir, strcspn(dir, ":"));
 }
 
-static int manager_load_config(struct manager *m) {
-        _cleanup_free_ char *dir = first_directory("CONFIGURATION_DIRECTORY", AGENT_CONFIG_DEFAULT_DIR);
+/* Reads $CONFIGURATION_DIRECTORY/gpupassd.conf into `c` and resolves its admin group; logs what is wrong. */
+static int manager_read_config(const char *dir, struct agent_config *c) {
         _cleanup_free_ char *path = NULL;
         int line = 0, r;
 
-        if (!dir || asprintf(&path, "%s/%s", dir, AGENT_CONFIG_FILE) < 0 ||
-            asprintf(&m->passthrough_dir, "%s/passthrough.d", dir) < 0)
+        if (asprintf(&path, "%s/%s", dir, AGENT_CONFIG_FILE) < 0)
                 return -ENOMEM;
-        r = agent_config_load(&m->config, path, &line);
+        r = agent_config_load(c, path, &line);
         if (r == -EINVAL) {
                 log_error("%s:%d: invalid setting", path, line);
                 return r;
@@ -342,10 +341,42 @@ static int manager_load_config(struct manager *m) {
                 log_error("Failed to read %s: %s", path, strerror(-r));
                 return r;
         }
-        r = agent_config_resolve(&m->config);
+        r = agent_config_resolve(c);
         if (r < 0)
                 log_notice("Admin group %s does not exist (%s): only root may change GPU state",
-                                 m->config.admin_group, strerror(-r));
+                                 c->admin_group, strerror(-r));
+        return 0;
+}
+
+static int manager_load_config(struct manager *m) {
+        _cleanup_free_ char *dir = first_directory("CONFIGURATION_DIRECTORY", AGENT_CONFIG_DEFAULT_DIR);
+
+        if (!dir || asprintf(&m->passthrough_dir, "%s/passthrough.d", dir) < 0)
+                return -ENOMEM;
+        return manager_read_config(dir, &m->config);
+}
+
+/* SIGHUP (systemctl reload): rereads gpupassd.conf. A file that does not parse leaves the running
+ * configuration in place, so a typo does not lock the admins out. passthrough.d is read at start-up only:
+ * binding GPUs is not a side effect of a reload. */
+static int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+        _cleanup_free_ char *dir = first_directory("CONFIGURATION_DIRECTORY", AGENT_CONFIG_DEFAULT_DIR);
+        struct agent_config fresh = {};
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1");
+        r = dir ? manager_read_config(dir, &fresh) : -ENOMEM;
+        if (r < 0) {
+                log_error("Reload failed, keeping AdminGroup=%s", m->config.admin_group);
+                agent_config_done(&fresh);
+        } else {
+                agent_config_done(&m->config);
+                m->config = fresh;
+                log_info("Configuration reloaded: AdminGroup=%s", m->config.admin_group);
+        }
+        (void) sd_notify(false, "READY=1");
+        manager_set_status(m);
         return 0;
 }
 
@@ -375,6 +406,7 @@ int manager_startup(struct manager *m) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         /* Blocked before any worker thread exists, so threads inherit the mask and signals reach the loop. */
         r = -pthread_sigmask(SIG_BLOCK, &mask, NULL);
         if (r < 0)
@@ -383,6 +415,9 @@ int manager_startup(struct manager *m) {
         if (r < 0)
                 return r;
         r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_signal, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_reload, m);
         if (r < 0)
                 return r;
 

@@ -1,0 +1,92 @@
+#!/bin/bash
+# SIGHUP (ExecReload= of both units) rereads the configuration: the agent's AdminGroup, the aggregator's
+# AdminGroup and its hosts (added, removed). A file that does not parse changes nothing and the daemon
+# keeps running. On an open bus, so that only the daemons' own checks decide.
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+: "${GPUPASS_CLUSTERD:?}"
+AUDIO="--reuid=65534 --regid=audio --clear-groups"
+VIDEO="--reuid=65534 --regid=video --clear-groups"
+M=/org/gpupass/agent1
+
+rescan_as() { # setpriv-spec -> "ok" or the error
+        setpriv $1 busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
+}
+reload_agent() {
+        local before
+        before=$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)
+        kill -HUP "$AGENT_PID"
+        for _ in $(seq 100); do
+                [ "$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)" -gt "$before" ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+
+start_bus open
+start_agent $'[Agent]\nAdminGroup=audio'
+assert_eq ok "$(rescan_as "$AUDIO")" "agent: a member of AdminGroup=audio may Rescan"
+assert_contains "$(rescan_as "$VIDEO")" "may not change" "agent: a member of video may not"
+
+printf '[Agent]\nAdminGroup=video\n' >"$TEST_DIR/etc/gpupassd.conf"
+reload_agent && pass "agent: SIGHUP reloads" || fail "agent: no reload logged after SIGHUP"
+assert_contains "$(rescan_as "$AUDIO")" "may not change" "agent: after the reload audio may no longer Rescan"
+assert_eq ok "$(rescan_as "$VIDEO")" "agent: after the reload video may"
+
+printf '[Agent]\nAdminGrup=audio\n' >"$TEST_DIR/etc/gpupassd.conf"
+reload_agent || true
+assert_contains "$(cat "$TEST_DIR/agent.log")" "gpupassd.conf:2: invalid setting" "agent: the bad line is named"
+kill -0 "$AGENT_PID" 2>/dev/null && pass "agent: a bad file on reload does not stop the agent" || fail "agent died"
+assert_eq ok "$(rescan_as "$VIDEO")" "agent: a bad file keeps the running AdminGroup"
+
+# The aggregator, with the agent on this bus as host "one".
+mkdir -p "$TEST_DIR/cluster-etc"
+CONF=$TEST_DIR/cluster-etc/clusterd.conf
+printf '[Cluster]\nAdminGroup=audio\n[Host one]\nAddress=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS" >"$CONF"
+CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
+        2>>"$TEST_DIR/clusterd.log" &
+CLUSTERD_PID=$!
+PIDS+=("$CLUSTERD_PID")
+cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
+wait_hosts() { # text in ListHosts output, up to 10 s
+        for _ in $(seq 200); do
+                [[ "$(cluster ListHosts 2>/dev/null)" == *"$1"* ]] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
+out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+        CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
+        fail "aggregator: audio refused: $out"
+
+# Add a host (unreachable) and switch the admin group.
+printf '[Cluster]\nAdminGroup=video\n[Host one]\nAddress=%s\n[Host two]\nAddress=unix:path=%s/nobus\n' \
+        "$DBUS_SYSTEM_BUS_ADDRESS" "$TEST_DIR" >"$CONF"
+kill -HUP "$CLUSTERD_PID"
+wait_hosts 'a(ssssutu) 2 "one"' && pass "aggregator: SIGHUP adds host two" || fail "aggregator: host two not added: $(cluster ListHosts)"
+hosts=$(cluster ListHosts)
+assert_contains "$hosts" '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' "aggregator: host one kept its connection"
+assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "aggregator: host two is unreachable, with its address"
+out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+        CreateVm sut second 1 256 2>&1) || true
+assert_contains "$out" "may not change" "aggregator: after the reload audio may no longer CreateVm"
+out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+        CreateVm sut second 1 256 2>&1) && pass "aggregator: video may CreateVm after the reload" ||
+        fail "aggregator: video refused: $out"
+
+# Remove host one.
+printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
+kill -HUP "$CLUSTERD_PID"
+wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: SIGHUP removes host one" || fail "aggregator: host one not removed: $(cluster ListHosts)"
+assert_eq 'a(sssssssbas) 0' "$(cluster ListGpus)" "aggregator: the removed host's GPUs left the view"
+
+# A bad file changes nothing.
+printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=/x\nAddress=unix:path=/y\n' >"$CONF"
+kill -HUP "$CLUSTERD_PID"
+wait_for_log "$TEST_DIR/clusterd.log" "Reload failed" && pass "aggregator: a bad file on reload is reported" ||
+        fail "aggregator: no reload failure logged"
+assert_contains "$(cat "$TEST_DIR/clusterd.log")" "clusterd.conf:5: invalid setting" "aggregator: the bad line is named"
+kill -0 "$CLUSTERD_PID" 2>/dev/null && pass "aggregator: still running" || fail "aggregator died"
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "two" "unix:path='"$TEST_DIR"'/nobus"' "aggregator: the host list stayed as it was"
+finish
