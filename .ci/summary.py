@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""Prints 'N passed, N failed, N skipped' from meson's testlog.json; exits 1 when anything failed."""
+"""Prints 'N passed, N failed, N skipped' over one or more meson testlog.json files (one per build and
+test setup CI runs); exits 1 when anything failed. A log that is missing counts as one failure: a run
+that never wrote its log did not pass."""
 import json
 import sys
 
 counts = {"passed": 0, "failed": 0, "skipped": 0}
-with open(sys.argv[1]) as log:
-    for line in log:
-        line = line.strip()
-        if not line:
-            continue
-        result = json.loads(line)["result"]
-        if result in ("OK", "EXPECTEDFAIL"):
-            counts["passed"] += 1
-        elif result == "SKIP":
-            counts["skipped"] += 1
-        else:
-            counts["failed"] += 1
+for path in sys.argv[1:]:
+    try:
+        log = open(path)
+    except OSError as e:
+        print(f"{path}: {e.strerror}", file=sys.stderr)
+        counts["failed"] += 1
+        continue
+    with log:
+        for line in log:
+            line = line.strip()
+            if not line:
+                continue
+            result = json.loads(line)["result"]
+            if result in ("OK", "EXPECTEDFAIL"):
+                counts["passed"] += 1
+            elif result == "SKIP":
+                counts["skipped"] += 1
+            else:
+                counts["failed"] += 1
 print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
 sys.exit(1 if counts["failed"] else 0)

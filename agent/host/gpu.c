@@ -317,6 +317,7 @@ struct bind_job {
         struct bind_plan *plan;
         bool to_vfio;
         char *claim_vm; /* Claim: record this VM as owner once the group is on vfio-pci */
+        bool rebind;    /* a claimed card back after a surprise removal: no call to answer */
 };
 
 static int bind_job_work(void *userdata) {
@@ -335,14 +336,29 @@ static void bind_job_free(struct bind_job *j) {
 static void bind_job_done(int result, void *userdata) {
         struct bind_job *j = userdata;
         struct manager *m = j->manager;
-        const char *verb = j->claim_vm ? "Claim" : j->to_vfio ? "Prepare" : "ReturnToHost";
+        const char *verb = j->rebind ? "Re-binding the returned card" : j->claim_vm ? "Claim" :
+                           j->to_vfio ? "Prepare" : "ReturnToHost";
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r;
+        int group = j->plan->group, r;
 
         manager_set_group_job(m, j->plan->group, false);
         /* The uevents have refreshed most of it already; read the final state before answering, so the
          * reply never races the properties. */
         manager_refresh_group(m, j->plan->group);
+
+        if (j->rebind) {
+                if (result < 0)
+                        log_error("%s of IOMMU group %d to vfio-pci failed, it stays on the host drivers: %s", verb,
+                                  group, j->plan->error_message ?: strerror(-result));
+                else {
+                        log_notice("%s: IOMMU group %d is on vfio-pci again", verb, group);
+                        /* Functions that came back while this ran were skipped (the group was busy). */
+                        manager_rebind_claimed_group(m, group);
+                }
+                manager_set_status(m);
+                bind_job_free(j);
+                return;
+        }
 
         if (result < 0) {
                 const char *msg = j->plan->error_message ?: strerror(-result);
@@ -368,21 +384,18 @@ static void bind_job_done(int result, void *userdata) {
         bind_job_free(j);
 }
 
-int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
-                       sd_bus_error *error) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+/* A job over every assigned member of the group; call is NULL for a rebind nobody asked for. */
+static int bind_job_start(struct gpu *g, const struct iommu_group *group, sd_bus_message *call, bool to_vfio,
+                          const char *claim_vm) {
         struct bind_job *j;
         int r;
-
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
 
         j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
         j->manager = g->manager;
         j->to_vfio = to_vfio;
+        j->rebind = !call;
         j->plan = calloc(1, sizeof(*j->plan));
         j->claim_vm = claim_vm ? strdup(claim_vm) : NULL;
         if (!j->plan || (claim_vm && !j->claim_vm)) {
@@ -397,7 +410,7 @@ int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const 
                 if (r < 0)
                         goto fail;
         }
-        j->call = sd_bus_message_ref(call);
+        j->call = call ? sd_bus_message_ref(call) : NULL;
         r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
         if (r < 0)
                 goto fail;
@@ -406,6 +419,38 @@ int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const 
 fail:
         bind_job_free(j);
         return r;
+}
+
+int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
+                       sd_bus_error *error) {
+        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+        int r;
+
+        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
+        return bind_job_start(g, group, call, to_vfio, claim_vm);
+}
+
+int gpu_rebind_claimed(struct gpu *g) {
+        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+        size_t elsewhere = 0;
+        int r;
+
+        if (!g->owner || !g->present || g->iommu_group < 0 || g->job_running)
+                return 0;
+        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < group->n_members; i++)
+                if (member_is_assigned(&group->members[i]) &&
+                    !(group->members[i].driver && strcmp(group->members[i].driver, "vfio-pci") == 0))
+                        elsewhere++;
+        if (elsewhere == 0)
+                return 0;
+        log_full(LOG_WARNING, g->address, "GPU %s, claimed by VM %s, is back with %zu function(s) of IOMMU group %d "
+                 "on host drivers: binding them to vfio-pci again", g->address, g->owner, elsewhere, g->iommu_group);
+        return bind_job_start(g, group, NULL, true, NULL);
 }
 
 /* Refusals common to every call that acts on a GPU, before its own checks. */

@@ -67,6 +67,10 @@ int gpu_check_actionable(struct gpu *g, sd_bus_error *error);
 /* Binds (to_vfio) or returns the group; with claim_vm, records the claim when bound. Answers `call`. */
 int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
                        sd_bus_error *error);
+/* A claimed GPU whose card came back from a surprise removal: the kernel probed the host drivers for its
+ * functions again, but the claim says they belong on vfio-pci, so they go back there (a job: unbinding a
+ * host driver can take long; no call to answer). 1 when a job started, 0 when nothing is to do. */
+int gpu_rebind_claimed(struct gpu *g);
 /* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
 int gpu_group_peers(struct gpu *g, struct gpu ***ret);
 /* Sets or clears a field and emits PropertiesChanged for it. */

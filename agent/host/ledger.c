@@ -59,17 +59,19 @@ static int grow(void **array, size_t n, size_t size) {
 
 int ledger_add_claim(struct ledger *l, const char *address, const char *vm, uid_t allowed_uid,
                      bool needs_reconfiguration) {
+        char canonical[PCI_ADDRESS_MAX];
         struct ledger_claim *c;
 
-        if (pci_address_parse(address, &(struct pci_address) {}) < 0 || !vm_uuid_is_valid(vm))
+        /* Duplicates are found by the canonical address: "0000:3B:00.0" and "3b:00.0" are one GPU. */
+        if (pci_address_normalize(address, canonical) < 0 || !vm_uuid_is_valid(vm))
                 return -EINVAL;
-        if (ledger_find_claim(l, address))
+        if (ledger_find_claim(l, canonical))
                 return -EEXIST;
         if (grow((void **) &l->claims, l->n_claims, sizeof(*l->claims)) < 0)
                 return -ENOMEM;
         c = &l->claims[l->n_claims];
         *c = (struct ledger_claim) { .allowed_uid = allowed_uid, .needs_reconfiguration = needs_reconfiguration };
-        (void) pci_address_normalize(address, c->address);
+        memcpy(c->address, canonical, sizeof(canonical));
         c->vm = strdup(vm);
         if (!c->vm)
                 return -ENOMEM;
@@ -78,17 +80,18 @@ int ledger_add_claim(struct ledger *l, const char *address, const char *vm, uid_
 }
 
 int ledger_add_identity(struct ledger *l, const char *address, const struct pci_identity *id, const char *model) {
+        char canonical[PCI_ADDRESS_MAX];
         struct ledger_identity *e;
 
-        if (pci_address_parse(address, &(struct pci_address) {}) < 0 || !text_is_single_line(model))
+        if (pci_address_normalize(address, canonical) < 0 || !text_is_single_line(model))
                 return -EINVAL;
-        if (ledger_find_identity(l, address))
+        if (ledger_find_identity(l, canonical))
                 return -EEXIST;
         if (grow((void **) &l->identities, l->n_identities, sizeof(*l->identities)) < 0)
                 return -ENOMEM;
         e = &l->identities[l->n_identities];
         *e = (struct ledger_identity) { .identity = *id };
-        (void) pci_address_normalize(address, e->address);
+        memcpy(e->address, canonical, sizeof(canonical));
         e->model = strdup(model);
         if (!e->model)
                 return -ENOMEM;
@@ -97,17 +100,18 @@ int ledger_add_identity(struct ledger *l, const char *address, const struct pci_
 }
 
 static int add_note(struct ledger_note **notes, size_t *n, const char *address, const char *text) {
+        char canonical[PCI_ADDRESS_MAX];
         struct ledger_note *e;
 
-        if (pci_address_parse(address, &(struct pci_address) {}) < 0 || !text_is_single_line(text))
+        if (pci_address_normalize(address, canonical) < 0 || !text_is_single_line(text))
                 return -EINVAL;
-        if (ledger_find_note(*notes, *n, address))
+        if (ledger_find_note(*notes, *n, canonical))
                 return -EEXIST;
         if (grow((void **) notes, *n, sizeof(**notes)) < 0)
                 return -ENOMEM;
         e = &(*notes)[*n];
         *e = (struct ledger_note) {};
-        (void) pci_address_normalize(address, e->address);
+        memcpy(e->address, canonical, sizeof(canonical));
         e->text = strdup(text);
         if (!e->text)
                 return -ENOMEM;

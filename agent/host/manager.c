@@ -225,8 +225,24 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                 if (r < 0)
                         log_warning("Failed to add GPU %s, ignoring: %s", address, strerror(-r));
         }
-        if (pci_device_iommu_group(address, &group) >= 0)
+        if (pci_device_iommu_group(address, &group) >= 0) {
                 manager_refresh_group(m, group);
+                manager_rebind_claimed_group(m, group);
+        }
+}
+
+void manager_rebind_claimed_group(struct manager *m, int group) {
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *g = m->gpus[i];
+                int r;
+
+                if (g->iommu_group != group || !g->owner || !g->present)
+                        continue;
+                r = gpu_rebind_claimed(g);
+                if (r < 0)
+                        log_warning("Cannot bind the returned IOMMU group %d back to vfio-pci: %s", group, strerror(-r));
+                return; /* one job covers the group */
+        }
 }
 
 void manager_refresh_group(struct manager *m, int group) {

@@ -55,6 +55,8 @@ void manager_refresh_group(struct manager *m, int group);
 void manager_set_status(struct manager *m);
 
 void manager_set_group_job(struct manager *m, int group, bool running);
+/* After a uevent in the group: a claimed GPU's functions found on host drivers go back to vfio-pci. */
+void manager_rebind_claimed_group(struct manager *m, int group);
 /* A placeholder for a claimed GPU that is not on the bus (State "missing"). */
 int manager_add_missing_gpu(struct manager *m, const char *address, const struct pci_identity *id, const char *model,
                             struct gpu **ret);

@@ -25,6 +25,14 @@ cleanup() {
                 echo "--- gpupassd log ---"
                 cat "$TEST_DIR/agent.log"
         fi
+        # Under meson test --setup=asan the daemons report to their logs, not to the test: any report fails it.
+        local reports
+        reports=$(grep -rlE "ERROR: (Address|Leak)Sanitizer|runtime error:" --include='*.log' "$TEST_DIR" 2>/dev/null || true)
+        if [ -n "$reports" ]; then
+                for f in $reports; do echo "--- sanitizer report in ${f#"$TEST_DIR"/} ---"; cat "$f"; done
+                rm -rf "$TEST_DIR"
+                exit 1
+        fi
         rm -rf "$TEST_DIR"
 }
 trap cleanup EXIT

@@ -93,6 +93,12 @@ static void test_rejects_bad_entries(void) {
         ASSERT_EQ(ledger_add_claim(&l, "0000:3b:00.0", VM1, (uid_t) -1, false), 0);
         /* One owner per GPU, in the file as in memory. */
         ASSERT_EQ(ledger_add_claim(&l, "0000:3b:00.0", VM2, (uid_t) -1, false), -EEXIST);
+        /* The same GPU written another way is the same GPU (found by tests/fuzz/fuzz-ledger: a file with
+         * "0000:3B:00.0" and "3b:00.0" gave it two owners). */
+        ASSERT_EQ(ledger_add_claim(&l, "0000:3B:00.0", VM2, (uid_t) -1, false), -EEXIST);
+        ASSERT_EQ(ledger_add_claim(&l, "3b:00.0", VM2, (uid_t) -1, false), -EEXIST);
+        ASSERT_EQ(ledger_add_previous_model(&l, "0000:3b:00.0", "NVIDIA Tesla M60"), 0);
+        ASSERT_EQ(ledger_add_previous_model(&l, "0000:3B:00.0", "NVIDIA Tesla M60"), -EEXIST);
         ASSERT_EQ(ledger_add_previous_model(&l, "0000:3b:00.0", "two\nlines"), -EINVAL);
         ledger_done(&l);
 
