@@ -108,10 +108,26 @@ out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/clus
         CreateVm sut second 1 256 2>&1) && pass "aggregator: video may CreateVm after the reload" ||
         fail "aggregator: video refused: $out"
 
-# Remove host one.
+# Remove host one while a PowerOff waits for its agent (stopped): the host stays until the Release is
+# answered, then goes.
+cluster SetVmGpus ss second "1:NVIDIA Tesla M60" >/dev/null
+out=$(cluster PowerOn s second 2>&1) || true
+assert_contains "$out" '"one"' "aggregator: VM second powered on on host one"
+kill -STOP "$AGENT_PID"
+cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
+POWEROFF_PID=$!
+sleep 0.3
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
 kill -HUP "$CLUSTERD_PID"
-wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: SIGHUP removes host one" || fail "aggregator: host one not removed: $(cluster ListHosts)"
+wait_for_log "$TEST_DIR/clusterd.log" "host changes wait for 1 running calls" &&
+        pass "aggregator: the host change waits for the PowerOff in flight" || fail "aggregator: reload did not wait"
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 2 "one"' "aggregator: host one is still there while its Release is pending"
+kill -CONT "$AGENT_PID"
+wait "$POWEROFF_PID" && pass "aggregator: the PowerOff in flight was answered" ||
+        fail "aggregator: PowerOff failed: $(cat "$TEST_DIR/poweroff.out")"
+assert_contains "$(cluster ListVms)" '"second" 1 256 "1:NVIDIA Tesla M60" "" "off" "one"' "aggregator: VM second is off, last on host one"
+wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: then SIGHUP's removal of host one applies" ||
+        fail "aggregator: host one not removed: $(cluster ListHosts)"
 assert_eq 'a(sssssssbas) 0' "$(cluster ListGpus)" "aggregator: the removed host's GPUs left the view"
 
 # A bad file changes nothing.
