@@ -274,7 +274,7 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
                         clusterd_flag_reflash(l->clusterd, l, l->gpus[i]->address, l->gpus[i]->previous_model,
                                               l->gpus[i]->model ?: "");
         if (l->state != LINK_UP)
-                log_info("Host %s is up: %zu GPUs", l->name, l->n_gpus);
+                log_struct(LOG_INFO, NULL, NULL, l->name, "Host %s is up: %zu GPUs", l->name, l->n_gpus);
         l->state = LINK_UP;
         l->backoff_usec = BACKOFF_MIN_USEC;
         l->error = mfree(l->error);
@@ -384,7 +384,8 @@ static int on_identity_changed(sd_bus_message *m, void *userdata, sd_bus_error *
         if (sd_bus_message_read(m, "oss", &path, &old_model, &new_model) < 0)
                 return 0;
         g = hostlink_find_gpu_by_path(l, path);
-        log_notice("Host %s reports a GPU identity change at %s: %s -> %s", l->name, g ? g->address : path, old_model,
+        log_struct(LOG_NOTICE, g ? g->address : NULL, NULL, l->name,
+                   "Host %s reports a GPU identity change at %s: %s -> %s", l->name, g ? g->address : path, old_model,
                    new_model);
         if (g)
                 clusterd_flag_reflash(l->clusterd, l, g->address, old_model, new_model);
@@ -424,7 +425,7 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
         int r;
 
         if (was_up || l->state == LINK_CONNECTING)
-                log_warning("Host %s is unreachable: %s; retrying in %llu ms", l->name, why,
+                log_struct(LOG_WARNING, NULL, NULL, l->name, "Host %s is unreachable: %s; retrying in %llu ms", l->name, why,
                             (unsigned long long) (l->backoff_usec / 1000));
         l->state = LINK_UNREACHABLE;
         free(l->error);

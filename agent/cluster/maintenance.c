@@ -92,7 +92,8 @@ void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *a
 
                 if (vmstore_get(c->db, *u, &v) >= 0 && vm_flag_set(&v.flags, "reconfigure", new_model) >= 0 &&
                     vmstore_update(c->db, &v) >= 0)
-                        log_notice("VM %s needs its GPU configuration redone: %s on %s is now %s (was %s)", v.name,
+                        log_struct(LOG_NOTICE, address, v.uuid, l->name,
+                                   "VM %s needs its GPU configuration redone: %s on %s is now %s (was %s)", v.name,
                                    address, l->name, new_model, old_model);
                 vm_record_done(&v);
         }
@@ -116,7 +117,7 @@ static int on_agent_maintenance(sd_bus_message *reply, void *userdata, sd_bus_er
         else {
                 sd_bus_message *out = NULL;
 
-                log_notice("Host %s %s maintenance", m->link->name, m->enter ? "entered" : "left");
+                log_struct(LOG_NOTICE, NULL, NULL, m->link->name, "Host %s %s maintenance", m->link->name, m->enter ? "entered" : "left");
                 /* The agent said yes: the view need not wait for its PropertiesChanged. */
                 m->link->maintenance = m->enter;
                 /* Back from maintenance: its VMs go on again, on this host (they answer nobody: logged). */

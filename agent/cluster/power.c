@@ -278,7 +278,7 @@ static void power_on_done(struct power_job *j) {
                                                   "VM %s got its GPUs on %s but the registry could not be written: %s",
                                                   j->vm.name, j->link->name, strerror(-r));
         } else {
-                log_info("VM %s powered on on host %s with GPUs %s", j->vm.name, j->vm.host, j->vm.held);
+                log_struct(LOG_INFO, NULL, j->vm.uuid, j->vm.host, "VM %s powered on on host %s with GPUs %s", j->vm.name, j->vm.host, j->vm.held);
                 if (!j->call) {
                         power_job_free(j);
                         return;
@@ -317,7 +317,7 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
         free(j->failures[host]);
         if (asprintf(&j->failures[host], "claim of %s refused (%s)", j->gpus[j->next], e->message ?: e->name) < 0)
                 j->failures[host] = NULL;
-        log_notice("VM %s: %s on %s, trying another host", j->vm.name, j->failures[host] ?: "claim refused",
+        log_struct(LOG_NOTICE, NULL, j->vm.uuid, j->link->name, "VM %s: %s on %s, trying another host", j->vm.name, j->failures[host] ?: "claim refused",
                    j->link->name);
         if (j->next > 0) {
                 /* Release what was claimed, fire and forget, in order. */
@@ -464,7 +464,7 @@ int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const ch
         v.on = false;
         r = vmstore_update(c->db, &v);
         if (r >= 0)
-                log_info("VM %s powered off%s%s", v.name, restart_on ? " for the maintenance of " : "",
+                log_struct(LOG_INFO, NULL, v.uuid, v.host, "VM %s powered off%s%s", v.name, restart_on ? " for the maintenance of " : "",
                          restart_on ?: "");
         return r;
 }
@@ -523,7 +523,7 @@ static void power_off_finish(struct power_off *p) {
                                                           "VM %s released its GPUs, but the registry could not be "
                                                           "written: %s", p->vm.name, strerror(-r));
                 else {
-                        log_info("VM %s powered off", p->vm.name);
+                        log_struct(LOG_INFO, NULL, p->vm.uuid, p->vm.host, "VM %s powered off", p->vm.name);
                         (void) sd_bus_reply_method_return(p->call, NULL);
                 }
         }

@@ -14,6 +14,17 @@
  * Library functions do not log; they return errors, and the daemon logs where it decides.
  */
 void log_full(int priority, const char *gpu, const char *format, ...) _printf_(3, 4);
+/* The same with the VM (its UUID, field GPUPASS_VM) and the host (the aggregator's name for it, field
+ * GPUPASS_HOST): `journalctl GPUPASS_VM=...` follows a VM through claims, power-on and maintenance. */
+void log_struct(int priority, const char *gpu, const char *vm, const char *host, const char *format, ...)
+        _printf_(5, 6);
+
+#define LOG_FIELDS_MAX 5
+/* The journal fields of one message: MESSAGE=, PRIORITY= and each of GPUPASS_GPU/VM/HOST that is set and
+ * not empty; *ret_n of them, malloc'd, for log_fields_free(). What log_struct() sends to the journal. */
+int log_journal_fields(int priority, const char *gpu, const char *vm, const char *host, const char *message,
+                       char *ret_fields[static LOG_FIELDS_MAX], size_t *ret_n);
+void log_fields_free(char **fields, size_t n);
 
 #define log_debug(...)   log_full(LOG_DEBUG, NULL, __VA_ARGS__)
 #define log_info(...)    log_full(LOG_INFO, NULL, __VA_ARGS__)

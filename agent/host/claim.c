@@ -93,7 +93,7 @@ int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_er
                 gpu_set_string(g, &g->previous_model, NULL, "PreviousModel");
                 gpu_emit_properties_changed(g, names);
                 (void) gpu_refresh(g);
-                log_full(LOG_NOTICE, g->address, "%s (%s) claimed by VM %s", g->address, g->model, vm);
+                log_struct(LOG_NOTICE, g->address, vm, NULL, "%s (%s) claimed by VM %s", g->address, g->model, vm);
         }
         return 0;
 
@@ -218,7 +218,7 @@ static void release_job_done(int result, void *userdata) {
                                                "until it is returned to the host", j->group, j->vm,
                                                j->failure ?: strerror(-result));
         else {
-                log_info("IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
+                log_struct(LOG_INFO, NULL, j->vm, NULL, "IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
                 r = sd_bus_reply_method_return(j->call, NULL);
         }
 finish:
@@ -335,7 +335,7 @@ int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_er
                 close(fds[i]);
         free(fds);
         if (r >= 0)
-                log_full(LOG_INFO, g->address, "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n,
+                log_struct(LOG_INFO, g->address, vm, NULL, "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n,
                          g->address, vm);
         return r;
 }
@@ -369,7 +369,7 @@ int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t ui
                 return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
                                          "Cannot record the grant on disk (%s); access not granted", strerror(-r));
         }
-        log_full(LOG_NOTICE, g->address, "uid %u may open /dev/vfio/%d of VM %s until its release", (unsigned) uid,
+        log_struct(LOG_NOTICE, g->address, vm, NULL, "uid %u may open /dev/vfio/%d of VM %s until its release", (unsigned) uid,
                  g->iommu_group, vm);
         return sd_bus_reply_method_return(call, NULL);
 }

@@ -1,7 +1,9 @@
 #!/bin/bash
 # SIGHUP (ExecReload= of both units) rereads the configuration: the agent's AdminGroup, the aggregator's
 # AdminGroup and its hosts (added, removed). A file that does not parse changes nothing and the daemon
-# keeps running. On an open bus, so that only the daemons' own checks decide.
+# keeps running. On an open bus, so that only the daemons' own checks decide. Both daemons run with
+# $NOTIFY_SOCKET and $WATCHDOG_USEC as their Type=notify units give them: READY, STATUS, WATCHDOG pings
+# and RELOADING around a reload are what systemd sees.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 : "${GPUPASS_CLUSTERD:?}"
 AUDIO="--reuid=65534 --regid=audio --clear-groups"
@@ -22,13 +24,41 @@ reload_agent() {
         return 1
 }
 
+# notify_listen NAME: a notification socket $TEST_DIR/NAME.sock logging to $TEST_DIR/NAME.notify.
+notify_listen() {
+        python3 "$GPUPASS_SOURCE_ROOT/tests/integration/notify-listener.py" "$TEST_DIR/$1.sock" "$TEST_DIR/$1.notify" &
+        PIDS+=("$!")
+        for _ in $(seq 100); do [ -S "$TEST_DIR/$1.sock" ] && return 0; sleep 0.05; done
+        echo "notify listener did not start"; exit 1
+}
+# check_notify NAME WHAT: READY=1 with a STATUS, then watchdog pings (WATCHDOG_USEC=1 s: every 0.5 s).
+check_notify() {
+        local log=$TEST_DIR/$1.notify
+        wait_for_log "$log" "READY=1" && pass "$2: READY=1 sent" || fail "$2: no READY=1"
+        wait_for_log "$log" "STATUS=" && pass "$2: STATUS sent: $(grep -o 'STATUS=[^|]*' "$log" | tail -1)" ||
+                fail "$2: no STATUS"
+        sleep 1.2
+        [ "$(grep -c '^WATCHDOG=1$' "$log")" -ge 2 ] && pass "$2: pings the watchdog" ||
+                fail "$2: no watchdog pings: $(cat "$log")"
+}
+# check_reload_notify NAME WHAT: RELOADING=1 then READY=1 again, as systemd expects around a reload.
+check_reload_notify() {
+        local seq
+        seq=$(grep -v '^WATCHDOG=1$' "$TEST_DIR/$1.notify" | grep -o 'RELOADING=1\|READY=1' | tr '\n' ' ')
+        assert_contains "$seq" "RELOADING=1 READY=1" "$2: RELOADING=1 then READY=1 around the reload"
+}
+
 start_bus open
-start_agent $'[Agent]\nAdminGroup=audio'
+notify_listen agent
+NOTIFY_SOCKET=$TEST_DIR/agent.sock WATCHDOG_USEC=1000000 start_agent $'[Agent]\nAdminGroup=audio'
+check_notify agent agent
 assert_eq ok "$(rescan_as "$AUDIO")" "agent: a member of AdminGroup=audio may Rescan"
 assert_contains "$(rescan_as "$VIDEO")" "may not change" "agent: a member of video may not"
 
 printf '[Agent]\nAdminGroup=video\n' >"$TEST_DIR/etc/gpupassd.conf"
 reload_agent && pass "agent: SIGHUP reloads" || fail "agent: no reload logged after SIGHUP"
+sleep 0.2
+check_reload_notify agent agent
 assert_contains "$(rescan_as "$AUDIO")" "may not change" "agent: after the reload audio may no longer Rescan"
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: after the reload video may"
 
@@ -42,8 +72,9 @@ assert_eq ok "$(rescan_as "$VIDEO")" "agent: a bad file keeps the running AdminG
 mkdir -p "$TEST_DIR/cluster-etc"
 CONF=$TEST_DIR/cluster-etc/clusterd.conf
 printf '[Cluster]\nAdminGroup=audio\n[Host one]\nAddress=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS" >"$CONF"
-CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
+notify_listen clusterd
+NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" \
+        STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" 2>>"$TEST_DIR/clusterd.log" &
 CLUSTERD_PID=$!
 PIDS+=("$CLUSTERD_PID")
 cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
@@ -56,6 +87,7 @@ wait_hosts() { # text in ListHosts output, up to 10 s
 }
 wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
+check_notify clusterd aggregator
 out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
         fail "aggregator: audio refused: $out"
@@ -67,6 +99,7 @@ kill -HUP "$CLUSTERD_PID"
 wait_hosts 'a(ssssutu) 2 "one"' && pass "aggregator: SIGHUP adds host two" || fail "aggregator: host two not added: $(cluster ListHosts)"
 hosts=$(cluster ListHosts)
 assert_contains "$hosts" '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' "aggregator: host one kept its connection"
+check_reload_notify clusterd aggregator
 assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "aggregator: host two is unreachable, with its address"
 out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) || true
@@ -75,10 +108,26 @@ out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/clus
         CreateVm sut second 1 256 2>&1) && pass "aggregator: video may CreateVm after the reload" ||
         fail "aggregator: video refused: $out"
 
-# Remove host one.
+# Remove host one while a PowerOff waits for its agent (stopped): the host stays until the Release is
+# answered, then goes.
+cluster SetVmGpus ss second "1:NVIDIA Tesla M60" >/dev/null
+out=$(cluster PowerOn s second 2>&1) || true
+assert_contains "$out" '"one"' "aggregator: VM second powered on on host one"
+kill -STOP "$AGENT_PID"
+cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
+POWEROFF_PID=$!
+sleep 0.3
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
 kill -HUP "$CLUSTERD_PID"
-wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: SIGHUP removes host one" || fail "aggregator: host one not removed: $(cluster ListHosts)"
+wait_for_log "$TEST_DIR/clusterd.log" "host changes wait for 1 running calls" &&
+        pass "aggregator: the host change waits for the PowerOff in flight" || fail "aggregator: reload did not wait"
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 2 "one"' "aggregator: host one is still there while its Release is pending"
+kill -CONT "$AGENT_PID"
+wait "$POWEROFF_PID" && pass "aggregator: the PowerOff in flight was answered" ||
+        fail "aggregator: PowerOff failed: $(cat "$TEST_DIR/poweroff.out")"
+assert_contains "$(cluster ListVms)" '"second" 1 256 "1:NVIDIA Tesla M60" "" "off" "one"' "aggregator: VM second is off, last on host one"
+wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: then SIGHUP's removal of host one applies" ||
+        fail "aggregator: host one not removed: $(cluster ListHosts)"
 assert_eq 'a(sssssssbas) 0' "$(cluster ListGpus)" "aggregator: the removed host's GPUs left the view"
 
 # A bad file changes nothing.
