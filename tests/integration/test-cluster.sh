@@ -54,6 +54,7 @@ Address=unix:path=$TEST_DIR/delta/bus
 EOC
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
         2>>"$TEST_DIR/clusterd.log" &
+CLUSTERD_PID=$!
 PIDS+=("$!")
 for _ in $(seq 200); do
         [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
@@ -134,8 +135,9 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system call or
         assert_contains "$out" "uid 65534 may not change the cluster" "an unprivileged caller cannot create VMs"
 assert_contains "$(cluster ListVms)" "a(ssutsssss) 1 " "the registry is unchanged by refused calls"
 # The registry survives a restart of the aggregator.
-pkill -f "$GPUPASS_CLUSTERD" || true
-sleep 0.3
+# Only ours: pkill by the binary's name also killed the aggregator of test-cluster-policy running in parallel.
+kill "$CLUSTERD_PID"
+wait "$CLUSTERD_PID" || true
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
         2>>"$TEST_DIR/clusterd.log" &
 PIDS+=("$!")
@@ -255,6 +257,25 @@ assert_eq 1 "$rc" "gpupassctl power-on of an unknown VM exits 1"
 assert_contains "$out" "(org.gpupass.Error.NotFound)" "and names the error"
 out=$(ctl power-off reflash-1 2>&1) && pass "gpupassctl power-off" || fail "power-off: $out"
 assert_contains "$(ctl vms)" "reflash-1        off" "reflash-1 is off"
+
+# Surprise removal under a running VM: the aggregator shows the GPU missing and still the VM's, never
+# places another VM on it, and shows it claimed again when the card is back.
+out=$(cluster PowerOn s reflash-1 2>&1) || true
+assert_contains "$out" 'sas "alpha" 1 ' "reflash-1 on alpha again"
+for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
+for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute" "missing"'* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"missing\" \"$r1\"" "the cluster view: missing, still owned by reflash-1"
+assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60.compute\" \"alpha\" \"on\" \"alpha\"" "reflash-1 stays on"
+cluster CreateVm sut removal-2 1 1024 >/dev/null
+cluster SetVmGpus ss removal-2 "=alpha/0000:3b:00.0" >/dev/null
+SENDARGS=(string:removal-2)
+cexpect org.gpupass.Error.NoHostAvailable "alpha: the requested GPU is not free" -- PowerOn s removal-2
+actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
+actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
+for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\""* ]] && break; sleep 0.05; done
+assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" "back on the bus: claimed by reflash-1 again"
+cluster PowerOff s reflash-1 >/dev/null
+cluster DeleteVm s removal-2 >/dev/null
 
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$TEST_DIR/clusterd.log"
