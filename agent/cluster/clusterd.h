@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "clusterd-config.h"
+#include "vmstore.h"
 
 struct hostlink;
 struct sqlite3;
@@ -22,6 +23,8 @@ struct clusterd {
         struct sqlite3 *db;       /* the VM registry */
         bool admin_gid_valid;
         gid_t admin_gid;
+        struct host_view *host_views; /* the Host objects, one per host, same order */
+        struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
 };
 
 sd_event *clusterd_event(struct clusterd *c);
