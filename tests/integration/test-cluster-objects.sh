@@ -142,7 +142,11 @@ check_vm() { # every Vm property against the VM's ListVms entry
         assert_eq "u $vcpus" "$(vprop Vcpus)" "Vcpus as in ListVms $1"
         assert_eq "t $mem" "$(vprop MemoryMiB)" "MemoryMiB as in ListVms $1"
         assert_eq "s \"$(cut -d'"' -f6 <<<"$entry")\"" "$(vprop GpuRequests)" "GpuRequests as in ListVms $1"
-        assert_eq "as 2 \"alpha\" \"beta\"" "$(vprop Affinity)" "Affinity: ListVms' alpha,beta as an array $1"
+        local aff list=() out
+        aff=$(cut -d'"' -f8 <<<"$entry")
+        [ -n "$aff" ] && IFS=, read -r -a list <<<"$aff"
+        out="as ${#list[@]}"; for h in "${list[@]}"; do out+=" \"$h\""; done
+        assert_eq "$out" "$(vprop Affinity)" "Affinity: ListVms' '$aff' as an array $1"
         assert_eq "s \"$(cut -d'"' -f10 <<<"$entry")\"" "$(vprop Power)" "Power as in ListVms $1"
         assert_eq "s \"$(cut -d'"' -f12 <<<"$entry")\"" "$(vprop Host)" "Host as in ListVms $1"
         assert_eq "s \"$(cut -d'"' -f14 <<<"$entry")\"" "$(vprop Flags)" "Flags as in ListVms $1"
@@ -185,6 +189,34 @@ assert_eq 'u 1' "$(hprop beta GpuCount)" "beta's GPU still counted, as last seen
 kill "$HOST_PID_beta"; wait "$HOST_PID_beta" 2>/dev/null || true
 start_host beta "$FIX/single.ini"
 expect_signal "^PC $CM/host/beta State=up UnreachableReason= FreeGpuCount=1$" "beta back: State up, reason cleared, its GPU free"
+
+# Maintenance: the VM goes off flagged to come back, the host shows it; afterwards both come back.
+busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas obj-1 1 alpha
+expect_signal "^PC $VMPATH Affinity=\[\"alpha\"\]$" "SetVmAffinity again: the new Affinity"
+out=$(cluster PowerOn s obj-1 2>&1) || true
+assert_contains "$out" 'sas "alpha" 2 ' "obj-1 on alpha again"
+out=$(cluster EnterHostMaintenance s alpha 2>&1) || true
+assert_contains "$out" "$uuid" "EnterHostMaintenance powers obj-1 off"
+expect_signal "^PC $VMPATH Power=off.* Flags=restart:alpha$" "maintenance: PropertiesChanged Power off and the restart flag"
+expect_signal "^PC $CM/host/alpha State=maintenance.* Maintenance=true" "maintenance: alpha's State and Maintenance"
+assert_eq 'b true' "$(hprop alpha Maintenance)" "alpha's Maintenance property"
+out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
+expect_signal "^PC $VMPATH Power=on.* Flags=$" "maintenance over: obj-1 on again, its flag cleared"
+expect_signal "^PC $CM/host/alpha State=up.* Maintenance=false" "maintenance over: alpha up"
+for _ in $(seq 100); do [ "$(vprop Power)" == 's "on"' ] && break; sleep 0.05; done
+out=$(cluster PowerOff s obj-1 2>&1) && pass "obj-1 off" || fail "PowerOff: $out"
+
+# A reflash of the GPU it held flags the VM: Flags and NeedsReconfiguration change; SetVmGpus clears them.
+actl() { "$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" "$@" >/dev/null; }
+for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
+expect_signal "^PC $CM/host/alpha GpuCount=5" "a GPU leaves alpha: GpuCount"
+actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
+actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
+expect_signal "^PC $VMPATH Flags=reconfigure:NVIDIA Tesla M60.compute NeedsReconfiguration=true$" "reflash: PropertiesChanged Flags and NeedsReconfiguration"
+assert_eq 'b true' "$(vprop NeedsReconfiguration)" "NeedsReconfiguration is true"
+check_vm "(flagged)"
+cluster SetVmGpus ss obj-1 "1:NVIDIA Tesla M60.compute" >/dev/null
+expect_signal "^PC $VMPATH GpuRequests=1:NVIDIA Tesla M60.compute Flags= NeedsReconfiguration=false$" "SetVmGpus clears the flag, in one PropertiesChanged"
 
 # DeleteVm: InterfacesRemoved, and the object is gone.
 cluster DeleteVm s obj-1 >/dev/null
