@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "clusterd.h"
+#include "cluster-objects.h"
 #include "gpupass/bus-names.h"
 #include "hostlink.h"
 #include "bus-caller.h"
@@ -128,6 +129,9 @@ int clusterd_bus_setup(struct clusterd *c) {
                 if (r < 0)
                         return r;
         }
+        r = cluster_objects_bus_setup(c);
+        if (r < 0)
+                return r;
         r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;

@@ -14,10 +14,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "cluster-objects.h"
 #include "clusterd.h"
 #include "hostlink.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 
 int clusterd_config_path(char **ret) {
         const char *dir = getenv("CONFIGURATION_DIRECTORY");
@@ -81,7 +83,14 @@ static int clusterd_apply_hosts(struct clusterd *c) {
                 return r;
         }
 
-        /* Committed: drop what is gone or readdressed, connect what is new. */
+        /* Committed: drop what is gone or readdressed, connect what is new. The Host objects point at the
+         * links, so their views go first and are built again over the new list. */
+        _cleanup_strv_free_ char **old_paths = NULL;
+        for (size_t k = 0; c->host_views && k < n_old; k++)
+                if (strv_extend(&old_paths, c->host_views[k].path) < 0)
+                        log_error_errno(-ENOMEM, "Host objects: removals will not be announced: %m");
+        bool had_views = c->host_views;
+        host_views_free(c);
         for (size_t i = 0; i < n; i++)
                 if (!fresh[i])
                         (void) take_link(old, n_old, links[i]->name);
@@ -94,6 +103,11 @@ static int clusterd_apply_hosts(struct clusterd *c) {
         free(old);
         c->hosts = links;
         c->n_hosts = n;
+        if (had_views) {
+                r = host_views_rebuild(c, old_paths);
+                if (r < 0)
+                        log_error_errno(r, "Failed to rebuild the Host objects: %m");
+        }
         for (size_t i = 0; i < n; i++)
                 if (fresh[i]) {
                         log_info("Host %s (%s) added", links[i]->name, links[i]->configured_address);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "clusterd.h"
+#include "cluster-objects.h"
 #include "vmstore.h"
 #include "config.h"
 #include "hostlink.h"
@@ -31,6 +32,7 @@ void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {
         for (size_t i = 0; i < c->n_hosts; i++)
                 up += c->hosts[i]->state == LINK_UP;
         (void) sd_notifyf(false, "STATUS=%zu of %zu hosts up", up, c->n_hosts);
+        host_view_refresh(c, l);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -47,6 +49,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 static void clusterd_done(struct clusterd *c) {
         sd_event_source_disable_unref(c->reload_defer);
+        cluster_objects_done(c);
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
         free(c->hosts);

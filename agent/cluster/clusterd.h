@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "clusterd-config.h"
+#include "vmstore.h"
 
 struct hostlink;
 struct sqlite3;
@@ -25,6 +26,8 @@ struct clusterd {
         unsigned jobs;            /* PowerOn/PowerOff/maintenance calls waiting for agents' replies */
         bool reload_pending;      /* a reload's host changes wait for jobs to reach 0 */
         sd_event_source *reload_defer;
+        struct host_view *host_views; /* the Host objects, one per host, same order */
+        struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
 };
 
 sd_event *clusterd_event(struct clusterd *c);

@@ -25,6 +25,22 @@ static const char schema[] =
         "  held TEXT NOT NULL DEFAULT '',"
         "  flags TEXT NOT NULL DEFAULT '');";
 
+static struct {
+        sqlite3 *db;
+        vmstore_hook_t hook;
+        void *userdata;
+} change_hook;
+
+void vmstore_set_hook(sqlite3 *db, vmstore_hook_t hook, void *userdata) {
+        change_hook.db = hook ? db : NULL;
+        change_hook.hook = hook;
+        change_hook.userdata = userdata;
+}
+
+static bool hooked(sqlite3 *db) {
+        return change_hook.hook && change_hook.db == db;
+}
+
 static int sqlite_to_errno(int rc) {
         switch (rc) {
         case SQLITE_OK:
@@ -120,18 +136,40 @@ static int run_write(sqlite3 *db, const char *sql, const struct vm_record *v, bo
 }
 
 int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
-        return run_write(db,
-                         "INSERT INTO vms (uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", v, false);
+        int r = run_write(db,
+                          "INSERT INTO vms (uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", v, false);
+
+        if (r >= 0 && hooked(db))
+                change_hook.hook(NULL, v, change_hook.userdata);
+        return r;
 }
 
 int vmstore_update(sqlite3 *db, const struct vm_record *v) {
-        return run_write(db,
-                         "UPDATE vms SET name=?2, vcpus=?3, memory_mib=?4, gpus=?5, affinity=?6, power=?7, host=?8, "
-                         "held=?9, flags=?10 WHERE uuid=?1", v, true);
+        _cleanup_(vm_record_done) struct vm_record old = {};
+        bool have_old = hooked(db) && vmstore_get(db, v->uuid, &old) >= 0;
+        int r = run_write(db,
+                          "UPDATE vms SET name=?2, vcpus=?3, memory_mib=?4, gpus=?5, affinity=?6, power=?7, host=?8, "
+                          "held=?9, flags=?10 WHERE uuid=?1", v, true);
+
+        if (r >= 0 && hooked(db))
+                change_hook.hook(have_old ? &old : NULL, v, change_hook.userdata);
+        return r;
 }
 
+static int delete_row(sqlite3 *db, const char *uuid);
+
 int vmstore_delete(sqlite3 *db, const char *uuid) {
+        _cleanup_(vm_record_done) struct vm_record old = {};
+        bool have_old = hooked(db) && vmstore_get(db, uuid, &old) >= 0;
+        int r = delete_row(db, uuid);
+
+        if (r >= 0 && have_old && hooked(db))
+                change_hook.hook(&old, NULL, change_hook.userdata);
+        return r;
+}
+
+static int delete_row(sqlite3 *db, const char *uuid) {
         sqlite3_stmt *s = NULL;
         int rc;
 

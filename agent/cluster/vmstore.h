@@ -39,6 +39,15 @@ int vmstore_get(struct sqlite3 *db, const char *uuid_or_name, struct vm_record *
 /* Calls f for each VM in name order; stops at the first negative return. */
 int vmstore_foreach(struct sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata);
 
+/*
+ * The one place that hears of every registry change: called after each successful insert (old NULL),
+ * update and delete (new NULL), with the record before and after, so the aggregator's bus objects emit
+ * exactly what changed whichever file made the change. One hook per process: the aggregator opens one
+ * registry. NULL unsets it.
+ */
+typedef void (*vmstore_hook_t)(const struct vm_record *old, const struct vm_record *new, void *userdata);
+void vmstore_set_hook(struct sqlite3 *db, vmstore_hook_t hook, void *userdata);
+
 /* Validates request text: counts 1..64, non-empty model names, HOST/ADDRESS with a PCI address. */
 int gpu_requests_validate(const char *text, char **ret_error);
 

@@ -35,6 +35,11 @@
 #define GPUPASS_CLUSTER_BUS_NAME        "org.gpupass.cluster1"
 #define GPUPASS_CLUSTER_MANAGER_PATH    "/org/gpupass/cluster1"
 #define GPUPASS_CLUSTER_MANAGER_IFACE   "org.gpupass.cluster1.Manager"
+/* One object per host and per VM; the last path element is the name or UUID, sd_bus_path_encode'd. */
+#define GPUPASS_CLUSTER_HOST_PREFIX     "/org/gpupass/cluster1/host"
+#define GPUPASS_CLUSTER_HOST_IFACE      "org.gpupass.cluster1.Host"
+#define GPUPASS_CLUSTER_VM_PREFIX       "/org/gpupass/cluster1/vm"
+#define GPUPASS_CLUSTER_VM_IFACE        "org.gpupass.cluster1.Vm"
 #define GPUPASS_ERROR_NO_HOST_AVAILABLE "org.gpupass.Error.NoHostAvailable"
 #define GPUPASS_ERROR_NOT_SUPPORTED_WITH_GPU "org.gpupass.Error.NotSupportedWithGpu"
 #define GPUPASS_ERROR_VM_NOT_OFF        "org.gpupass.Error.VmNotOff"

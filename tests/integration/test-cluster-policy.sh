@@ -20,6 +20,13 @@ for m in ListHosts ListGpus ListVms; do
         out=$(setpriv $NOBODY busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager $m 2>&1) &&
                 pass "an unprivileged user calls $m" || fail "$m as nobody: $out"
 done
+# The per-VM objects: listed, read and their signals received by anyone.
+vmpath=$(setpriv $NOBODY busctl --system tree --list org.gpupass.cluster1 2>&1 | grep "^$CM/vm/" || true)
+out=$(setpriv $NOBODY busctl --system get-property org.gpupass.cluster1 "$vmpath" org.gpupass.cluster1.Vm Name 2>&1)
+assert_eq 's "vm-1"' "$out" "an unprivileged user lists the VM objects and reads their properties"
+out=$(setpriv $NOBODY busctl --system call org.gpupass.cluster1 $CM org.freedesktop.DBus.ObjectManager \
+        GetManagedObjects 2>&1)
+assert_contains "$out" "org.gpupass.cluster1.Vm" "an unprivileged user calls GetManagedObjects"
 out=$(setpriv $NOBODY busctl --system introspect org.gpupass.cluster1 $CM 2>&1)
 assert_contains "$out" "org.gpupass.cluster1.Manager" "an unprivileged user introspects"
 for call in "CreateVm sut vm-2 1 1024" "DeleteVm s vm-1" "SetVmGpus ss vm-1 1:X" "PowerOn s vm-1" "PowerOff s vm-1" \

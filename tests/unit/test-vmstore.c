@@ -111,8 +111,70 @@ static void test_flags(void) {
         free(flags);
 }
 
+/* What the hook was told, last call. */
+struct heard {
+        int calls;
+        bool had_old, had_new;
+        char old_host[32], new_host[32], uuid[37];
+        bool new_on;
+};
+
+static void hear(const struct vm_record *old, const struct vm_record *new, void *userdata) {
+        struct heard *h = userdata;
+
+        h->calls++;
+        h->had_old = old;
+        h->had_new = new;
+        snprintf(h->old_host, sizeof(h->old_host), "%s", old ? old->host : "");
+        snprintf(h->new_host, sizeof(h->new_host), "%s", new ? new->host : "");
+        snprintf(h->uuid, sizeof(h->uuid), "%s", (new ?: old)->uuid);
+        h->new_on = new && new->on;
+}
+
+/* The hook hears every committed write with the record before and after, and nothing that failed. */
+static void test_hook(void) {
+        char dir[] = "/tmp/test-vmstore.XXXXXX", cmd[128];
+        struct vm_record a = record("0f8fad5b-d9cb-469f-a165-70867728950e", "alpha");
+        struct vm_record dup = record("7c9e6679-7425-40de-944b-e07fc1f90ae7", "alpha");
+        struct vm_record ghost = record("7c9e6679-7425-40de-944b-e07fc1f90ae8", "ghost");
+        struct heard h = {};
+        struct sqlite3 *db;
+
+        ASSERT_TRUE(mkdtemp(dir));
+        ASSERT_EQ(vmstore_open(dir, &db), 0);
+        vmstore_set_hook(db, hear, &h);
+        ASSERT_EQ(vmstore_insert(db, &a), 0);
+        ASSERT_EQ(h.calls, 1);
+        ASSERT_TRUE(!h.had_old && h.had_new);
+        ASSERT_STREQ(h.uuid, a.uuid);
+        ASSERT_EQ(vmstore_insert(db, &dup), -EEXIST);
+        ASSERT_EQ(h.calls, 1); /* refused: not heard */
+        ASSERT_EQ(vmstore_update(db, &ghost), -ENOENT);
+        ASSERT_EQ(h.calls, 1);
+        a.on = true;
+        a.host = (char *) "node-1";
+        ASSERT_EQ(vmstore_update(db, &a), 0);
+        ASSERT_EQ(h.calls, 2);
+        ASSERT_TRUE(h.had_old && h.had_new && h.new_on);
+        ASSERT_STREQ(h.old_host, ""); /* the record as it was before the write */
+        ASSERT_STREQ(h.new_host, "node-1");
+        ASSERT_EQ(vmstore_delete(db, a.uuid), 0);
+        ASSERT_EQ(h.calls, 3);
+        ASSERT_TRUE(h.had_old && !h.had_new);
+        ASSERT_STREQ(h.old_host, "node-1");
+        ASSERT_EQ(vmstore_delete(db, a.uuid), -ENOENT);
+        ASSERT_EQ(h.calls, 3);
+        vmstore_set_hook(db, NULL, NULL);
+        ASSERT_EQ(vmstore_insert(db, &a), 0);
+        ASSERT_EQ(h.calls, 3); /* unset */
+        vmstore_close(db);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ASSERT_EQ(system(cmd), 0);
+}
+
 int main(void) {
         test_flags();
+        test_hook();
         test_store();
         test_requests();
         return 0;
