@@ -32,7 +32,11 @@ void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {
         for (size_t i = 0; i < c->n_hosts; i++)
                 up += c->hosts[i]->state == LINK_UP;
         (void) sd_notifyf(false, "STATUS=%zu of %zu hosts up", up, c->n_hosts);
-        host_view_refresh(c, l);
+        if (l)
+                host_view_refresh(c, l);
+        else /* the host list itself changed (a reload) */
+                for (size_t i = 0; i < c->n_hosts; i++)
+                        host_view_refresh(c, c->hosts[i]);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

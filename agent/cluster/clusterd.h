@@ -41,7 +41,7 @@ void clusterd_job_end(struct clusterd *c);
 int clusterd_reload(struct clusterd *c);
 int clusterd_config_path(char **ret);
 void clusterd_resolve_admin_group(struct clusterd *c);
-/* A host's objects or state changed (hostlink.c calls it). */
+/* A host's objects or state changed (hostlink.c calls it); l NULL: the host list changed (a reload). */
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l);
 int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */

@@ -39,7 +39,8 @@ while IFS= read -r line; do
         esac
 done <<<"$out"
 assert_eq 0 "$rc" "introspection.py $mode exits 0"
-for iface in org.gpupass.agent1.Manager org.gpupass.agent1.Gpu org.gpupass.cluster1.Manager; do
+for iface in org.gpupass.agent1.Manager org.gpupass.agent1.Gpu org.gpupass.cluster1.Manager \
+             org.gpupass.cluster1.Host org.gpupass.cluster1.Vm; do
         [ -f "$GPUPASS_SOURCE_ROOT/dbus/$iface.xml" ] && pass "dbus/$iface.xml exists" || fail "dbus/$iface.xml missing"
 done
 finish

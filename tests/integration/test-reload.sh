@@ -101,6 +101,9 @@ hosts=$(cluster ListHosts)
 assert_contains "$hosts" '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' "aggregator: host one kept its connection"
 check_reload_notify clusterd aggregator
 assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "aggregator: host two is unreachable, with its address"
+host_prop() { busctl --system get-property org.gpupass.cluster1 "/org/gpupass/cluster1/host/$1" org.gpupass.cluster1.Host "$2" 2>&1; }
+assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: the added host has its Host object"
+assert_eq 's "up"' "$(host_prop one State)" "aggregator: host one's object survived the reload"
 out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) || true
 assert_contains "$out" "may not change" "aggregator: after the reload audio may no longer CreateVm"
@@ -129,6 +132,9 @@ assert_contains "$(cluster ListVms)" '"second" 1 256 "1:NVIDIA Tesla M60" "" "of
 wait_hosts 'a(ssssutu) 1 "two"' && pass "aggregator: then SIGHUP's removal of host one applies" ||
         fail "aggregator: host one not removed: $(cluster ListHosts)"
 assert_eq 'a(sssssssbas) 0' "$(cluster ListGpus)" "aggregator: the removed host's GPUs left the view"
+out=$(host_prop one State) && fail "aggregator: the removed host's object is still there: $out" ||
+        assert_contains "$out" "Unknown object" "aggregator: the removed host's object is gone"
+assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: host two's object is still served"
 
 # A bad file changes nothing.
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=/x\nAddress=unix:path=/y\n' >"$CONF"
