@@ -61,6 +61,7 @@ enum {
         OPT_RESOURCES = 1 << 0, /* takes --vcpus and --memory */
         OPT_JSON = 1 << 1,      /* has a --json form */
         OPT_LEGEND = 1 << 2,    /* a table with a legend */
+        OPT_ON_OFF = 1 << 3,    /* the last argument is on or off: checked before connecting */
 };
 
 static const struct verb {
@@ -89,7 +90,7 @@ static const struct verb {
           "Let a user's VMM open the claimed group's /dev/vfio nodes",
           "Until the claim is released. UID is numeric." },
         { "rescan", 0, 0, AGENT, 0, verb_rescan, "rescan", "Re-read every PCI device", NULL },
-        { "maintenance", 1, 1, AGENT, 0, verb_maintenance, "maintenance on|off",
+        { "maintenance", 1, 1, AGENT, OPT_ON_OFF, verb_maintenance, "maintenance on|off",
           "Refuse (or allow again) new claims on this host",
           "Only the agent's flag; host-maintenance also powers the host's VMs off and on again." },
         { "hosts", 0, 0, CLUSTER, OPT_JSON | OPT_LEGEND, verb_cluster_hosts, "hosts",
@@ -126,7 +127,7 @@ static const struct verb {
           "QEMU arguments and libvirt <hostdev> for a running VM",
           "The functions of the VM's IOMMU groups (GPUs and companions) as -device vfio-pci,host= and\n"
           "  <hostdev managed='no'> elements, and where the launcher gets the descriptors." },
-        { "host-maintenance", 2, 2, CLUSTER, OPT_JSON, verb_host_maintenance, "host-maintenance HOST on|off",
+        { "host-maintenance", 2, 2, CLUSTER, OPT_JSON | OPT_ON_OFF, verb_host_maintenance, "host-maintenance HOST on|off",
           "Take a host out of (or back into) service",
           "on: powers off the host's GPU VMs (flagged restart:HOST) and sets the agent's maintenance;\n"
           "  off: clears it and powers those VMs on again on that host. Prints the VMs." },
@@ -315,6 +316,11 @@ int main(int argc, char *argv[]) {
         if (n_args < verb->min_args || (verb->max_args >= 0 && n_args > verb->max_args)) {
                 fprintf(stderr, "%s takes %s arguments; usage: gpupassctl %s\n", verb->name,
                         n_args < verb->min_args ? "more" : "fewer", verb->usage);
+                return EXIT_USAGE;
+        }
+        if ((verb->options & OPT_ON_OFF) && strcmp(argv[argc - 1], "on") != 0 && strcmp(argv[argc - 1], "off") != 0) {
+                fprintf(stderr, "%s takes 'on' or 'off'%s, not '%s'\n", verb->name,
+                        verb->min_args > 1 ? " after the host" : "", argv[argc - 1]);
                 return EXIT_USAGE;
         }
         if (resources_given && !(verb->options & OPT_RESOURCES)) {

@@ -72,6 +72,7 @@ expect 2 "use --cluster=ssh:alpha" "-H on a cluster verb" -- -H alpha vms
 expect 2 "use -H HOST" "--cluster on an agent verb" -- --cluster="$CLUSTER_ADDRESS" list
 expect 2 "unrecognized option '--bogus'" "unknown option" -- --bogus
 expect 2 "maintenance takes 'on' or 'off', not 'maybe'" "maintenance maybe" -- -H alpha maintenance maybe
+expect 2 "host-maintenance takes 'on' or 'off' after the host, not 'x'" "host-maintenance checked before connecting" -- --cluster=unix:path=/nonexistent host-maintenance alpha x
 expect 2 "allow-user: 'nobody' is not a numeric user ID" "allow-user with a user name" -- -H beta allow-user 3b:00.0 "$VM1" nobody
 
 # --- --help: global, and for every verb ---
@@ -103,6 +104,7 @@ assert_eq 1 "$(echo "$out" | wc -l)" "--json=short is one line"
 assert_eq "1 0000:3b:00.0 ['0000:3b:00.1'] 12 False" \
         "$(echo "$out" | json '" ".join(str(x) for x in (len(d), d[0]["Address"], d[0]["Companions"], d[0]["IommuGroup"], d[0]["BootVga"]))')" \
         "list --json: beta's GPU, its companion and group"
+assert_eq 1 "$(ctl -H beta -j list | wc -l)" "-j: short JSON when stdout is not a terminal"
 out=$(ctl -H alpha list --json)
 [ "$(echo "$out" | wc -l)" -gt 6 ] && pass "--json alone is pretty" || fail "--json alone: $out"
 assert_eq "6 unavailable -1" "$(echo "$out" | json '" ".join(str(x) for x in (len(d), [g for g in d if g["Address"] == "0000:d8:00.0"][0]["State"], [g for g in d if g["Address"] == "0000:d8:00.0"][0]["IommuGroup"]))')" \
