@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl-table.h"
 #include "ctl.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
@@ -17,21 +18,22 @@ struct gpu_row {
         bool boot_vga, needs_reconfiguration;
 };
 
-static void print_gpu_table_header(void) {
-        if (arg_legend)
-                printf("%-13s %-28s %-9s %-11s %-14s %-5s %-36s %s\n", "ADDRESS", "MODEL", "MODE", "STATE", "DRIVER",
-                       "GROUP", "OWNER", "PROBLEM");
-}
+static const TableColumn gpu_columns[] = {
+        { "ADDRESS", 13, false }, { "MODEL", 28, false }, { "MODE", 9, false },  { "STATE", 11, false },
+        { "DRIVER", 14, false },  { "GROUP", 5, false },  { "OWNER", 36, false }, { "PROBLEM", 0, false },
+};
 
-static void print_gpu_row(const struct gpu_row *g) {
+static int add_gpu_row(Table *t, const struct gpu_row *g) {
         char group[16];
 
         if (g->group >= 0)
                 snprintf(group, sizeof(group), "%d", g->group);
         else
                 snprintf(group, sizeof(group), "-");
-        printf("%-13s %-28s %-9s %-11s %-14s %-5s %-36s %s\n", g->address, g->model, g->mode, g->state,
-               *g->driver ? g->driver : "-", group, *g->owner ? g->owner : "-", *g->problem ? g->problem : "-");
+        return table_add_row(t, (const char * const[]) { g->address, g->model, g->mode, g->state,
+                                                          *g->driver ? g->driver : "-", group,
+                                                          *g->owner ? g->owner : "-",
+                                                          *g->problem ? g->problem : "-" });
 }
 
 static void json_gpu_row(JsonWriter *j, const struct gpu_row *g) {
@@ -80,8 +82,8 @@ static int read_gpu_row(sd_bus_message *reply, struct gpu_row *g) {
 /* The GPU table, or the JSON array into j when j is not NULL. */
 static int list_gpus(sd_bus *bus, JsonWriter *j) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        unsigned n = 0;
         int r;
 
         r = sd_bus_call_method(bus, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH, GPUPASS_AGENT_MANAGER_IFACE,
@@ -96,8 +98,8 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
                 return r;
         if (j)
                 json_begin_array(j);
-        else
-                print_gpu_table_header();
+        else if (!(t = table_new(gpu_columns, ELEMENTSOF(gpu_columns))))
+                return -ENOMEM;
         for (;;) {
                 struct gpu_row g = {};
 
@@ -105,9 +107,8 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
                 if (r > 0) {
                         if (j)
                                 json_gpu_row(j, &g);
-                        else
-                                print_gpu_row(&g);
-                        n++;
+                        else if (add_gpu_row(t, &g) < 0)
+                                r = -ENOMEM;
                 }
                 strv_free(g.companions);
                 if (r <= 0)
@@ -115,10 +116,13 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
         }
         if (r < 0)
                 return r;
-        if (j)
+        if (j) {
                 json_end_array(j);
-        else if (arg_legend)
-                printf("\n%u GPUs listed.\n", n);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
+        if (arg_legend)
+                printf("\n%zu GPUs listed.\n", table_rows(t));
         return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "ctl-cluster.h"
+#include "ctl-table.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "pci-address.h"
@@ -60,13 +61,18 @@ int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_m
         return 0;
 }
 
+static const TableColumn host_columns[] = {
+        { "HOST", 16, false }, { "STATE", 12, false }, { "CPUS", 5, true },
+        { "MEMORY", 10, true }, { "GPUS", 5, true },    { "ADDRESS / WHY", 0, false },
+};
+
 int verb_cluster_hosts(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         const char *name, *address, *state, *why;
         uint32_t cpus, gpus;
         uint64_t memory;
         JsonWriter j;
-        unsigned n = 0;
         int r;
 
         r = ctl_call_cluster(bus, "ListHosts", "list hosts", &reply, NULL);
@@ -78,13 +84,21 @@ int verb_cluster_hosts(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF) {
                 ctl_json_begin(&j);
                 json_begin_array(&j);
-        } else if (arg_legend)
-                printf("%-16s %-12s %5s %10s %5s %s\n", "HOST", "STATE", "CPUS", "MEMORY", "GPUS", "ADDRESS / WHY");
+        } else if (!(t = table_new(host_columns, ELEMENTSOF(host_columns))))
+                return -ENOMEM;
         while ((r = sd_bus_message_read(reply, "(ssssutu)", &name, &address, &state, &why, &cpus, &memory, &gpus)) > 0) {
-                n++;
                 if (arg_json == JSON_OFF) {
-                        printf("%-16s %-12s %5u %6llu MiB %5u %s%s%s\n", name, state, cpus,
-                               (unsigned long long) memory, gpus, address, *why ? ": " : "", why);
+                        _cleanup_free_ char *where = NULL;
+                        char c[16], m[32], g[16];
+
+                        snprintf(c, sizeof(c), "%u", cpus);
+                        snprintf(m, sizeof(m), "%llu MiB", (unsigned long long) memory);
+                        snprintf(g, sizeof(g), "%u", gpus);
+                        if (asprintf(&where, "%s%s%s", address, *why ? ": " : "", why) < 0)
+                                return -ENOMEM;
+                        r = table_add_row(t, (const char * const[]) { name, state, c, m, g, where });
+                        if (r < 0)
+                                return r;
                         continue;
                 }
                 json_begin_object(&j);
@@ -102,15 +116,23 @@ int verb_cluster_hosts(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF) {
                 json_end_array(&j);
                 json_finish(&j);
-        } else if (arg_legend)
-                printf("\n%u hosts listed.\n", n);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
+        if (arg_legend)
+                printf("\n%zu hosts listed.\n", table_rows(t));
         return 0;
 }
 
+static const TableColumn cluster_gpu_columns[] = {
+        { "HOST", 12, false }, { "ADDRESS", 13, false }, { "MODEL", 28, false },
+        { "MODE", 9, false },  { "STATE", 12, false },   { "OWNER", 0, false },
+};
+
 int verb_cluster_gpus(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         JsonWriter j;
-        unsigned n = 0;
         int r;
 
         r = ctl_call_cluster(bus, "ListGpus", "list the cluster's GPUs", &reply, NULL);
@@ -122,8 +144,8 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF) {
                 ctl_json_begin(&j);
                 json_begin_array(&j);
-        } else if (arg_legend)
-                printf("%-12s %-13s %-28s %-9s %-12s %s\n", "HOST", "ADDRESS", "MODEL", "MODE", "STATE", "OWNER");
+        } else if (!(t = table_new(cluster_gpu_columns, ELEMENTSOF(cluster_gpu_columns))))
+                return -ENOMEM;
         for (;;) {
                 _cleanup_strv_free_ char **companions = NULL;
                 struct cluster_gpu g;
@@ -131,13 +153,17 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
                 r = read_gpu(reply, &g, &companions);
                 if (r <= 0)
                         break;
-                n++;
                 if (arg_json == JSON_OFF) {
-                        printf("%-12s %-13s %-28s %-9s %-12s %s", g.host, g.address, g.model, g.mode, g.state,
-                               *g.owner ? g.owner : "-");
-                        if (*g.previous)
-                                printf(" (was %s%s)", g.previous, g.needs ? ", needs reconfiguration" : "");
-                        printf("\n");
+                        _cleanup_free_ char *owner = NULL;
+
+                        if (asprintf(&owner, "%s%s%s%s%s", *g.owner ? g.owner : "-", *g.previous ? " (was " : "",
+                                     g.previous, *g.previous && g.needs ? ", needs reconfiguration" : "",
+                                     *g.previous ? ")" : "") < 0)
+                                return -ENOMEM;
+                        r = table_add_row(t, (const char * const[]) { g.host, g.address, g.model, g.mode, g.state,
+                                                                       owner });
+                        if (r < 0)
+                                return r;
                         continue;
                 }
                 json_begin_object(&j);
@@ -158,8 +184,11 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF) {
                 json_end_array(&j);
                 json_finish(&j);
-        } else if (arg_legend)
-                printf("\n%u GPUs listed.\n", n);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
+        if (arg_legend)
+                printf("\n%zu GPUs listed.\n", table_rows(t));
         return 0;
 }
 
@@ -184,11 +213,16 @@ static void json_vm(JsonWriter *j, const struct vm_row *v) {
         json_end_object(j);
 }
 
+static const TableColumn vm_columns[] = {
+        { "VM", 16, false },    { "POWER", 5, false }, { "HOST", 10, false }, { "VCPUS", 5, true },
+        { "MEMORY", 9, true }, { "GPUS", 40, false },  { "FLAGS", 0, false },
+};
+
 int verb_cluster_vms(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         struct vm_row v;
         JsonWriter j;
-        unsigned n = 0;
         int r;
 
         r = ctl_call_cluster(bus, "ListVms", "list VMs", &reply, NULL);
@@ -200,24 +234,32 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
         if (arg_json != JSON_OFF) {
                 ctl_json_begin(&j);
                 json_begin_array(&j);
-        } else if (arg_legend)
-                printf("%-16s %-5s %-10s %5s %9s %-40s %s\n", "VM", "POWER", "HOST", "VCPUS", "MEMORY", "GPUS", "FLAGS");
+        } else if (!(t = table_new(vm_columns, ELEMENTSOF(vm_columns))))
+                return -ENOMEM;
         while ((r = read_vm(reply, &v)) > 0) {
-                n++;
-                if (arg_json != JSON_OFF)
+                char c[16], m[32];
+
+                if (arg_json != JSON_OFF) {
                         json_vm(&j, &v);
-                else
-                        printf("%-16s %-5s %-10s %5u %5llu MiB %-40s %s\n", v.name, v.power, *v.host ? v.host : "-",
-                               v.vcpus, (unsigned long long) v.memory_mib, *v.gpus ? v.gpus : "-",
-                               *v.flags ? v.flags : "-");
+                        continue;
+                }
+                snprintf(c, sizeof(c), "%u", v.vcpus);
+                snprintf(m, sizeof(m), "%llu MiB", (unsigned long long) v.memory_mib);
+                r = table_add_row(t, (const char * const[]) { v.name, v.power, *v.host ? v.host : "-", c, m,
+                                                               *v.gpus ? v.gpus : "-", *v.flags ? v.flags : "-" });
+                if (r < 0)
+                        return r;
         }
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
                 json_end_array(&j);
                 json_finish(&j);
-        } else if (arg_legend)
-                printf("\n%u VMs listed.\n", n);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
+        if (arg_legend)
+                printf("\n%zu VMs listed.\n", table_rows(t));
         return 0;
 }
 

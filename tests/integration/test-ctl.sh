@@ -191,6 +191,13 @@ expect 1 "(org.gpupass.Error.NotFound)" "show-vm of an unknown VM" -- show-vm no
 out=$(ctl vms)
 assert_contains "$out" "web              off" "vms: the table"
 assert_contains "$out" "2 VMs listed." "vms: the legend"
+ctl create-vm wide --vcpus=1 --memory=1G >/dev/null
+ctl set-gpus wide "2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute;=beta/0000:3b:00.0"
+out=$(ctl vms)
+header=$(echo "$out" | head -1); row=$(echo "$out" | grep '^wide ')
+prefix=${header%%FLAGS*}
+assert_eq "-" "${row:${#prefix}}" "vms: a GPU request wider than its column moves FLAGS for every row, header included"
+ctl delete-vm wide
 
 # --- power and the pass-through limitations ---
 ctl set-resources web --vcpus=$(($(nproc) + 1))

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* gpupassctl's JSON writer and command-line parsers: the exact text scripts will parse. */
+/* gpupassctl's JSON writer, tables and command-line parsers: the exact text scripts and operators read. */
 #include <errno.h>
 
 #include "ctl.h"
 #include "ctl-json.h"
+#include "ctl-table.h"
 #include "tests.h"
 
 /* Runs fill(j) into memory and returns the text (caller frees). */
@@ -115,7 +116,44 @@ static void test_sizes(void) {
         ASSERT_EQ(parse_vcpus("4294967296", &vcpus), -EINVAL);
 }
 
+static char *print_table(const Table *t, bool legend) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        ASSERT_TRUE(f);
+        table_print(t, f, legend);
+        fclose(f);
+        return buf;
+}
+
+static void test_table(void) {
+        static const TableColumn columns[] = { { "VM", 4, false }, { "VCPUS", 0, true }, { "GPUS", 6, false },
+                                               { "FLAGS", 0, false } };
+        Table *t = table_new(columns, 4);
+        char *s;
+
+        ASSERT_TRUE(t);
+        ASSERT_EQ(table_add_row(t, (const char * const[]) { "a", "2", "1:M60", "-" }), 0);
+        /* a wide cell widens its column for every row; UTF-8 counts by code point */
+        ASSERT_EQ(table_add_row(t, (const char * const[]) { "b\xc3\xa9", "16", "2:NVIDIA Tesla T4", "x" }), 0);
+        ASSERT_EQ(table_rows(t), 2);
+        s = print_table(t, true);
+        ASSERT_STREQ(s, "VM   VCPUS GPUS              FLAGS\n"
+                        "a        2 1:M60             -\n"
+                        "b\xc3\xa9      16 2:NVIDIA Tesla T4 x\n");
+        free(s);
+        /* --no-legend: no header, and the header's width does not count */
+        s = print_table(t, false);
+        ASSERT_STREQ(s, "a     2 1:M60             -\n"
+                        "b\xc3\xa9   16 2:NVIDIA Tesla T4 x\n");
+        free(s);
+        table_free(t);
+        ASSERT_TRUE(table_new(columns, 0) == NULL);
+}
+
 int main(void) {
+        test_table();
         test_nesting();
         test_escapes();
         test_split();
