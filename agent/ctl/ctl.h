@@ -19,6 +19,7 @@ typedef enum JsonMode {
 } JsonMode;
 
 /* Options that verbs read (set by main). */
+extern const char *arg_host; /* -H: the agent's host, NULL for this one */
 extern bool arg_legend;
 extern JsonMode arg_json;
 extern uint32_t arg_vcpus;     /* 0: not given */
@@ -82,5 +83,6 @@ struct vm_row {
         uint32_t vcpus;
         uint64_t memory_mib;
 };
-/* Finds VM (name or UUID) in ListVms; *ret_reply owns the strings. -ENOENT reported as NotFound-like. */
+/* Finds VM (name or UUID) in ListVms; *ret_reply owns the row's strings. When there is no such VM it prints
+ * the message with org.gpupass.Error.NotFound, as the aggregator would, and returns -EXIT_CALL_FAILED. */
 int ctl_find_vm(sd_bus *bus, const char *vm, sd_bus_message **ret_reply, struct vm_row *ret_row);

@@ -19,7 +19,7 @@
 #include "ctl.h"
 #include "macro.h"
 
-static const char *arg_host = NULL;
+const char *arg_host = NULL;
 static const char *arg_cluster = NULL;
 bool arg_legend = true;
 JsonMode arg_json = JSON_OFF;
@@ -35,6 +35,9 @@ int ctl_report_error(const char *what, const sd_bus_error *error, int r) {
                 fprintf(stderr, "Failed to %s: %s (%s)\n", what, error->message ?: "", error->name);
         else
                 fprintf(stderr, "Failed to %s: %s\n", what, strerror(-r));
+        /* sd-bus connects lazily: an ssh that could not reach the host shows up as the first call failing. */
+        if (arg_host && sd_bus_error_has_names(error, "System.Error.ENOTCONN", "System.Error.ECONNRESET"))
+                fprintf(stderr, "(Is %s reachable with ssh, and systemd-stdio-bridge installed there?)\n", arg_host);
         return -EXIT_CALL_FAILED;
 }
 
