@@ -1,30 +1,32 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gpupassctl's cluster views: hosts, GPUs and VMs as gpupass-clusterd (org.gpupass.cluster1) sees them. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ctl-cluster.h"
+#include "ctl-table.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "pci-address.h"
 #include "strv.h"
 
-static void message_unrefp(sd_bus_message **m) {
-        sd_bus_message_unref(*m);
-}
-
-/* Calls a Manager method of the aggregator; on failure prints the message and the error name. */
 /* One ListGpus entry; companions (if wanted) is the caller's to free. */
-static int read_gpu(sd_bus_message *m, const char **host, const char **address, const char **model,
-                    const char **mode, const char **state, const char **owner, const char **previous, int *needs,
-                    char ***companions) {
+struct cluster_gpu {
+        const char *host, *address, *model, *mode, *state, *owner, *previous;
+        int needs;
+};
+
+static int read_gpu(sd_bus_message *m, struct cluster_gpu *g, char ***companions) {
         int r;
 
         r = sd_bus_message_enter_container(m, 'r', "sssssssbas");
         if (r <= 0)
                 return r;
-        r = sd_bus_message_read(m, "sssssssb", host, address, model, mode, state, owner, previous, needs);
+        r = sd_bus_message_read(m, "sssssssb", &g->host, &g->address, &g->model, &g->mode, &g->state, &g->owner,
+                                &g->previous, &g->needs);
         if (r >= 0)
                 r = companions ? sd_bus_message_read_strv(m, companions) : sd_bus_message_skip(m, "as");
         if (r >= 0)
@@ -32,15 +34,25 @@ static int read_gpu(sd_bus_message *m, const char **host, const char **address, 
         return r < 0 ? r : 1;
 }
 
-static int call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
-                        const char *arg) {
+int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
+                     ...) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(message_unrefp) sd_bus_message *m = NULL;
+        va_list ap;
         int r;
 
-        r = types ? sd_bus_call_method(bus, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
-                                       GPUPASS_CLUSTER_MANAGER_IFACE, method, &error, ret, types, arg)
-                  : sd_bus_call_method(bus, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
-                                       GPUPASS_CLUSTER_MANAGER_IFACE, method, &error, ret, NULL);
+        r = sd_bus_message_new_method_call(bus, &m, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
+                                           GPUPASS_CLUSTER_MANAGER_IFACE, method);
+        if (r < 0)
+                return r;
+        if (types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(m, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_call(bus, m, 0, &error, ret);
         if (r < 0) {
                 r = ctl_report_error(what, &error, r);
                 sd_bus_error_free(&error);
@@ -49,177 +61,335 @@ static int call_cluster(sd_bus *bus, const char *method, const char *what, sd_bu
         return 0;
 }
 
+static const TableColumn host_columns[] = {
+        { "HOST", 16, false }, { "STATE", 12, false }, { "CPUS", 5, true },
+        { "MEMORY", 10, true }, { "GPUS", 5, true },    { "ADDRESS / WHY", 0, false },
+};
+
 int verb_cluster_hosts(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(table_freep) Table *t = NULL;
         const char *name, *address, *state, *why;
         uint32_t cpus, gpus;
         uint64_t memory;
-        unsigned n = 0;
+        JsonWriter j;
         int r;
 
-        r = call_cluster(bus, "ListHosts", "list hosts", &reply, NULL, NULL);
+        r = ctl_call_cluster(bus, "ListHosts", "list hosts", &reply, NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssssutu)");
         if (r < 0)
                 return r;
-        if (arg_legend)
-                printf("%-16s %-12s %5s %10s %5s %s\n", "HOST", "STATE", "CPUS", "MEMORY", "GPUS", "ADDRESS / WHY");
+        if (arg_json != JSON_OFF) {
+                ctl_json_begin(&j);
+                json_begin_array(&j);
+        } else if (!(t = table_new(host_columns, ELEMENTSOF(host_columns))))
+                return -ENOMEM;
         while ((r = sd_bus_message_read(reply, "(ssssutu)", &name, &address, &state, &why, &cpus, &memory, &gpus)) > 0) {
-                printf("%-16s %-12s %5u %6llu MiB %5u %s%s%s\n", name, state, cpus, (unsigned long long) memory, gpus,
-                       address, *why ? ": " : "", why);
-                n++;
+                if (arg_json == JSON_OFF) {
+                        _cleanup_free_ char *where = NULL;
+                        char c[16], m[32], g[16];
+
+                        snprintf(c, sizeof(c), "%u", cpus);
+                        snprintf(m, sizeof(m), "%llu MiB", (unsigned long long) memory);
+                        snprintf(g, sizeof(g), "%u", gpus);
+                        if (asprintf(&where, "%s%s%s", address, *why ? ": " : "", why) < 0)
+                                return -ENOMEM;
+                        r = table_add_row(t, (const char * const[]) { name, state, c, m, g, where });
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                json_begin_object(&j);
+                json_kv_string(&j, "Name", name);
+                json_kv_string(&j, "Address", address);
+                json_kv_string(&j, "State", state);
+                json_kv_string(&j, "Why", why);
+                json_kv_uint(&j, "CpuCount", cpus);
+                json_kv_uint(&j, "MemoryMiB", memory);
+                json_kv_uint(&j, "GpuCount", gpus);
+                json_end_object(&j);
         }
         if (r < 0)
                 return r;
+        if (arg_json != JSON_OFF) {
+                json_end_array(&j);
+                json_finish(&j);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
         if (arg_legend)
-                printf("\n%u hosts listed.\n", n);
+                printf("\n%zu hosts listed.\n", table_rows(t));
         return 0;
 }
 
+static const TableColumn cluster_gpu_columns[] = {
+        { "HOST", 12, false }, { "ADDRESS", 13, false }, { "MODEL", 28, false },
+        { "MODE", 9, false },  { "STATE", 12, false },   { "OWNER", 0, false },
+};
+
 int verb_cluster_gpus(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
-        const char *host, *address, *model, *mode, *state, *owner, *previous;
-        unsigned n = 0;
-        int needs, r;
+        _cleanup_(table_freep) Table *t = NULL;
+        JsonWriter j;
+        int r;
 
-        r = call_cluster(bus, "ListGpus", "list the cluster's GPUs", &reply, NULL, NULL);
+        r = ctl_call_cluster(bus, "ListGpus", "list the cluster's GPUs", &reply, NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(sssssssbas)");
         if (r < 0)
                 return r;
-        if (arg_legend)
-                printf("%-12s %-13s %-28s %-9s %-12s %s\n", "HOST", "ADDRESS", "MODEL", "MODE", "STATE", "OWNER");
-        while ((r = read_gpu(reply, &host, &address, &model, &mode, &state, &owner, &previous, &needs, NULL)) > 0) {
-                printf("%-12s %-13s %-28s %-9s %-12s %s", host, address, model, mode, state, *owner ? owner : "-");
-                if (*previous)
-                        printf(" (was %s%s)", previous, needs ? ", needs reconfiguration" : "");
-                printf("\n");
-                n++;
+        if (arg_json != JSON_OFF) {
+                ctl_json_begin(&j);
+                json_begin_array(&j);
+        } else if (!(t = table_new(cluster_gpu_columns, ELEMENTSOF(cluster_gpu_columns))))
+                return -ENOMEM;
+        for (;;) {
+                _cleanup_strv_free_ char **companions = NULL;
+                struct cluster_gpu g;
+
+                r = read_gpu(reply, &g, &companions);
+                if (r <= 0)
+                        break;
+                if (arg_json == JSON_OFF) {
+                        _cleanup_free_ char *owner = NULL;
+
+                        if (asprintf(&owner, "%s%s%s%s%s", *g.owner ? g.owner : "-", *g.previous ? " (was " : "",
+                                     g.previous, *g.previous && g.needs ? ", needs reconfiguration" : "",
+                                     *g.previous ? ")" : "") < 0)
+                                return -ENOMEM;
+                        r = table_add_row(t, (const char * const[]) { g.host, g.address, g.model, g.mode, g.state,
+                                                                       owner });
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                json_begin_object(&j);
+                json_kv_string(&j, "Host", g.host);
+                json_kv_string(&j, "Address", g.address);
+                json_kv_string(&j, "Model", g.model);
+                json_kv_string(&j, "Mode", g.mode);
+                json_kv_string(&j, "State", g.state);
+                json_kv_string(&j, "Owner", g.owner);
+                json_kv_string(&j, "PreviousModel", g.previous);
+                json_kv_bool(&j, "NeedsReconfiguration", g.needs);
+                json_key(&j, "Companions");
+                json_strv(&j, companions);
+                json_end_object(&j);
         }
         if (r < 0)
                 return r;
+        if (arg_json != JSON_OFF) {
+                json_end_array(&j);
+                json_finish(&j);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
         if (arg_legend)
-                printf("\n%u GPUs listed.\n", n);
+                printf("\n%zu GPUs listed.\n", table_rows(t));
         return 0;
 }
+
+static int read_vm(sd_bus_message *m, struct vm_row *v) {
+        return sd_bus_message_read(m, "(ssutsssss)", &v->uuid, &v->name, &v->vcpus, &v->memory_mib, &v->gpus,
+                                   &v->affinity, &v->power, &v->host, &v->flags);
+}
+
+static void json_vm(JsonWriter *j, const struct vm_row *v) {
+        json_begin_object(j);
+        json_kv_string(j, "Name", v->name);
+        json_kv_string(j, "Uuid", v->uuid);
+        json_kv_string(j, "Power", v->power);
+        json_kv_string(j, "Host", v->host);
+        json_kv_uint(j, "Vcpus", v->vcpus);
+        json_kv_uint(j, "MemoryMiB", v->memory_mib);
+        json_kv_string(j, "GpuRequests", v->gpus);
+        json_key(j, "Affinity");
+        json_split(j, v->affinity, ',');
+        json_key(j, "Flags");
+        json_split(j, v->flags, ';');
+        json_end_object(j);
+}
+
+static const TableColumn vm_columns[] = {
+        { "VM", 16, false },    { "POWER", 5, false }, { "HOST", 10, false }, { "VCPUS", 5, true },
+        { "MEMORY", 9, true }, { "GPUS", 40, false },  { "FLAGS", 0, false },
+};
 
 int verb_cluster_vms(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
-        const char *uuid, *name, *gpus, *affinity, *power, *host, *flags;
-        uint32_t vcpus;
-        uint64_t memory;
-        unsigned n = 0;
+        _cleanup_(table_freep) Table *t = NULL;
+        struct vm_row v;
+        JsonWriter j;
         int r;
 
-        r = call_cluster(bus, "ListVms", "list VMs", &reply, NULL, NULL);
+        r = ctl_call_cluster(bus, "ListVms", "list VMs", &reply, NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssutsssss)");
         if (r < 0)
                 return r;
-        if (arg_legend)
-                printf("%-16s %-5s %-10s %5s %9s %-40s %s\n", "VM", "POWER", "HOST", "VCPUS", "MEMORY", "GPUS", "FLAGS");
-        while ((r = sd_bus_message_read(reply, "(ssutsssss)", &uuid, &name, &vcpus, &memory, &gpus, &affinity, &power,
-                                        &host, &flags)) > 0) {
-                printf("%-16s %-5s %-10s %5u %5llu MiB %-40s %s\n", name, power, *host ? host : "-", vcpus,
-                       (unsigned long long) memory, *gpus ? gpus : "-", *flags ? flags : "-");
-                n++;
+        if (arg_json != JSON_OFF) {
+                ctl_json_begin(&j);
+                json_begin_array(&j);
+        } else if (!(t = table_new(vm_columns, ELEMENTSOF(vm_columns))))
+                return -ENOMEM;
+        while ((r = read_vm(reply, &v)) > 0) {
+                char c[16], m[32];
+
+                if (arg_json != JSON_OFF) {
+                        json_vm(&j, &v);
+                        continue;
+                }
+                snprintf(c, sizeof(c), "%u", v.vcpus);
+                snprintf(m, sizeof(m), "%llu MiB", (unsigned long long) v.memory_mib);
+                r = table_add_row(t, (const char * const[]) { v.name, v.power, *v.host ? v.host : "-", c, m,
+                                                               *v.gpus ? v.gpus : "-", *v.flags ? v.flags : "-" });
+                if (r < 0)
+                        return r;
         }
         if (r < 0)
                 return r;
+        if (arg_json != JSON_OFF) {
+                json_end_array(&j);
+                json_finish(&j);
+                return 0;
+        }
+        table_print(t, stdout, arg_legend);
         if (arg_legend)
-                printf("\n%u VMs listed.\n", n);
+                printf("\n%zu VMs listed.\n", table_rows(t));
         return 0;
 }
 
-int verb_power_on(sd_bus *bus, char **args) {
+int ctl_find_vm(sd_bus *bus, const char *vm, sd_bus_message **ret_reply, struct vm_row *ret_row) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
-        const char *host, *gpu;
+        struct vm_row v;
         int r;
 
-        r = call_cluster(bus, "PowerOn", "power on", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &host);
-        if (r < 0)
-                return r;
-        printf("%s is on, on host %s", args[0], host);
-        r = sd_bus_message_enter_container(reply, 'a', "s");
-        for (const char *sep = " with GPUs "; r >= 0 && (r = sd_bus_message_read(reply, "s", &gpu)) > 0; sep = ", ")
-                printf("%s%s", sep, gpu);
-        printf("\n");
-        return r < 0 ? r : 0;
-}
-
-int verb_power_off(sd_bus *bus, char **args) {
-        return call_cluster(bus, "PowerOff", "power off", NULL, "s", args[0]);
-}
-
-int verb_hostdev(sd_bus *bus, char **args) {
-        _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
-        const char *uuid, *name, *gpus, *affinity, *power, *host, *flags;
-        uint32_t vcpus;
-        uint64_t memory;
-        int r;
-
-        r = call_cluster(bus, "ListVms", "list VMs", &reply, NULL, NULL);
+        r = ctl_call_cluster(bus, "ListVms", "list VMs", &reply, NULL);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssutsssss)");
-        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssutsssss)", &uuid, &name, &vcpus, &memory, &gpus,
-                                                  &affinity, &power, &host, &flags)) > 0) {
-                _cleanup_(message_unrefp) sd_bus_message *gpu_list = NULL;
-                _cleanup_strv_free_ char **functions = NULL;
-                const char *h, *address, *model, *mode, *state, *owner, *previous;
-                int needs;
+        while (r >= 0 && (r = read_vm(reply, &v)) > 0)
+                if (strcmp(v.name, vm) == 0 || strcasecmp(v.uuid, vm) == 0) {
+                        *ret_reply = TAKE_PTR(reply);
+                        *ret_row = v;
+                        return 0;
+                }
+        if (r < 0)
+                return r;
+        /* The same words and error name as the aggregator's own lookup. */
+        fprintf(stderr, "Failed to find VM: no VM '%s' in the registry (%s)\n", vm, GPUPASS_ERROR_NOT_FOUND);
+        return -EXIT_CALL_FAILED;
+}
 
-                if (strcmp(name, args[0]) != 0 && strcasecmp(uuid, args[0]) != 0)
+int verb_show_vm(sd_bus *bus, char **args) {
+        _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        struct vm_row v;
+        JsonWriter j;
+        int r;
+
+        r = ctl_find_vm(bus, args[0], &reply, &v);
+        if (r < 0)
+                return r;
+        if (arg_json != JSON_OFF) {
+                ctl_json_begin(&j);
+                json_vm(&j, &v);
+                json_finish(&j);
+                return 0;
+        }
+        printf("%12s: %s\n%12s: %s\n%12s: %s\n%12s: %s\n%12s: %u\n%12s: %llu MiB\n%12s: %s\n%12s: %s\n%12s: %s\n",
+               "Name", v.name, "UUID", v.uuid, "Power", v.power, "Host", *v.host ? v.host : "-", "vCPUs", v.vcpus,
+               "Memory", (unsigned long long) v.memory_mib, "GPUs", *v.gpus ? v.gpus : "-", "Affinity",
+               *v.affinity ? v.affinity : "any host", "Flags", *v.flags ? v.flags : "-");
+        return 0;
+}
+
+int verb_hostdev(sd_bus *bus, char **args) {
+        _cleanup_(message_unrefp) sd_bus_message *reply = NULL, *gpu_list = NULL;
+        _cleanup_strv_free_ char **functions = NULL;
+        struct vm_row v;
+        JsonWriter j;
+        int r;
+
+        r = ctl_find_vm(bus, args[0], &reply, &v);
+        if (r < 0)
+                return r;
+        if (strcmp(v.power, "on") != 0) {
+                fprintf(stderr, "VM %s is off: its GPUs are chosen at power-on\n", v.name);
+                return -EXIT_CALL_FAILED;
+        }
+        r = ctl_call_cluster(bus, "ListGpus", "list the cluster's GPUs", &gpu_list, NULL);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(gpu_list, 'a', "(sssssssbas)");
+        while (r >= 0) {
+                _cleanup_strv_free_ char **companions = NULL;
+                struct cluster_gpu g;
+
+                r = read_gpu(gpu_list, &g, &companions);
+                if (r <= 0)
+                        break;
+                if (strcmp(g.host, v.host) != 0 || strcasecmp(g.owner, v.uuid) != 0)
                         continue;
-                if (strcmp(power, "on") != 0) {
-                        fprintf(stderr, "VM %s is off: its GPUs are chosen at power-on\n", name);
-                        return -1;
-                }
-                r = call_cluster(bus, "ListGpus", "list the cluster's GPUs", &gpu_list, NULL, NULL);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_enter_container(gpu_list, 'a', "(sssssssbas)");
-                while (r >= 0) {
-                        _cleanup_strv_free_ char **companions = NULL;
-
-                        r = read_gpu(gpu_list, &h, &address, &model, &mode, &state, &owner, &previous, &needs,
-                                     &companions);
-                        if (r <= 0)
-                                break;
-                        if (strcmp(h, host) != 0 || strcasecmp(owner, uuid) != 0)
-                                continue;
-                        /* The GPU and its companions: the functions of its IOMMU group that go to the VM. */
-                        r = strv_extend(&functions, address);
-                        for (char **c = companions; r >= 0 && c && *c; c++)
-                                r = strv_extend(&functions, *c);
-                }
-                if (r < 0)
-                        return r;
-                printf("# VM %s (%s) runs on %s. The launcher there takes the descriptors from the agent's\n"
-                       "# OpenVfio(\"%s\") (or AllowUser for a VMM that opens /dev/vfio itself).\n# QEMU:\n", name,
-                       uuid, host, uuid);
-                for (char **f = functions; f && *f; f++)
-                        printf("-device vfio-pci,host=%s\n", *f);
-                printf("# libvirt (inside <devices>; managed='no': gpupassd binds the group, not libvirt):\n");
-                for (char **f = functions; f && *f; f++) {
-                        struct pci_address a;
-
-                        if (pci_address_parse(*f, &a) < 0)
-                                continue;
-                        printf("<hostdev mode='subsystem' type='pci' managed='no'>\n"
-                               "  <source><address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/></source>\n"
-                               "</hostdev>\n", a.domain, a.bus, a.device, a.function);
-                }
-                return r < 0 ? r : 0;
+                /* The GPU and its companions: the functions of its IOMMU group that go to the VM. */
+                r = strv_extend(&functions, g.address);
+                for (char **c = companions; r >= 0 && c && *c; c++)
+                        r = strv_extend(&functions, *c);
         }
         if (r < 0)
                 return r;
-        fprintf(stderr, "No VM '%s' in the registry\n", args[0]);
-        return -1;
+        if (arg_json != JSON_OFF) {
+                ctl_json_begin(&j);
+                json_begin_object(&j);
+                json_kv_string(&j, "Vm", v.name);
+                json_kv_string(&j, "Uuid", v.uuid);
+                json_kv_string(&j, "Host", v.host);
+                json_key(&j, "Functions");
+                json_strv(&j, functions);
+                json_key(&j, "QemuArguments");
+                json_begin_array(&j);
+        } else
+                printf("# VM %s (%s) runs on %s. The launcher there takes the descriptors from the agent's\n"
+                       "# OpenVfio(\"%s\") (or AllowUser for a VMM that opens /dev/vfio itself).\n# QEMU:\n",
+                       v.name, v.uuid, v.host, v.uuid);
+        for (char **f = functions; f && *f; f++) {
+                char arg[64];
+
+                snprintf(arg, sizeof(arg), "vfio-pci,host=%s", *f);
+                if (arg_json != JSON_OFF) {
+                        json_string(&j, "-device");
+                        json_string(&j, arg);
+                } else
+                        printf("-device %s\n", arg);
+        }
+        if (arg_json != JSON_OFF) {
+                json_end_array(&j);
+                json_key(&j, "LibvirtHostdevs");
+                json_begin_array(&j);
+        } else
+                printf("# libvirt (inside <devices>; managed='no': gpupassd binds the group, not libvirt):\n");
+        for (char **f = functions; f && *f; f++) {
+                struct pci_address a;
+                char xml[256];
+
+                if (pci_address_parse(*f, &a) < 0)
+                        continue;
+                snprintf(xml, sizeof(xml),
+                         "<hostdev mode='subsystem' type='pci' managed='no'>\n"
+                         "  <source><address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/></source>\n"
+                         "</hostdev>\n", a.domain, a.bus, a.device, a.function);
+                if (arg_json != JSON_OFF)
+                        json_string(&j, xml);
+                else
+                        fputs(xml, stdout);
+        }
+        if (arg_json != JSON_OFF) {
+                json_end_array(&j);
+                json_end_object(&j);
+                json_finish(&j);
+        }
+        return 0;
 }

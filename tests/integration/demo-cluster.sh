@@ -38,7 +38,6 @@ mkdir -p "$DIR/etc"
 CONFIGURATION_DIRECTORY="$DIR/etc" STATE_DIRECTORY="$DIR/cluster-state" "$GPUPASS_CLUSTERD" 2>"$DIR/clusterd.log" &
 wait_name "$DBUS_SYSTEM_BUS_ADDRESS" org.gpupass.cluster1
 sleep 0.5
-C=(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager)
 
 bold "Four simulated GPU hosts, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
 step cat "$DIR/etc/clusterd.conf"
@@ -52,33 +51,33 @@ for vm in "train-1 1 2048 2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute" "infer-1 
           "big-1 1 1024 4:NVIDIA Tesla T4.compute"; do
         set -- $vm
         name=$1 cpus=$2 mem=$3; shift 3
-        "${C[@]}" CreateVm sut "$name" "$cpus" "$mem" >/dev/null
-        step "${C[@]}" SetVmGpus ss "$name" "$*"
+        "$GPUPASSCTL" create-vm "$name" --vcpus="$cpus" --memory="$mem" >/dev/null
+        step "$GPUPASSCTL" set-gpus "$name" "$*"
 done
 bold "Power-on: each VM goes to a host that has all its GPUs (best fit), the agents' Claim decides:"
-for vm in train-1 infer-1 render-1; do step "${C[@]}" PowerOn s "$vm"; done
+for vm in train-1 infer-1 render-1; do step "$GPUPASSCTL" power-on "$vm"; done
 bold "No host for infer-2 (2 T4 at once) nor big-1 (4): they stay off, and the error says why for each host:"
 step "$GPUPASSCTL" power-on infer-2
-step "${C[@]}" PowerOn s big-1
+step "$GPUPASSCTL" power-on big-1
 step "$GPUPASSCTL" vms
 bold "For the VM runtime on alpha: train-1's GPUs as QEMU arguments and libvirt <hostdev> elements:"
 step "$GPUPASSCTL" hostdev train-1
 bold "The limitations of pass-through:"
-step "${C[@]}" Migrate s train-1
-step "${C[@]}" Pause s train-1
-step "${C[@]}" SetVmResources sut train-1 1 4096
-step "${C[@]}" SetVmGpus ss train-1 "1:NVIDIA Tesla M60"
-step "${C[@]}" GetConsole s train-1
+step "$GPUPASSCTL" migrate train-1
+step "$GPUPASSCTL" pause train-1
+step "$GPUPASSCTL" set-resources train-1 --memory=4G
+step "$GPUPASSCTL" set-gpus train-1 "1:NVIDIA Tesla M60"
+step "$GPUPASSCTL" console train-1
 
 bold "Maintenance of alpha (an upgrade): its GPU VMs go off and come back on alpha afterwards:"
-step "${C[@]}" EnterHostMaintenance s alpha
-step "${C[@]}" ListHosts
-step "${C[@]}" ExitHostMaintenance s alpha
+step "$GPUPASSCTL" host-maintenance alpha on
+step "$GPUPASSCTL" hosts
+step "$GPUPASSCTL" host-maintenance alpha off
 sleep 1
 step "$GPUPASSCTL" vms
 
 bold "Reflash: render-1 is off; beta's M60 is reflashed to compute mode (remove + rescan):"
-step "${C[@]}" PowerOff s render-1
+step "$GPUPASSCTL" power-off render-1
 ctl=$(cat "$DIR/beta/simhost.ctl")
 "$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.1 >/dev/null
 "$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.0 >/dev/null
@@ -87,8 +86,10 @@ ctl=$(cat "$DIR/beta/simhost.ctl")
 sleep 1
 step "$GPUPASSCTL" vms
 step "$GPUPASSCTL" gpus
-step "${C[@]}" PowerOn s render-1
-step "${C[@]}" SetVmGpus ss render-1 "1:NVIDIA Tesla M60.compute"
-step "${C[@]}" PowerOn s render-1
+step "$GPUPASSCTL" power-on render-1
+step "$GPUPASSCTL" set-gpus render-1 "1:NVIDIA Tesla M60.compute"
+step "$GPUPASSCTL" power-on render-1
+bold "The same as JSON, for scripts (gpupassctl --json=short|pretty):"
+step "$GPUPASSCTL" show-vm render-1 --json
 bold "The aggregator's log:"
 cat "$DIR/clusterd.log"
