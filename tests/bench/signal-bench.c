@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * uevent -> D-Bus signal latency of gpupassd on the simulated host: unbinds and rebinds one GPU from its
+ * driver through sysfs (one write(2) each; the simulated kernel applies it and sends the unbind or bind
+ * uevent before the write returns) and times until this client has received the GPU's PropertiesChanged
+ * carrying the new Driver. The write's own time (the emulator) is reported apart.
+ * Usage: signal-bench COUNT ADDRESS DRIVER (under gpupass-simhost, gpupassd on the system bus).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <systemd/sd-bus.h>
+
+#include "bench-stats.h"
+
+#define TIMEOUT_NS 2000000000ull
+
+struct watch {
+        const char *expected;   /* the Driver value the next signal must carry */
+        bool seen;
+        uint64_t seen_ns;
+};
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        struct watch *w = userdata;
+        const char *iface, *name, *value;
+        int r;
+
+        (void) error;
+        if (w->seen || sd_bus_message_read(m, "s", &iface) < 0 || strcmp(iface, "org.gpupass.agent1.Gpu") != 0)
+                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return 0;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (strcmp(name, "Driver") == 0) {
+                        if (sd_bus_message_read(m, "v", "s", &value) < 0)
+                                return 0;
+                        if (strcmp(value, w->expected) == 0) {
+                                w->seen = true;
+                                w->seen_ns = bench_now_ns();
+                        }
+                        return 0;
+                }
+                if (sd_bus_message_skip(m, "v") < 0 || sd_bus_message_exit_container(m) < 0)
+                        return 0;
+        }
+        return 0;
+}
+
+static int sysfs_write(const char *path, const char *value) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (write(fd, value, strlen(value)) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+static int wait_for_signal(sd_bus *bus, struct watch *w, uint64_t start_ns) {
+        while (!w->seen) {
+                int r = sd_bus_process(bus, NULL);
+
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                if (bench_now_ns() - start_ns > TIMEOUT_NS)
+                        return -ETIMEDOUT;
+                r = sd_bus_wait(bus, 100000);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        char gpu_path[256], match[512], unbind[256], bind[256], *encoded = NULL;
+        uint64_t *latency, *write_time;
+        sd_bus *bus = NULL;
+        struct watch w = {};
+        long count;
+        int r;
+
+        if (argc != 4 || (count = strtol(argv[1], NULL, 10)) <= 0) {
+                fprintf(stderr, "Usage: %s COUNT ADDRESS DRIVER\n", argv[0]);
+                return 2;
+        }
+        latency = calloc((size_t) count, sizeof(uint64_t));
+        write_time = calloc((size_t) count, sizeof(uint64_t));
+        r = sd_bus_path_encode("/org/gpupass/agent1/gpu", argv[2], &encoded);
+        if (!latency || !write_time || r < 0)
+                return 1;
+        snprintf(gpu_path, sizeof(gpu_path), "%s", encoded);
+        snprintf(match, sizeof(match),
+                 "type='signal',sender='org.gpupass.agent1',interface='org.freedesktop.DBus.Properties',"
+                 "member='PropertiesChanged',path='%s'", gpu_path);
+        snprintf(unbind, sizeof(unbind), "/sys/bus/pci/drivers/%s/unbind", argv[3]);
+        snprintf(bind, sizeof(bind), "/sys/bus/pci/drivers/%s/bind", argv[3]);
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0)
+                r = sd_bus_add_match(bus, NULL, match, on_properties_changed, &w);
+        if (r < 0) {
+                fprintf(stderr, "bus: %s\n", strerror(-r));
+                return 1;
+        }
+        for (long i = 0; i < count; i++) {
+                bool unbinding = i % 2 == 0;
+                uint64_t t0, t1;
+
+                w = (struct watch) { .expected = unbinding ? "" : argv[3] };
+                t0 = bench_now_ns();
+                r = sysfs_write(unbinding ? unbind : bind, argv[2]);
+                t1 = bench_now_ns();
+                if (r < 0) {
+                        fprintf(stderr, "event %ld: writing %s to %s: %s\n", i, argv[2], unbinding ? unbind : bind,
+                                strerror(-r));
+                        return 1;
+                }
+                r = wait_for_signal(bus, &w, t0);
+                if (r < 0) {
+                        fprintf(stderr, "event %ld (%s): no PropertiesChanged with Driver \"%s\": %s\n", i,
+                                unbinding ? "unbind" : "bind", w.expected, strerror(-r));
+                        return 1;
+                }
+                latency[i] = w.seen_ns - t0;
+                write_time[i] = t1 - t0;
+        }
+        printf("%ld uevents (unbind/bind of %s from %s), each until its PropertiesChanged(Driver) arrived\n", count,
+               argv[2], argv[3]);
+        printf("  uevent -> signal  p50 %7.3f ms   p99 %7.3f ms   max %7.3f ms   (target p99 <= 5 ms)\n",
+               bench_percentile(latency, (size_t) count, 50) / 1e6, bench_percentile(latency, (size_t) count, 99) / 1e6,
+               bench_percentile(latency, (size_t) count, 100) / 1e6);
+        printf("  of which the simulated kernel's write()  p50 %7.3f ms   p99 %7.3f ms\n",
+               bench_percentile(write_time, (size_t) count, 50) / 1e6,
+               bench_percentile(write_time, (size_t) count, 99) / 1e6);
+        free(latency);
+        free(write_time);
+        free(encoded);
+        sd_bus_unref(bus);
+        return 0;
+}
