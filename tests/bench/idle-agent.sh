@@ -24,6 +24,7 @@ read -r v1 n1 < <(switches)
 echo "gpupassd idle for $seconds s ($threads thread(s), watchdog ${WATCHDOG_USEC:-not set}):"
 echo "  wakeups: $((v1 - v0)) voluntary + $((n1 - n0)) involuntary context switches   (target 0 besides the watchdog)"
 awk '/^(VmRSS|RssAnon|RssFile|RssShmem|VmHWM)/ {printf "  %-9s %6d KiB\n", $1, $2}' /proc/"$pid"/status
+awk '/^(Pss|Pss_Anon|Pss_File):/ {printf "  %-9s %6d KiB\n", $1, $2}' /proc/"$pid"/smaps_rollup
 echo "  where the RSS goes (smaps, KiB per mapping, largest first):"
 awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {rss[name] += $2}
      END {for (n in rss) if (rss[n] > 0) printf "%8d %s\n", rss[n], n}' /proc/"$pid"/smaps | sort -rn | head -14
