@@ -11,7 +11,8 @@ what=${2:?rtt, signal or idle}
 n=${3:-}
 
 if [ -z "${GPUPASS_SIMHOST_CTL:-}" ]; then
-        exec env GPUPASSD="$build/agent/host/gpupassd" GPUPASSCTL="$build/agent/ctl/gpupassctl" \
+        # GPUPASSD may be set to a wrapper (valgrind --tool=callgrind ...) to profile the agent.
+        exec env GPUPASSD="${GPUPASSD:-$build/agent/host/gpupassd}" GPUPASSCTL="$build/agent/ctl/gpupassctl" \
                 GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost" \
                 "$build/tests/sim/gpupass-simhost" "$here/fixtures/eight-gpu.ini" -- bash "$0" "$build" "$what" "$n"
 fi
@@ -23,15 +24,16 @@ start_agent
 case $what in
 rtt)
         "$build/tests/bench/echo-service" org.gpupass.bench.Echo 2>>"$TEST_DIR/echo.log" &
-        PIDS+=($!)
+        echo_pid=$!
+        PIDS+=("$echo_pid")
         for _ in $(seq 100); do
                 busctl --system status org.gpupass.bench.Echo >/dev/null 2>&1 && break
                 sleep 0.05
         done
-        "$build/tests/bench/rtt-bench" "${n:-10000}" org.gpupass.bench.Echo
+        "$build/tests/bench/rtt-bench" "${n:-10000}" org.gpupass.bench.Echo "$AGENT_PID" "$echo_pid"
         ;;
 signal)
-        "$build/tests/bench/signal-bench" "${n:-2000}" 0000:17:00.0 nouveau
+        "$build/tests/bench/signal-bench" "${n:-2000}" 0000:17:00.0 nouveau "$AGENT_PID"
         ;;
 idle)
         bash "$here/idle-agent.sh" "$AGENT_PID" "${n:-60}"

@@ -2,6 +2,10 @@
 #pragma once
 /* Shared by the bus benchmarks: a monotonic clock in nanoseconds and percentiles of a sample set. */
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -36,3 +40,24 @@ static inline uint64_t bench_percentile(uint64_t *samples, size_t n, double p) {
                 rank = n;
         return samples[rank - 1];
 }
+
+/* All threads; the load-independent figure of a noisy machine is CPU per operation. */
+/* CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat. */
+static inline double bench_process_cpu_seconds(pid_t pid) {
+        char path[64], buf[1024], *p;
+        unsigned long utime = 0, stime = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        if (!fgets(buf, sizeof(buf), f))
+                buf[0] = 0;
+        fclose(f);
+        p = strrchr(buf, ')'); /* the command name may hold spaces */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+                return -1;
+        return (double) (utime + stime) / (double) sysconf(_SC_CLK_TCK);
+}
+

@@ -2,7 +2,9 @@
 /*
  * Method-call round trips of gpupassd against echo-service on the same bus: ListGpus and a property Get
  * (Model of the first GPU), interleaved call by call so that both see the same machine load, and the
- * ratio agent/echo of p50 and p99. Usage: rtt-bench COUNT ECHO-BUS-NAME (system bus of the environment).
+ * ratio agent/echo of p50 and p99. With both PIDs, also the CPU time each server spent per round (one
+ * ListGpus and one Get), which the load of a shared machine does not change as it changes latencies.
+ * Usage: rtt-bench COUNT ECHO-BUS-NAME [AGENT-PID ECHO-PID] (system bus of the environment).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -75,11 +77,18 @@ int main(int argc, char *argv[]) {
         uint64_t *samples[N_KINDS] = {}, p50[N_KINDS], p99[N_KINDS];
         char *gpu = NULL;
         sd_bus *bus = NULL;
+        double cpu_agent = 0, cpu_echo = 0;
+        pid_t agent_pid = 0, echo_pid = 0;
         long count;
         int r;
 
-        if (argc != 3 || (count = strtol(argv[1], NULL, 10)) <= 0) {
-                fprintf(stderr, "Usage: %s COUNT ECHO-BUS-NAME\n", argv[0]);
+        if (argc == 5) {
+                agent_pid = (pid_t) atoi(argv[3]);
+                echo_pid = (pid_t) atoi(argv[4]);
+        } else if (argc != 3)
+                argc = 0;
+        if (argc == 0 || (count = strtol(argv[1], NULL, 10)) <= 0) {
+                fprintf(stderr, "Usage: %s COUNT ECHO-BUS-NAME [AGENT-PID ECHO-PID]\n", argv[0]);
                 return 2;
         }
         r = sd_bus_open_system(&bus);
@@ -97,6 +106,11 @@ int main(int argc, char *argv[]) {
         }
         for (long i = -WARMUP; i < count; i++) {
                 uint64_t t[N_KINDS];
+
+                if (i == 0 && agent_pid > 0) {
+                        cpu_agent = bench_process_cpu_seconds(agent_pid);
+                        cpu_echo = bench_process_cpu_seconds(echo_pid);
+                }
 
                 /* Who goes first alternates: the second call of a pair finds warmer caches. */
                 for (int j = 0; j < 2; j++) {
@@ -134,6 +148,13 @@ int main(int argc, char *argv[]) {
         printf("  ratio agent/echo  ListGpus p50 %.2fx p99 %.2fx   Get p50 %.2fx p99 %.2fx   (target <= 1.3x)\n",
                (double) p50[AGENT_LIST] / (double) p50[ECHO_LIST], (double) p99[AGENT_LIST] / (double) p99[ECHO_LIST],
                (double) p50[AGENT_GET] / (double) p50[ECHO_GET], (double) p99[AGENT_GET] / (double) p99[ECHO_GET]);
+        if (agent_pid > 0) {
+                cpu_agent = bench_process_cpu_seconds(agent_pid) - cpu_agent;
+                cpu_echo = bench_process_cpu_seconds(echo_pid) - cpu_echo;
+                printf("  CPU per round (ListGpus + Get): agent %.1f us, echo %.1f us, ratio %.2fx\n",
+                       cpu_agent * 1e6 / (double) count, cpu_echo * 1e6 / (double) count,
+                       cpu_echo > 0 ? cpu_agent / cpu_echo : 0.0);
+        }
         for (int k = 0; k < N_KINDS; k++)
                 free(samples[k]);
         free(gpu);

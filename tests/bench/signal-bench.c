@@ -8,7 +8,8 @@
  * the simulated kernel's time inside the write. The uevent's time is the kernel's receive timestamp of the
  * datagram (SO_TIMESTAMPNS, CLOCK_REALTIME), so a late wakeup of that thread does not count; the signal's is
  * when this client parsed it.
- * Usage: signal-bench COUNT ADDRESS DRIVER (under gpupass-simhost, gpupassd on the system bus).
+ * With the agent's PID, also its CPU time per event (which the machine's load does not change).
+ * Usage: signal-bench COUNT ADDRESS DRIVER [AGENT-PID] (under gpupass-simhost, gpupassd on the system bus).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,8 +156,11 @@ int main(int argc, char *argv[]) {
         long count;
         int r;
 
-        if (argc != 4 || (count = strtol(argv[1], NULL, 10)) <= 0) {
-                fprintf(stderr, "Usage: %s COUNT ADDRESS DRIVER\n", argv[0]);
+        double cpu = 0;
+        pid_t agent_pid = argc == 5 ? (pid_t) atoi(argv[4]) : 0;
+
+        if ((argc != 4 && argc != 5) || (count = strtol(argv[1], NULL, 10)) <= 0) {
+                fprintf(stderr, "Usage: %s COUNT ADDRESS DRIVER [AGENT-PID]\n", argv[0]);
                 return 2;
         }
         latency = calloc((size_t) count, sizeof(uint64_t));
@@ -187,6 +191,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "bus: %s\n", strerror(-r));
                 return 1;
         }
+        if (agent_pid > 0)
+                cpu = bench_process_cpu_seconds(agent_pid);
         for (long i = 0; i < count; i++) {
                 bool unbinding = i % 2 == 0;
                 uint64_t t0, t1;
@@ -229,6 +235,9 @@ int main(int argc, char *argv[]) {
         printf("  of which the simulated kernel's write()  p50 %7.3f ms   p99 %7.3f ms\n",
                bench_percentile(write_time, (size_t) count, 50) / 1e6,
                bench_percentile(write_time, (size_t) count, 99) / 1e6);
+        if (agent_pid > 0)
+                printf("  gpupassd CPU per event %.1f us\n",
+                       (bench_process_cpu_seconds(agent_pid) - cpu) * 1e6 / (double) count);
         free(latency);
         free(write_time);
         free(agent_time);
