@@ -1,0 +1,45 @@
+#!/bin/bash
+# The agent's benchmarks on a simulated 8-GPU host (fixtures/eight-gpu.ini), gpupassd on a private
+# dbus-daemon (the open bus of the integration tests). They print figures; they are not timed tests.
+#   bench-agent.sh BUILD-DIR rtt [COUNT]       ListGpus and property Get round trips vs echo-service (10000)
+#   bench-agent.sh BUILD-DIR signal [COUNT]    uevent -> PropertiesChanged latency (2000 events)
+#   bench-agent.sh BUILD-DIR idle [SECONDS]    wakeups and memory of an idle gpupassd (60 s)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: bench-agent.sh BUILD-DIR rtt|signal|idle [N]}" && pwd)
+what=${2:?rtt, signal or idle}
+n=${3:-}
+
+if [ -z "${GPUPASS_SIMHOST_CTL:-}" ]; then
+        # GPUPASSD may be set to a wrapper (valgrind --tool=callgrind ...) to profile the agent.
+        exec env GPUPASSD="${GPUPASSD:-$build/agent/host/gpupassd}" GPUPASSCTL="$build/agent/ctl/gpupassctl" \
+                GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost" \
+                "$build/tests/sim/gpupass-simhost" "$here/fixtures/eight-gpu.ini" -- bash "$0" "$build" "$what" "$n"
+fi
+
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+start_bus open
+start_agent
+
+case $what in
+rtt)
+        "$build/tests/bench/echo-service" org.gpupass.bench.Echo 2>>"$TEST_DIR/echo.log" &
+        echo_pid=$!
+        PIDS+=("$echo_pid")
+        for _ in $(seq 100); do
+                busctl --system status org.gpupass.bench.Echo >/dev/null 2>&1 && break
+                sleep 0.05
+        done
+        "$build/tests/bench/rtt-bench" "${n:-10000}" org.gpupass.bench.Echo "$AGENT_PID" "$echo_pid"
+        ;;
+signal)
+        "$build/tests/bench/signal-bench" "${n:-2000}" 0000:17:00.0 nouveau "$AGENT_PID"
+        ;;
+idle)
+        bash "$here/idle-agent.sh" "$AGENT_PID" "${n:-60}"
+        ;;
+*)
+        echo "unknown benchmark $what" >&2
+        exit 2
+        ;;
+esac

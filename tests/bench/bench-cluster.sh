@@ -1,0 +1,49 @@
+#!/bin/bash
+# The aggregator's benchmark: HOSTS simulated hosts (fixtures/eight-gpu.ini, each gpupass-simhost with its
+# own dbus-daemon and gpupassd, as in integration/cluster), then gpupass-clusterd over all of them: load
+# time and change-to-view latency (cluster-bench.c). Prints figures; not a timed test.
+# Usage: bench-cluster.sh BUILD-DIR [HOSTS (100)] [CHANGES (40)]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: bench-cluster.sh BUILD-DIR [HOSTS] [CHANGES]}" && pwd)
+hosts=${2:-100}
+changes=${3:-40}
+export GPUPASSD="$build/agent/host/gpupassd" GPUPASSCTL="$build/agent/ctl/gpupassctl"
+export GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+
+host_ready() {
+        [ "$(busctl --address="unix:path=$TEST_DIR/$1/bus" call org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]
+}
+
+names=()
+for i in $(seq 0 $((hosts - 1))); do
+        h=$(printf 'h%03d' "$i")
+        names+=("$h")
+        mkdir -p "$TEST_DIR/$h"
+        "$GPUPASS_SIMHOST" "$here/fixtures/eight-gpu.ini" -- bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" \
+                "$TEST_DIR/$h" &
+        PIDS+=($!)
+        # Ten at a time: the machine is small, and a host that starts slowly is not what is measured.
+        if [ $((i % 10)) -eq 9 ]; then
+                for g in "${names[@]: -10}"; do
+                        for _ in $(seq 600); do host_ready "$g" && break; sleep 0.05; done
+                done
+        fi
+done
+for h in "${names[@]}"; do
+        for _ in $(seq 600); do host_ready "$h" && break; sleep 0.05; done
+        host_ready "$h" || { echo "agent of $h did not start"; cat "$TEST_DIR/$h/agent.log"; exit 1; }
+done
+echo "$hosts agents up"
+
+start_bus open
+mkdir -p "$TEST_DIR/etc"
+{
+        printf '[Cluster]\nAdminGroup=gpupass\n'
+        for h in "${names[@]}"; do printf '[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"; done
+} >"$TEST_DIR/etc/clusterd.conf"
+CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" \
+        "$build/tests/bench/cluster-bench" "$hosts" 8 "$changes" "unix:path=$TEST_DIR/h000/bus" h000 0000:17:00.0 \
+        "$build/agent/cluster/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" || { cat "$TEST_DIR/clusterd.log"; exit 1; }
