@@ -1,12 +1,15 @@
 #!/bin/bash
 # The meson test of the vm suite: boots Debian's kernel in QEMU (TCG) with an emulated IOMMU and the
 # emulated devices of tests/vm/README.md, runs the named scenarios in the guest against the real
-# vfio-pci, and prints their TAP. Usage: run-vm.sh BUILD_DIR SOURCE_DIR SCENARIO[,SCENARIO...]
+# vfio-pci, and prints their TAP. Usage: run-vm.sh BUILD_DIR SOURCE_DIR BOOT[+BOOT...], where a BOOT is
+# SCENARIO[,SCENARIO...][@DEVICE]: one guest boot per BOOT, in order, all sharing one results directory
+# (the reboot stand-in keeps the agent's state there); DEVICE is the QEMU device in the hot-plug slot
+# for that boot (default bochs-display).
 set -euo pipefail
-build=$1 src=$2 scenarios=$3
+build=$1 src=$2 boots=$3
 here=$(cd "$(dirname "$0")" && pwd)
 vm=${GPUPASS_VM_DIR:-$build/tests/vm}
-deadline=${GPUPASS_VM_DEADLINE:-120}           # the whole guest, boot to power-off
+deadline=${GPUPASS_VM_DEADLINE:-120}           # each guest boot, boot to power-off
 scenario_timeout=${GPUPASS_SCENARIO_TIMEOUT:-90} # each scenario inside the guest
 # Cached after the first run (the meson test vm/guest-image runs first); fails, never skips, without it.
 if ! out=$(bash "$here/prepare-guest.sh" "$vm" 2>&1); then
@@ -26,53 +29,69 @@ trap cleanup EXIT
 trap 'exit 143' TERM INT
 export GPUPASS_VM_RESULTS=$results
 
-qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
-      -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
-      # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
-      -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
-      -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
-      -append "console=ttyS0 intel_iommu=on panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$scenarios gpupass.timeout=$scenario_timeout"
-      # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
-      -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
-      -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
-      -fsdev "local,id=results,path=$results,security_model=none"
-      -device virtio-9p-pci,fsdev=results,mount_tag=results,bus=pcie.0,addr=0x11
-      -qmp "unix:$results/qmp.sock,server=on,wait=off"
-      # The boot VGA (boot_vga=1).
-      -device VGA,bus=pcie.0,addr=0x2
-      # A display device with an audio function in the same slot and group.
-      -device bochs-display,bus=pcie.0,addr=0x3.0,multifunction=on
-      -device ich9-intel-hda,bus=pcie.0,addr=0x3.1
-      # A display device behind a PCIe-to-PCI bridge, sharing its group with the bridge and a NIC on e1000.
-      -device pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x4
-      -device bochs-display,bus=br1,addr=1
-      -device e1000,bus=br1,addr=2,netdev=n0 -netdev user,id=n0
-      # A hot-pluggable display device in its own group, for the reflash scenario. (virtio-gpu-pci is not
-      # hot-pluggable in QEMU 7.2: "expects a pluggable device type"; qxl and bochs-display are.)
-      -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
-      -device bochs-display,bus=rp1,id=hotgpu)
-start=$(date +%s)
-"${qemu[@]}" >"$results/console.log" 2>&1 &
-qemu_pid=$!
-# The reflash scenario asks the host, through the results share, to swap the hot-pluggable device.
-while kill -0 $qemu_pid 2>/dev/null; do
-        if [ -f "$results/request-reflash" ] && [ ! -f "$results/reflash-done" ]; then
-                python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || true
-                touch "$results/reflash-done"
-        fi
-        if [ $(($(date +%s) - start)) -gt "$deadline" ]; then
-                echo "# guest killed: still running after its time bound of $deadline s"
-                kill $qemu_pid
-                break
-        fi
-        sleep 0.5
+# boot SCENARIOS DEVICE: one guest boot running SCENARIOS with DEVICE in the hot-plug slot.
+boot() {
+        qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
+              -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
+              # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
+              -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
+              -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
+              -append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$1 gpupass.timeout=$scenario_timeout"
+              # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
+              -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
+              -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
+              -fsdev "local,id=results,path=$results,security_model=none"
+              -device virtio-9p-pci,fsdev=results,mount_tag=results,bus=pcie.0,addr=0x11
+              -qmp "unix:$results/qmp.sock,server=on,wait=off"
+              # The boot VGA (boot_vga=1).
+              -device VGA,bus=pcie.0,addr=0x2
+              # A display device with an audio function in the same slot and group.
+              -device bochs-display,bus=pcie.0,addr=0x3.0,multifunction=on
+              -device ich9-intel-hda,bus=pcie.0,addr=0x3.1
+              # A display device behind a PCIe-to-PCI bridge, sharing its group with the bridge and a NIC on e1000.
+              -device pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x4
+              -device bochs-display,bus=br1,addr=1
+              -device e1000,bus=br1,addr=2,netdev=n0 -netdev user,id=n0
+              # A hot-pluggable display device in its own group, for the reflash scenario. (virtio-gpu-pci is not
+              # hot-pluggable in QEMU 7.2: "expects a pluggable device type"; qxl and bochs-display are.)
+              -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
+              -device "$2,bus=rp1,id=hotgpu")
+        start=$(date +%s)
+        rm -f "$results/qmp.sock" "$results/request-reflash" "$results/reflash-done"
+        "${qemu[@]}" >>"$results/console.log" 2>&1 &
+        qemu_pid=$!
+        # The reflash scenario asks the host, through the results share, to swap the hot-pluggable device.
+        while kill -0 $qemu_pid 2>/dev/null; do
+                if [ -f "$results/request-reflash" ] && [ ! -f "$results/reflash-done" ]; then
+                        rc=0
+                        python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || rc=$?
+                        echo $rc >"$results/reflash-done.tmp" && mv "$results/reflash-done.tmp" "$results/reflash-done"
+                fi
+                if [ $(($(date +%s) - start)) -gt "$deadline" ]; then
+                        echo "# guest killed: still running after its time bound of $deadline s"
+                        kill $qemu_pid
+                        break
+                fi
+                sleep 0.5
+        done
+        wait $qemu_pid || true
+        qemu_pid=
+        echo "# guest ran $(($(date +%s) - start)) s (kernel $version, TCG, $2 in the hot-plug slot); its timeline:"
+        sed 's/^guest: /#   /' "$results/guest.log" 2>/dev/null | grep '^#   \[' || true
+        cat "$results/guest.log" >>"$results/guest.log.all" 2>/dev/null || true; rm -f "$results/guest.log"
+        echo "# what the kernel showed after udev settled:"
+        sed 's/^/#   /' "$results/kernel-facts.txt" 2>/dev/null || echo "#   (no kernel-facts.txt: the guest did not get that far)"
+        rm -f "$results/kernel-facts.txt"
+}
+total_start=$(date +%s)
+scenarios=
+for b in ${boots//+/ }; do
+        list=${b%@*} device=bochs-display
+        [ "$list" == "$b" ] || device=${b#*@}
+        boot "$list" "$device"
+        scenarios+="${scenarios:+,}$list"
 done
-wait $qemu_pid || true
-qemu_pid=
-echo "# guest ran $(($(date +%s) - start)) s (kernel $version, TCG); its timeline:"
-sed 's/^guest: /#   /' "$results/guest.log" 2>/dev/null | grep '^#   \[' || true
-echo "# what the kernel showed after udev settled:"
-sed 's/^/#   /' "$results/kernel-facts.txt" 2>/dev/null || echo "#   (no kernel-facts.txt: the guest did not get that far)"
+[ "$boots" == "${boots//+/}" ] || echo "# $(echo "${boots//+/ }" | wc -w) boots in $(($(date +%s) - total_start)) s"
 
 n=0 failed=0
 for s in ${scenarios//,/ }; do
@@ -100,7 +119,7 @@ for s in ${scenarios//,/ }; do
         fi
 done
 if [ $failed != 0 ]; then
-        for f in guest.log console.log; do
+        for f in guest.log.all console.log; do
                 sed "s/^/# $f: /" "$results/$f" 2>/dev/null | tail -60 || true
         done
         for s in ${scenarios//,/ }; do sed "s/^/# $s.err: /" "$results/$s.err" 2>/dev/null | tail -40 || true; done
