@@ -347,14 +347,24 @@ static void bind_job_done(int result, void *userdata) {
         manager_refresh_group(m, j->plan->group);
 
         if (j->rebind) {
-                if (result < 0)
-                        log_error("%s of IOMMU group %d to vfio-pci failed, it stays on the host drivers: %s", verb,
-                                  group, j->plan->error_message ?: strerror(-result));
-                else {
+                /* Functions that came back while this ran were skipped (the group was busy), and a failure is
+                 * retried (see gpu_rebind_claimed()): check again either way. */
+                unsigned failures = 0;
+
+                for (size_t i = 0; i < m->n_gpus; i++)
+                        if (m->gpus[i]->iommu_group == group && m->gpus[i]->owner) {
+                                m->gpus[i]->rebind_failures = result < 0 ? m->gpus[i]->rebind_failures + 1 : 0;
+                                failures = m->gpus[i]->rebind_failures;
+                        }
+                if (result >= 0)
                         log_notice("%s: IOMMU group %d is on vfio-pci again", verb, group);
-                        /* Functions that came back while this ran were skipped (the group was busy). */
-                        manager_rebind_claimed_group(m, group);
-                }
+                else if (failures < GPU_REBIND_ATTEMPTS)
+                        log_warning("%s of IOMMU group %d to vfio-pci failed, trying again: %s", verb, group,
+                                    j->plan->error_message ?: strerror(-result));
+                else
+                        log_error("%s of IOMMU group %d to vfio-pci failed %u times, it stays on the host drivers: %s",
+                                  verb, group, failures, j->plan->error_message ?: strerror(-result));
+                manager_rebind_claimed_group(m, group);
                 manager_set_status(m);
                 bind_job_free(j);
                 return;
@@ -437,7 +447,8 @@ int gpu_rebind_claimed(struct gpu *g) {
         size_t elsewhere = 0;
         int r;
 
-        if (!g->owner || !g->present || g->iommu_group < 0 || g->job_running)
+        if (!g->owner || !g->present || g->iommu_group < 0 || g->job_running ||
+            g->rebind_failures >= GPU_REBIND_ATTEMPTS)
                 return 0;
         r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
         if (r < 0)

@@ -47,6 +47,7 @@ struct gpu {
         bool present;         /* false: claimed but gone from the bus ("missing") */
 
         bool job_running;     /* a bind job holds the group */
+        unsigned rebind_failures; /* failed binds back to vfio-pci since the claimed card came back */
 };
 
 const char *gpu_state_to_string(enum gpu_state s);
@@ -69,7 +70,10 @@ int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const 
                        sd_bus_error *error);
 /* A claimed GPU whose card came back from a surprise removal: the kernel probed the host drivers for its
  * functions again, but the claim says they belong on vfio-pci, so they go back there (a job: unbinding a
- * host driver can take long; no call to answer). 1 when a job started, 0 when nothing is to do. */
+ * host driver can take long; no call to answer). 1 when a job started, 0 when nothing is to do. A failure
+ * is retried (the kernel probes the host driver right after the add uevent, and that bind can land between
+ * our driver_override write and drivers_probe), up to GPU_REBIND_ATTEMPTS until the card goes again. */
+#define GPU_REBIND_ATTEMPTS 5
 int gpu_rebind_claimed(struct gpu *g);
 /* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
 int gpu_group_peers(struct gpu *g, struct gpu ***ret);

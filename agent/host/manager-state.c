@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "fileio.h"
 #include "gpu-bus.h"
 #include "gpu.h"
 #include "gpupass/bus-names.h"
@@ -51,20 +52,53 @@ int manager_save_state(struct manager *m) {
         return r;
 }
 
+/* The claim lines still readable in a corrupt file, "0000:3b:00.0 (VM 0f8f...), ...", or NULL: never used
+ * (the file as a whole cannot be trusted), only named, so that the operator knows whom to ask. */
+static char *corrupt_file_claims(const char *path) {
+        _cleanup_free_ char *text = NULL;
+        char *out = NULL, *save = NULL;
+        size_t len, n = 0;
+
+        if (read_full_file(path, &text, &len) < 0)
+                return NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char address[PCI_ADDRESS_MAX], *save2 = NULL, *keyword, *a, *vm, *more;
+
+                keyword = strtok_r(line, " ", &save2);
+                a = strtok_r(NULL, " ", &save2);
+                vm = strtok_r(NULL, " ", &save2);
+                if (!keyword || strcmp(keyword, "claim") != 0 || !a || pci_address_normalize(a, address) < 0 ||
+                    !vm_uuid_is_valid(vm))
+                        continue;
+                if (asprintf(&more, "%s%s%s (VM %s)", out ?: "", n++ ? ", " : "", address, vm) < 0)
+                        break;
+                free(out);
+                out = more;
+        }
+        return out;
+}
+
 /* Keeps a corrupt state file for the operator and refuses new claims until they look at it: the file may
  * have held claims we can no longer see, and handing those GPUs to someone else would be worse than waiting. */
 static void manager_quarantine_state(struct manager *m, unsigned line) {
-        _cleanup_free_ char *from = NULL, *to = NULL;
+        _cleanup_free_ char *from = NULL, *to = NULL, *claims = NULL;
+        const char *kept;
 
         if (asprintf(&from, "%s/%s", m->state_dir, LEDGER_FILE) < 0 ||
             asprintf(&to, "%s/%s.corrupt-%lld", m->state_dir, LEDGER_FILE, (long long) time(NULL)) < 0)
                 return;
-        if (rename(from, to) < 0)
+        kept = to;
+        if (rename(from, to) < 0) {
                 log_error_errno(errno, "Failed to move the corrupt state file aside: %m");
+                kept = from;
+        }
+        claims = corrupt_file_claims(kept);
         free(m->state_problem);
-        if (asprintf(&m->state_problem, "state file %s was corrupt (%s%u); kept as %s; maintenance forced on until "
-                     "an operator checks the claims and turns maintenance off", from,
-                     line ? "line " : "checksum mismatch or truncation at line ", line, to) < 0)
+        if (asprintf(&m->state_problem, "state file %s was corrupt (%s%u); kept as %s; %s%s; maintenance forced on "
+                     "until an operator checks the claims and turns maintenance off", from,
+                     line ? "line " : "checksum mismatch or truncation at line ", line, kept,
+                     claims ? "claims still readable in it, not applied: " : "no claim readable in it",
+                     claims ?: "") < 0)
                 m->state_problem = NULL;
         log_error("%s", m->state_problem ?: "state file corrupt");
         m->maintenance = true;

@@ -194,6 +194,7 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                         log_full(LOG_WARNING, g->address, "Claimed GPU %s (VM %s) disappeared from the bus",
                                  g->address, g->owner);
                         g->present = false;
+                        g->rebind_failures = 0; /* when it is back, binding it back gets its attempts again */
                         (void) gpu_refresh(g);
                 } else if (g) {
                         group = g->iommu_group;
