@@ -128,6 +128,7 @@ static int clusterd_start(struct clusterd *c) {
         if (r < 0)
                 return r;
         (void) sd_notify(false, "READY=1");
+        clusterd_host_changed(c, NULL); /* STATUS= from the start, also with no host configured */
         log_info("gpupass-clusterd %s: %zu hosts configured", GPUPASS_VERSION, c->n_hosts);
         return 0;
 }

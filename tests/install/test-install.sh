@@ -100,16 +100,27 @@ bounding_set() {
         done
         echo "$out"
 }
-# Under the unit's bounding set and no_new_privs, as systemd would start it. The simulated host's sysfs
+# securebits UNIT: the unit's SecureBits= as a setpriv option (nothing when it sets none).
+securebits() {
+        local bits b out=""
+        bits=$(sed -n 's/^SecureBits=//p' "$D$unitdir/$1")
+        for b in $bits; do
+                out+="${out:+,}+${b//-/_}"
+        done
+        echo "${out:+--securebits=$out}"
+}
+# Under the unit's bounding set, securebits and no_new_privs, as systemd would start it. The simulated host's sysfs
 # files belong to root, as the kernel's do, so this proves the set is enough for discovery and binding;
 # what the set adds for the real kernel (config space past byte 64, VFIO nodes) is explained in the unit.
-printf '#!/bin/sh\nexec setpriv --no-new-privs --bounding-set=%s --inh-caps=-all -- %s\n' \
-        "$(bounding_set gpupassd.service)" "$D$libexecdir/gpupassd" >"$TEST_DIR/gpupassd-confined"
+printf '#!/bin/sh\nexec setpriv --no-new-privs --bounding-set=%s %s --inh-caps=-all -- %s\n' \
+        "$(bounding_set gpupassd.service)" "$(securebits gpupassd.service)" "$D$libexecdir/gpupassd" \
+        >"$TEST_DIR/gpupassd-confined"
 chmod +x "$TEST_DIR/gpupassd-confined"
 echo "# gpupassd under setpriv --bounding-set=$(bounding_set gpupassd.service)"
 GPUPASSD=$TEST_DIR/gpupassd-confined start_agent
 # CAP_CHOWN 0, CAP_DAC_OVERRIDE 1, CAP_FOWNER 3, CAP_SYS_ADMIN 21
 assert_eq "CapBnd:	000000000020000b" "$(grep CapBnd /proc/"$AGENT_PID"/status)" "the agent runs with the unit's bounding set"
+assert_eq "CapEff:	000000000020000b" "$(grep CapEff /proc/"$AGENT_PID"/status)" "and has those capabilities in effect"
 out=$(busctl --system get-property org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager Version)
 assert_contains "$out" '"' "the installed gpupassd serves its Manager with the sample configuration"
 out=$(busctl --system call org.gpupass.agent1 "$(gpu_path 0000:3b:00.0)" org.gpupass.agent1.Gpu Prepare 2>&1) &&
@@ -120,7 +131,8 @@ assert_eq vfio-pci "$(sysfs_driver 0000:3b:00.0)" "the GPU is on vfio-pci"
 mkdir -p "$TEST_DIR/cluster-etc"
 cp "$D$sysconfdir/gpupass/clusterd.conf" "$TEST_DIR/cluster-etc/"
 CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" \
-        setpriv --no-new-privs --bounding-set="$(bounding_set gpupass-clusterd.service)" --inh-caps=-all -- \
+        setpriv --no-new-privs --bounding-set="$(bounding_set gpupass-clusterd.service)" \
+        $(securebits gpupass-clusterd.service) --inh-caps=-all -- \
         "$D$libexecdir/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" &
 CLUSTERD_PID=$!
 PIDS+=("$CLUSTERD_PID")
