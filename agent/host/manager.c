@@ -225,16 +225,23 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                 if (r < 0)
                         log_warning("Failed to add GPU %s, ignoring: %s", address, strerror(-r));
         }
+        /* The group's other GPUs: their viability depends on this device's driver. The GPU itself was
+         * refreshed above; a second read of the same sysfs doubled the cost of every bind/unbind uevent
+         * (tests/bench signal-bench, callgrind). */
         if (pci_device_iommu_group(address, &group) >= 0)
-                manager_refresh_group(m, group);
+                manager_refresh_group_except(m, group, g);
 }
 
 void manager_refresh_group(struct manager *m, int group) {
+        manager_refresh_group_except(m, group, NULL);
+}
+
+void manager_refresh_group_except(struct manager *m, int group, struct gpu *done) {
         for (size_t i = 0; i < m->n_gpus; i++) {
                 struct gpu *g = m->gpus[i];
                 int r;
 
-                if (g->iommu_group != group)
+                if (g->iommu_group != group || g == done)
                         continue;
                 r = gpu_refresh(g);
                 if (r < 0)
