@@ -312,6 +312,8 @@ static int manager_on_uevent(sd_event_source *s, int fd, uint32_t revents, void 
                 manager_handle_device(m, d, udev_device_get_action(d));
                 udev_device_unref(d);
         }
+        /* An added or reflashed GPU was named from pci.ids: do not keep the 2 MiB list for the next one. */
+        pci_access_release_names(m->pacc);
         manager_set_status(m);
         return 0;
 }
@@ -425,6 +427,8 @@ int manager_startup(struct manager *m) {
         r = manager_apply_state(m);
         if (r < 0)
                 return log_error_errno(r, "Failed to apply the saved state: %m");
+
+        pci_access_release_names(m->pacc); /* the names are known now; see manager_on_uevent() */
 
         /* Objects before the name: a client that sees the name appear finds every GPU already there. */
         r = manager_bus_setup(m);
