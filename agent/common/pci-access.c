@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -98,4 +99,12 @@ char *pci_model_name(struct pci_access *pacc, const struct pci_identity *id) {
         device = pci_lookup_name(pacc, device_buf, sizeof(device_buf), flags | PCI_LOOKUP_DEVICE,
                                  id->vendor_id, id->device_id);
         return gpu_model_name(id, vendor, device);
+}
+
+void pci_access_release_names(struct pci_access *pacc) {
+        if (!pacc || !pacc->id_hash)
+                return;
+        pci_free_name_list(pacc);
+        /* The list is thousands of small blocks; without a trim the heap keeps them resident. */
+        (void) malloc_trim(0);
 }

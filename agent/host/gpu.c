@@ -170,7 +170,13 @@ int gpu_refresh(struct gpu *g) {
         r = pci_read_identity(m->pacc, &g->pci, &id, NULL);
         if (r < 0)
                 return r;
-        model = pci_model_name(m->pacc, &id);
+        /* The name depends on vendor, device and class only: pci.ids is read again only when those
+         * change (a reflash), since the agent does not keep its parsed list between events. */
+        if (g->model && id.vendor_id == g->identity.vendor_id && id.device_id == g->identity.device_id &&
+            id.class_code == g->identity.class_code)
+                model = strdup(g->model);
+        else
+                model = pci_model_name(m->pacc, &id);
         if (!model)
                 return -ENOMEM;
         r = sysfs_pci_read_driver(g->address, &driver);

@@ -52,6 +52,8 @@ struct gpu *manager_find_gpu(struct manager *m, const char *address);
 int manager_enumerate(struct manager *m);
 /* Refreshes every GPU sharing IOMMU group `group` (a member's driver changed). */
 void manager_refresh_group(struct manager *m, int group);
+/* The same, leaving out one GPU (already refreshed by the caller; NULL: none). */
+void manager_refresh_group_except(struct manager *m, int group, struct gpu *done);
 void manager_set_status(struct manager *m);
 
 void manager_set_group_job(struct manager *m, int group, bool running);
