@@ -97,16 +97,12 @@ int vm_object_find(sd_bus *bus, const char *path, const char *interface, void *u
         r = sd_bus_path_decode(path, GPUPASS_CLUSTER_VM_PREFIX, &uuid);
         if (r <= 0)
                 return r;
-        r = vmstore_get(c->db, uuid, &v);
+        /* An object is at its UUID only, not at its name. */
+        r = vmstore_get_by_uuid(c->db, uuid, &v);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
                 return r;
-        /* vmstore_get also finds by name; an object is at its UUID only. */
-        if (strcmp(v.uuid, uuid) != 0) {
-                vm_record_done(&v);
-                return 0;
-        }
         vm_record_done(&c->vm_slot);
         c->vm_slot = v;
         *ret_found = &c->vm_slot;

@@ -147,7 +147,7 @@ int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
 
 int vmstore_update(sqlite3 *db, const struct vm_record *v) {
         _cleanup_(vm_record_done) struct vm_record old = {};
-        bool have_old = hooked(db) && vmstore_get(db, v->uuid, &old) >= 0;
+        bool have_old = hooked(db) && vmstore_get_by_uuid(db, v->uuid, &old) >= 0;
         int r = run_write(db,
                           "UPDATE vms SET name=?2, vcpus=?3, memory_mib=?4, gpus=?5, affinity=?6, power=?7, host=?8, "
                           "held=?9, flags=?10 WHERE uuid=?1", v, true);
@@ -161,7 +161,7 @@ static int delete_row(sqlite3 *db, const char *uuid);
 
 int vmstore_delete(sqlite3 *db, const char *uuid) {
         _cleanup_(vm_record_done) struct vm_record old = {};
-        bool have_old = hooked(db) && vmstore_get(db, uuid, &old) >= 0;
+        bool have_old = hooked(db) && vmstore_get_by_uuid(db, uuid, &old) >= 0;
         int r = delete_row(db, uuid);
 
         if (r >= 0 && have_old && hooked(db))
@@ -211,13 +211,16 @@ static int read_row(sqlite3_stmt *s, struct vm_record *v) {
 
 #define SELECT_COLUMNS "SELECT uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags FROM vms "
 
-int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
+static int get_where(sqlite3 *db, const char *where, const char *key, struct vm_record *ret) {
+        _cleanup_free_ char *sql = NULL;
         sqlite3_stmt *s = NULL;
         int rc, r;
 
-        rc = sqlite3_prepare_v2(db, SELECT_COLUMNS "WHERE uuid=?1 COLLATE NOCASE OR name=?1", -1, &s, NULL);
+        if (asprintf(&sql, SELECT_COLUMNS "WHERE %s", where) < 0)
+                return -ENOMEM;
+        rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
         if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(s, 1, uuid_or_name, -1, SQLITE_STATIC);
+                rc = sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_step(s);
         if (rc == SQLITE_ROW)
@@ -226,6 +229,15 @@ int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
                 r = rc == SQLITE_DONE ? -ENOENT : sqlite_to_errno(rc);
         sqlite3_finalize(s);
         return r;
+}
+
+int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
+        return get_where(db, "uuid=?1 COLLATE NOCASE OR name=?1", uuid_or_name, ret);
+}
+
+/* The primary key's index: the case-insensitive match above scans the table. */
+int vmstore_get_by_uuid(sqlite3 *db, const char *uuid, struct vm_record *ret) {
+        return get_where(db, "uuid=?1", uuid, ret);
 }
 
 int vmstore_foreach(sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata) {

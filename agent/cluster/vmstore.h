@@ -36,6 +36,8 @@ int vmstore_update(struct sqlite3 *db, const struct vm_record *v);
 int vmstore_delete(struct sqlite3 *db, const char *uuid);
 /* By UUID or by name. -ENOENT when unknown. */
 int vmstore_get(struct sqlite3 *db, const char *uuid_or_name, struct vm_record *ret);
+/* By the exact UUID text, through the index (the bus objects, the hook). -ENOENT when unknown. */
+int vmstore_get_by_uuid(struct sqlite3 *db, const char *uuid, struct vm_record *ret);
 /* Calls f for each VM in name order; stops at the first negative return. */
 int vmstore_foreach(struct sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata);
 
