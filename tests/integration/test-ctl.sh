@@ -87,6 +87,7 @@ for v in $verbs; do
 done
 assert_eq "" "$bad" "VERB --help works for every command"
 assert_contains "$(ctl create-vm --help)" "8G = 8192 MiB" "create-vm --help explains sizes"
+assert_contains "$(ctl --version)" "gpupassctl " "--version"
 assert_contains "$(ctl help-me --help 2>&1 || true)" "Unknown command 'help-me'" "--help of an unknown command"
 
 # --- agent verbs over -H (ssh) ---
@@ -230,6 +231,7 @@ host=$(echo "$out" | json 'd["Host"]')
 assert_contains "$(ctl console plain)" "The console of plain is on host $host" "console of a VM without GPUs"
 assert_eq "$host" "$(ctl console plain --json=short | json 'd["Host"]')" "console --json"
 expect 1 "(org.freedesktop.DBus.Error.NotSupported)" "migrate of a VM without GPUs: not gpupass's job" -- migrate plain
+expect 1 "(org.freedesktop.DBus.Error.NotSupported)" "pause of a VM without GPUs" -- pause plain
 expect 1 "(org.gpupass.Error.NotFound)" "power-on of an unknown VM" -- power-on nosuchvm
 
 # --- host maintenance ---
@@ -249,6 +251,8 @@ out=$(ctl power-off web 2>&1) && pass "power-off" || fail "power-off: $out"
 assert_eq "vfio " "$(ctl gpus --json=short | json '" ".join([(g["State"], g["Owner"]) for g in d if g["Host"] == "alpha" and g["Address"] == "0000:3b:00.0"][0])')" \
         "power-off: the GPU is free again (still on vfio-pci, no owner)"
 ctl power-off plain
+ctl set-gpus web ""
+assert_eq "" "$(ctl show-vm web --json=short | json 'd["GpuRequests"]')" "set-gpus VM '': no GPU requests"
 ctl delete-vm web
 ctl delete-vm plain
 assert_eq "[]" "$(ctl vms --json=short)" "delete-vm: the registry is empty"
