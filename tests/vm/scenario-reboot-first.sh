@@ -15,7 +15,7 @@ start_agent
 assert_eq '"PCI 1234:1111"' "$(gpu_prop $H Model)" "$H is the bochs-display (1234:1111) in this boot"
 for pair in "$A $VM1" "$H $VM2"; do
         set -- $pair
-        out=$(busctl --system call org.gpupass.agent1 "$(gpu_path $1)" $G Claim s $2 2>&1) &&
+        out=$(busctl --system --timeout=180 call org.gpupass.agent1 "$(gpu_path $1)" $G Claim s $2 2>&1) &&
                 pass "Claim $1 for VM $2" || fail "Claim $1: $out"
         assert_eq '"claimed"' "$(gpu_prop $1 State)" "$1 State claimed"
         assert_eq "vfio-pci" "$(basename "$(readlink /sys/bus/pci/devices/$1/driver)")" "$1 on vfio-pci (sysfs)"

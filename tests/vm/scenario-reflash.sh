@@ -26,23 +26,25 @@ for _ in $(seq 900); do [ -s "$RESULTS/reflash-done" ] && break; sleep 0.1; done
 assert_eq "0" "$(cat "$RESULTS/reflash-done" 2>/dev/null || echo 'no answer')" "the host swapped the device through QMP (bochs-display gone, qxl added on rp1)"
 grep -E "on bus 2|DEVICE_DELETED after|already unplugged" "$RESULTS/qmp.log" | sed 's/^/# host: /'
 
-# QEMU signals the new card's presence; pciehp powers the slot on for it. If it has not within 10 s, the
+# QEMU signals the new card's presence; pciehp powers the slot on for it. If it has not within 30 s (TCG on a loaded host), the
 # operator's way: power the slot on.
-for i in $(seq 300); do
+for i in $(seq 600); do
         [ -e $D ] && break
-        [ "$i" != 100 ] || { echo "# no automatic power-on after 10 s: writing 1 to $slot/power"; sysfs_write "$slot/power" 1 || true; }
+        [ "$i" != 300 ] || { echo "# no automatic power-on after 30 s: writing 1 to $slot/power"; sysfs_write "$slot/power" 1 || true; }
         sleep 0.1
 done
 assert_eq "0x1b36:0x0100" "$(cat $D/vendor 2>/dev/null):$(cat $D/device 2>/dev/null)" "the kernel enumerated the new device at $A"
-for _ in $(seq 100); do [ "$(gpu_prop $A Model 2>/dev/null || true)" == "$old" ] || break; sleep 0.1; done
+# The agent follows the uevents asynchronously (on a loaded host, tens of seconds late): wait for its
+# signal, then read what it shows. The qxl's model is pci.ids' name; 1234:1111 has none there.
+for _ in $(seq 600); do grep -q 'Member=IdentityChanged' "$TEST_DIR/monitor.log" && break; sleep 0.1; done
+grep -q 'Member=IdentityChanged' "$TEST_DIR/monitor.log" && pass "IdentityChanged emitted from the real uevents" || fail "no IdentityChanged within 60 s"
 new=$(gpu_prop $A Model || true)
 echo "# after: $A $(cat $D/vendor):$(cat $D/device) class $(cat $D/class), Model $new, $(( ($(date +%s%N) - t0) / 1000000 )) ms after the slot was powered off"
-assert_eq '"PCI 1b36:0100"' "$new" "the agent's Model follows the new device"
-wait_for_log "$TEST_DIR/monitor.log" 'Member=IdentityChanged' && pass "IdentityChanged emitted from the real uevents" || fail "no IdentityChanged"
+assert_eq '"Red QXL paravirtual graphic card"' "$new" "the agent's Model follows the new device (pci.ids' name for 1b36:0100)"
 log=$(cat "$TEST_DIR/monitor.log")
 assert_contains "$log" "OBJECT_PATH \"$(gpu_path $A)\";" "IdentityChanged names the GPU object"
 assert_contains "$log" "STRING $old;" "IdentityChanged carries the old model"
 assert_contains "$log" "STRING $new;" "IdentityChanged carries the new model"
-grep -A4 'Member=IdentityChanged' "$TEST_DIR/monitor.log" | grep -E 'OBJECT_PATH|STRING' | sed 's/^ */# signal: /'
+grep -A6 'Member=IdentityChanged' "$TEST_DIR/monitor.log" | grep -E 'OBJECT_PATH|STRING' | sed 's/^ */# signal: /'
 assert_eq "$old" "$(gpu_prop $A PreviousModel)" "PreviousModel shows the old model"
 finish
