@@ -22,6 +22,7 @@ struct clusterd {
         struct sqlite3 *db;       /* the VM registry */
         bool admin_gid_valid;
         gid_t admin_gid;
+        char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */
 };
 
 sd_event *clusterd_event(struct clusterd *c);
@@ -43,8 +44,16 @@ extern const sd_bus_vtable maintenance_vtable[];
 
 /* power.c: without a D-Bus caller (maintenance, automatic restarts). only: that host or none. */
 int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only);
-/* Releases the VM's GPUs and records it off; with restart_on, flags it to come back on that host. */
-int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const char *restart_on);
+/* Releases the VM's GPUs (vm is on) and, once every agent Release has answered, records it off (with
+ * restart_on: flagged to come back on that host) and calls done. A refused release keeps it on: done gets
+ * the agent's reason as failure. -EHOSTUNREACH when its host is not up (done is not called then). */
+typedef void (*clusterd_power_off_done_t)(struct clusterd *c, const struct vm_record *vm, int r,
+                                          const char *failure, void *userdata);
+int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
+                          clusterd_power_off_done_t done, void *userdata);
+/* host-return.c: a host is up again (or seen first): its VMs that lost their claims, and those flagged
+ * restart:HOST, are powered on again there. */
+void clusterd_host_returned(struct clusterd *c, struct hostlink *l);
 /* maintenance.c: a GPU changed identity; flag the VMs that asked for the old model or held it. */
 void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
                            const char *new_model);
