@@ -32,6 +32,8 @@ int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 struct vm_record;
+/* 36 characters with dashes where a UUID has them (8-4-4-4-12). */
+bool uuid_shaped(const char *s);
 /* A VM by UUID or name; NotFound naming what was asked for. */
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error);
 /* The prologue of the methods that take one VM: the caller check (when admin), the VM argument, the VM. */
@@ -51,6 +53,8 @@ typedef void (*clusterd_power_off_done_t)(struct clusterd *c, const struct vm_re
                                           const char *failure, void *userdata);
 int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
                           clusterd_power_off_done_t done, void *userdata);
+/* request-check.c: -ENOENT with the reason when a request names a host, GPU or model the cluster does not have. */
+int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_error);
 /* host-return.c: a host is up again (or seen first): its VMs that lost their claims, and those flagged
  * restart:HOST, are powered on again there. */
 void clusterd_host_returned(struct clusterd *c, struct hostlink *l);

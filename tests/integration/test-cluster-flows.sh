@@ -102,6 +102,51 @@ assert_contains "$out" "as 2 " "ExitHostMaintenance powers both on again"
 wait_vms "\"m-2\" 1 1024 \"=alpha/0000:3c:00.0\" \"\" \"on\" \"alpha\" \"\"" && pass "m-2 on again" || fail "m-2: $(cluster ListVms)"
 wait_vms "\"m-1\" 1 1024 \"=alpha/0000:3b:00.0\" \"\" \"on\" \"alpha\" \"\"" && pass "m-1 on again" || fail "m-1: $(cluster ListVms)"
 
+# Bad input: each refusal is a named error saying what was wrong, and the registry stays as it was.
+before=$(cluster ListVms)
+refused() { # ERROR MESSAGE-PART -- METHOD SIGNATURE ARGS... (SENDARGS set): refused, registry unchanged
+        cexpect "$@"
+        assert_eq "$before" "$(cluster ListVms)" "registry unchanged after the refused $4"
+}
+SENDARGS=(string:no-such-vm)
+refused org.gpupass.Error.NotFound "No VM 'no-such-vm' in the registry" -- PowerOn s no-such-vm
+refused org.gpupass.Error.NotFound "No VM 'no-such-vm' in the registry" -- PowerOff s no-such-vm
+SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950e)
+refused org.gpupass.Error.NotFound "No VM '0f8fad5b-d9cb-469f-a165-70867728950e'" -- DeleteVm s 0f8fad5b-d9cb-469f-a165-70867728950e
+SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950z)
+refused org.gpupass.Error.InvalidArgument "'0f8fad5b-d9cb-469f-a165-70867728950z' is not a valid UUID" -- PowerOn s 0f8fad5b-d9cb-469f-a165-70867728950z
+SENDARGS=(string:0F8FAD5B-D9CB-469F-A165-7086772895G0)
+refused org.gpupass.Error.InvalidArgument "is not a valid UUID" -- DeleteVm s 0F8FAD5B-D9CB-469F-A165-7086772895G0
+SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950e uint32:1 uint64:1024)
+refused org.gpupass.Error.InvalidArgument "has the shape of a UUID" -- CreateVm sut 0f8fad5b-d9cb-469f-a165-70867728950e 1 1024
+SENDARGS=(string:web-1 uint32:1 uint64:1024)
+refused org.gpupass.Error.InvalidArgument "A VM named 'web-1' exists already" -- CreateVm sut web-1 1 1024
+SENDARGS=(string:x uint32:4294967295 uint64:1024)
+refused org.gpupass.Error.InvalidArgument "4294967295 vCPUs: a VM has 1 to 4096" -- CreateVm sut x 4294967295 1024
+SENDARGS=(string:x uint32:1 uint64:63)
+refused org.gpupass.Error.InvalidArgument "MiB of memory: a VM has 64 MiB to 64 TiB" -- CreateVm sut x 1 63
+SENDARGS=(string:m-1 uint32:0 uint64:1024)
+refused org.gpupass.Error.InvalidArgument "0 vCPUs" -- SetVmResources sut m-1 0 1024
+SENDARGS=(string:m-1 uint32:1 uint64:18446744073709551615)
+refused org.gpupass.Error.InvalidArgument "18446744073709551615 MiB: a VM has 1 to 4096 vCPUs and 64 MiB to 64 TiB" -- SetVmResources sut m-1 1 18446744073709551615
+cluster PowerOff s m-1 >/dev/null
+before=$(cluster ListVms)
+SENDARGS=(string:m-1 "string:1:NVIDIA Tesla Z99")
+refused org.gpupass.Error.InvalidArgument "Bad GPU request for VM m-1: no host in the cluster has a GPU 'NVIDIA Tesla Z99' (models: " -- SetVmGpus ss m-1 "1:NVIDIA Tesla Z99"
+SENDARGS=(string:m-1 "string:=omega/0000:3b:00.0")
+refused org.gpupass.Error.InvalidArgument "no host 'omega' in the cluster" -- SetVmGpus ss m-1 "=omega/0000:3b:00.0"
+SENDARGS=(string:m-1 "string:=alpha/0000:99:00.0")
+refused org.gpupass.Error.InvalidArgument "host alpha has no GPU 0000:99:00.0" -- SetVmGpus ss m-1 "=alpha/0000:99:00.0"
+SENDARGS=(string:m-1 "string:65:NVIDIA Tesla M60")
+refused org.gpupass.Error.InvalidArgument "Bad GPU request" -- SetVmGpus ss m-1 "65:NVIDIA Tesla M60"
+SENDARGS=(string:m-1 "string:1:")
+refused org.gpupass.Error.InvalidArgument "Bad GPU request" -- SetVmGpus ss m-1 "1:"
+SENDARGS=(string:omega)
+refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- EnterHostMaintenance s omega
+refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- ExitHostMaintenance s omega
+SENDARGS=(string:m-1 array:string:omega)
+refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAffinity sas m-1 1 omega
+
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$LOG"
 finish
