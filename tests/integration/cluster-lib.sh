@@ -74,3 +74,9 @@ cexpect() {
                 "${SENDARGS[@]}" 2>&1) || true
         assert_contains "$out" "Error $name" "$1 refused with $name"
 }
+sized() { # fixture cpus memory-mib -> a copy of the fixture in TEST_DIR whose host has that size (sysfs)
+        local out
+        out="$TEST_DIR/$(basename "$1" .ini)-$2cpu-$3mib.ini"
+        sed -e "/^\[host\]/a cpus=$2\nmemory_mib=$3" "$1" >"$out"
+        echo "$out"
+}

@@ -4,8 +4,11 @@
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 
-start_host alpha "$FIX/multi-gpu.ini"
-start_host beta "$FIX/single.ini"
+# Hosts of different sizes, as their kernels report them (sysfs: cpu/online, memory blocks).
+ALPHA_FIX=$(sized "$FIX/multi-gpu.ini" 16 65536)
+BETA_FIX=$(sized "$FIX/single.ini" 4 8192)
+start_host alpha "$ALPHA_FIX"
+start_host beta "$BETA_FIX"
 start_bus open
 start_clusterd agg alpha beta
 LOG=$TEST_DIR/agg.log
@@ -24,6 +27,24 @@ EOP
 up() { wait_hosts "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"${2:-up}\""; }
 up alpha && up beta && pass "alpha and beta up" || fail "hosts: $(cluster ListHosts)"
 
+hosts=$(cluster ListHosts)
+assert_contains "$hosts" "\"alpha\" \"unix:path=$TEST_DIR/alpha/bus\" \"up\" \"\" 16 65536 " "alpha: 16 CPUs, 64 GiB, from its sysfs"
+assert_contains "$hosts" "\"beta\" \"unix:path=$TEST_DIR/beta/bus\" \"up\" \"\" 4 8192 " "beta: 4 CPUs, 8 GiB"
+# Placement by size: beta's M60 is free, but only alpha has room for 6 vCPUs; 12 GiB fit nowhere but alpha.
+cluster CreateVm sut wide-1 6 2048 >/dev/null
+cluster SetVmGpus ss wide-1 "1:NVIDIA Tesla M60" >/dev/null
+cluster SetVmAffinity sas wide-1 1 beta
+SENDARGS=(string:wide-1)
+cexpect org.gpupass.Error.NoHostAvailable "beta: needs 6 vCPUs, 4 free" -- PowerOn s wide-1
+cluster SetVmAffinity sas wide-1 0
+cluster SetVmResources sut wide-1 2 12288
+cluster SetVmAffinity sas wide-1 1 beta
+cexpect org.gpupass.Error.NoHostAvailable "beta: needs 12 GiB, 8 GiB free" -- PowerOn s wide-1
+cluster SetVmAffinity sas wide-1 2 alpha beta
+assert_contains "$(cluster PowerOn s wide-1 2>&1)" 'sas "alpha" 1 ' "a VM too big for beta goes to alpha"
+cluster PowerOff s wide-1 >/dev/null
+cluster DeleteVm s wide-1 >/dev/null
+
 # A VM on beta.
 u=$(cluster CreateVm sut web-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss web-1 "1:NVIDIA Tesla M60" >/dev/null
@@ -35,7 +56,7 @@ ON="\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"on\" \"beta\" \"\""
 stop_host beta
 up beta unreachable && pass "beta unreachable while it reboots" || fail "beta: $(cluster ListHosts)"
 assert_contains "$(cluster ListVms)" "$ON" "web-1 stays recorded on beta while beta is unreachable"
-start_host beta "$FIX/single.ini"
+start_host beta "$BETA_FIX"
 up beta && pass "beta back" || fail "beta: $(cluster ListHosts)"
 wait_for_log "$LOG" "VM web-1 still holds its GPUs on host beta" && pass "the aggregator sees web-1's claim kept" ||
         fail "no check of web-1 after beta came back"
@@ -45,7 +66,7 @@ assert_eq "\"$u\"" "$(host_owner beta 0000:3b:00.0)" "beta's agent still holds t
 # beta reboots and loses its state: web-1 no longer runs, and is powered on again there automatically.
 stop_host beta
 rm -rf "$TEST_DIR/beta/state"
-start_host beta "$FIX/single.ini"
+start_host beta "$BETA_FIX"
 wait_for_log "$LOG" "VM web-1 no longer runs on host beta (its claims are gone); powering it on again there" &&
         pass "the aggregator finds web-1's claims gone" || fail "web-1's lost claims not noticed"
 wait_vms "$ON" && pass "web-1 powered on again on beta" || fail "web-1: $(cluster ListVms)"
@@ -55,7 +76,7 @@ assert_eq "\"$u\"" "$(host_owner beta 0000:3b:00.0)" "a new claim for web-1 on b
 host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b true
 stop_host beta
 drop_claims beta
-start_host beta "$FIX/single.ini"
+start_host beta "$BETA_FIX"
 wait_vms "\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"off\" \"beta\" \"restart:beta\"" &&
         pass "back in maintenance without its claims: web-1 off, to be restarted on beta" || fail "web-1: $(cluster ListVms)"
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "and not powered on during the maintenance"
@@ -65,7 +86,7 @@ wait_vms "$ON" && pass "web-1 on beta again after the maintenance" || fail "web-
 # beta comes back reflashed (its M60 now in compute mode) without web-1's claim: flagged, stays off.
 stop_host beta
 drop_claims beta
-sed -e 's/^class=0x030000/class=0x030200/' "$FIX/single.ini" >"$TEST_DIR/beta-compute.ini"
+sed -e 's/^class=0x030000/class=0x030200/' "$BETA_FIX" >"$TEST_DIR/beta-compute.ini"
 start_host beta "$TEST_DIR/beta-compute.ini"
 wait_vms "\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"off\" \"beta\" \"reconfigure:NVIDIA Tesla M60.compute\"" &&
         pass "reflashed while away: web-1 off, flagged, no restart" || fail "web-1: $(cluster ListVms)"

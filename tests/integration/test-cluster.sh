@@ -54,6 +54,7 @@ Address=unix:path=$TEST_DIR/delta/bus
 EOC
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
         2>>"$TEST_DIR/clusterd.log" &
+CLUSTERD_PID=$!
 PIDS+=("$!")
 for _ in $(seq 200); do
         [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
@@ -134,8 +135,8 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system call or
         assert_contains "$out" "uid 65534 may not change the cluster" "an unprivileged caller cannot create VMs"
 assert_contains "$(cluster ListVms)" "a(ssutsssss) 1 " "the registry is unchanged by refused calls"
 # The registry survives a restart of the aggregator.
-pkill -f "$GPUPASS_CLUSTERD" || true
-sleep 0.3
+# Only this test's aggregator: the other cluster tests may run at the same time.
+kill "$CLUSTERD_PID"; wait "$CLUSTERD_PID" 2>/dev/null || true
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
         2>>"$TEST_DIR/clusterd.log" &
 PIDS+=("$!")
