@@ -168,6 +168,24 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- ExitHos
 SENDARGS=(string:m-1 array:string:omega)
 refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAffinity sas m-1 1 omega
 
+# A PowerOn in flight (a slow driver unbind on the way to vfio-pci): a second PowerOn, DeleteVm and
+# SetVmGpus of that VM are Busy, so that no claim is left to a VM deleted or placed twice.
+s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
+"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" unbind-delay 1500 >/dev/null
+cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
+slow=$!
+sleep 0.5
+SENDARGS=(string:slow-1)
+cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on already" -- PowerOn s slow-1
+cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on; power it off first" -- DeleteVm s slow-1
+SENDARGS=(string:slow-1 "string:1:NVIDIA Tesla M60")
+cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on: its GPUs are being claimed" -- SetVmGpus ss slow-1 "1:NVIDIA Tesla M60"
+wait $slow || true
+"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" unbind-delay 0 >/dev/null
+assert_eq 'sas "alpha" 1 "0000:86:00.0"' "$(cat "$TEST_DIR/slow-1.out")" "the first PowerOn of slow-1 completes"
+assert_eq "\"$s1\"" "$(host_owner alpha 0000:86:00.0)" "slow-1 holds its GPU, once"
+
 echo "--- clusterd log ---" | sed 's/^/# /'
 sed 's/^/# /' "$LOG"
 finish
