@@ -8,10 +8,11 @@ source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 ROUNDS=${GPUPASS_RACE_ROUNDS:-64}
 HOSTS=(alpha beta gamma delta)
 
-start_host alpha "$FIX/multi-gpu.ini"
-start_host beta "$FIX/single.ini"
-start_host gamma "$FIX/compute.ini"
-start_host delta "$FIX/compute.ini"
+# Four hosts of different sizes (their sysfs says so).
+start_host alpha "$(sized "$FIX/multi-gpu.ini" 32 131072)"
+start_host beta "$(sized "$FIX/single.ini" 8 32768)"
+start_host gamma "$(sized "$FIX/compute.ini" 16 65536)"
+start_host delta "$(sized "$FIX/compute.ini" 4 16384)"
 start_bus open
 BUS_A=$DBUS_SYSTEM_BUS_ADDRESS
 start_clusterd agg-a "${HOSTS[@]}"
@@ -29,6 +30,13 @@ for bus in "$BUS_A" "$BUS_B"; do
         done
 done
 pass "both aggregators see the four hosts up"
+for bus in "$BUS_A" "$BUS_B"; do
+        hosts=$(DBUS_SYSTEM_BUS_ADDRESS=$bus cluster ListHosts)
+        for hs in "alpha 32 131072" "beta 8 32768" "gamma 16 65536" "delta 4 16384"; do
+                set -- $hs
+                assert_contains "$hosts" "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"up\" \"\" $2 $3 " "$1: $2 CPUs, $3 MiB"
+        done
+done
 
 # Each registry: 8 VMs asking for 10 GPUs; the cluster has 10 (alpha 3, beta 1, gamma 3, delta 3).
 for side in a b; do
