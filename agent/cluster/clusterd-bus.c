@@ -74,8 +74,23 @@ int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *er
         return bus_check_caller(m, c->admin_gid_valid, c->admin_gid, c->config.admin_group, "the cluster", error);
 }
 
+bool uuid_shaped(const char *s) {
+        if (strlen(s) != 36)
+                return false;
+        for (size_t i = 0; i < 36; i++)
+                if ((s[i] == '-') != (i == 8 || i == 13 || i == 18 || i == 23))
+                        return false;
+        return true;
+}
+
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error) {
-        int r = vmstore_get(c->db, vm, ret);
+        int r;
+
+        /* UUID-shaped (names cannot be): a UUID or an error saying what is wrong with it. */
+        if (uuid_shaped(vm) && strspn(vm, "0123456789abcdefABCDEF-") != 36)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
+                                         "'%s' is not a valid UUID: only hexadecimal digits between the dashes", vm);
+        r = vmstore_get(c->db, vm, ret);
 
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "No VM '%s' in the registry", vm);

@@ -57,6 +57,7 @@ static void clusterd_done(struct clusterd *c) {
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
         free(c->hosts);
+        strv_free(c->powering_on);
         sd_bus_flush_close_unref(c->bus);
         vmstore_close(c->db);
         sd_event_unref(c->event);

@@ -28,6 +28,7 @@ struct clusterd {
         sd_event_source *reload_defer;
         struct host_view *host_views; /* the Host objects, one per host, same order */
         struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
+        char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */
 };
 
 sd_event *clusterd_event(struct clusterd *c);
@@ -47,6 +48,8 @@ int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 struct vm_record;
+/* 36 characters with dashes where a UUID has them (8-4-4-4-12). */
+bool uuid_shaped(const char *s);
 /* A VM by UUID or name; NotFound naming what was asked for. */
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error);
 /* The prologue of the methods that take one VM: the caller check (when admin), the VM argument, the VM. */
@@ -59,8 +62,18 @@ extern const sd_bus_vtable maintenance_vtable[];
 
 /* power.c: without a D-Bus caller (maintenance, automatic restarts). only: that host or none. */
 int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only);
-/* Releases the VM's GPUs and records it off; with restart_on, flags it to come back on that host. */
-int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const char *restart_on);
+/* Releases the VM's GPUs (vm is on) and, once every agent Release has answered, records it off (with
+ * restart_on: flagged to come back on that host) and calls done. A refused release keeps it on: done gets
+ * the agent's reason as failure. -EHOSTUNREACH when its host is not up (done is not called then). */
+typedef void (*clusterd_power_off_done_t)(struct clusterd *c, const struct vm_record *vm, int r,
+                                          const char *failure, void *userdata);
+int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
+                          clusterd_power_off_done_t done, void *userdata);
+/* request-check.c: -ENOENT with the reason when a request names a host, GPU or model the cluster does not have. */
+int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_error);
+/* host-return.c: a host is up again (or seen first): its VMs that lost their claims, and those flagged
+ * restart:HOST, are powered on again there. */
+void clusterd_host_returned(struct clusterd *c, struct hostlink *l);
 /* maintenance.c: a GPU changed identity; flag the VMs that asked for the old model or held it. */
 void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
                            const char *new_model);

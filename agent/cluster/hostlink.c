@@ -247,6 +247,7 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why);
 static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        bool returned;
         int r;
 
         if (e) {
@@ -273,12 +274,15 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
                 if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0])
                         clusterd_flag_reflash(l->clusterd, l, l->gpus[i]->address, l->gpus[i]->previous_model,
                                               l->gpus[i]->model ?: "");
-        if (l->state != LINK_UP)
+        returned = l->state != LINK_UP;
+        if (returned)
                 log_struct(LOG_INFO, NULL, NULL, l->name, "Host %s is up: %zu GPUs", l->name, l->n_gpus);
         l->state = LINK_UP;
         l->backoff_usec = BACKOFF_MIN_USEC;
         l->error = mfree(l->error);
         clusterd_host_changed(l->clusterd, l);
+        if (returned)
+                clusterd_host_returned(l->clusterd, l);
         return 0;
 }
 

@@ -104,9 +104,19 @@ struct maintenance_call {
         struct clusterd *c;
         sd_bus_message *call;
         struct hostlink *link;
-        char **vms;
+        char **vms;          /* enter: the VMs powered off; exit: the VMs to power on */
+        char **refused;      /* enter: "NAME: reason" of the VMs whose release the agent refused */
+        size_t pending;      /* enter: power-offs not answered yet */
         bool enter;
 };
+
+static void maintenance_call_free(struct maintenance_call *m) {
+        sd_bus_message_unref(m->call);
+        strv_free(m->vms);
+        strv_free(m->refused);
+        clusterd_job_end(m->c);
+        free(m);
+}
 
 static int on_agent_maintenance(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct maintenance_call *m = userdata;
@@ -129,11 +139,74 @@ static int on_agent_maintenance(sd_bus_message *reply, void *userdata, sd_bus_er
                         (void) sd_bus_send(NULL, out, NULL);
                 sd_bus_message_unref(out);
         }
-        sd_bus_message_unref(m->call);
-        strv_free(m->vms);
-        clusterd_job_end(m->c);
-        free(m);
+        maintenance_call_free(m);
         return 0;
+}
+
+static void set_agent_maintenance(struct maintenance_call *m) {
+        int r;
+
+        if (!m->link->bus) {
+                (void) sd_bus_reply_method_errorf(m->call, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s went away",
+                                                  m->link->name);
+                maintenance_call_free(m);
+                return;
+        }
+        r = sd_bus_call_method_async(m->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
+                                     GPUPASS_AGENT_MANAGER_IFACE, "SetMaintenance", on_agent_maintenance, m, "b",
+                                     (int) m->enter);
+        if (r < 0) {
+                (void) sd_bus_reply_method_errnof(m->call, -r, "Cannot ask host %s: %m", m->link->name);
+                maintenance_call_free(m);
+        }
+}
+
+/* Every power-off answered: with a refusal, the host does not go into maintenance (an upgrade would stop a
+ * VM that still runs); the others stay off, flagged to come back with ExitHostMaintenance. */
+static void enter_powered_off(struct maintenance_call *m) {
+        _cleanup_free_ char *refused = NULL, *off = NULL;
+        size_t len = 0;
+
+        if (!m->refused) {
+                set_agent_maintenance(m);
+                return;
+        }
+        for (char **r = m->refused; *r; r++)
+                len += strlen(*r) + 2;
+        refused = calloc(1, len + 1);
+        len = 0;
+        for (char **u = m->vms; u && *u; u++)
+                len += strlen(*u) + 2;
+        off = calloc(1, len + 1);
+        for (char **r = m->refused; refused && *r; r++) {
+                if (*refused)
+                        strcat(refused, "; ");
+                strcat(refused, *r);
+        }
+        for (char **u = m->vms; off && u && *u; u++) {
+                if (*off)
+                        strcat(off, ", ");
+                strcat(off, *u);
+        }
+        (void) sd_bus_reply_method_errorf(m->call, GPUPASS_ERROR_BUSY,
+                                          "Host %s does not go into maintenance: %s. Powered off (ExitHostMaintenance "
+                                          "powers them on again): %s", m->link->name, refused ?: "a release was refused",
+                                          off && *off ? off : "none");
+        maintenance_call_free(m);
+}
+
+static void on_vm_off(struct clusterd *c, const struct vm_record *vm, int r, const char *failure, void *userdata) {
+        struct maintenance_call *m = userdata;
+        _cleanup_free_ char *why = NULL;
+
+        if (failure || r < 0) {
+                if (asprintf(&why, "VM %s stays on: %s", vm->name, failure ?: strerror(-r)) < 0 ||
+                    strv_consume(&m->refused, TAKE_PTR(why)) < 0)
+                        (void) strv_extend(&m->refused, vm->name);
+        } else
+                (void) strv_extend(&m->vms, vm->uuid);
+        if (--m->pending == 0)
+                enter_powered_off(m);
 }
 
 static int maintenance(sd_bus_message *call, struct clusterd *c, bool enter, sd_bus_error *error) {
@@ -161,31 +234,38 @@ static int maintenance(sd_bus_message *call, struct clusterd *c, bool enter, sd_
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
 
-        if (enter)
-                /* Its GPU VMs go off first, and are remembered to come back on this host. */
-                for (char **u = k.uuids; u && *u; u++) {
-                        r = clusterd_power_off_vm(c, *u, l->name);
-                        if (r < 0)
-                                log_warning_errno(r, "Powering off VM %s for the maintenance of %s failed: %m", *u, host);
-                }
         m = calloc(1, sizeof(*m));
         if (!m) {
                 strv_free(k.uuids);
                 return -ENOMEM;
         }
-        *m = (struct maintenance_call) { .c = c, .call = sd_bus_message_ref(call), .link = l, .vms = k.uuids,
-                                         .enter = enter };
+        *m = (struct maintenance_call) { .c = c, .call = sd_bus_message_ref(call), .link = l, .enter = enter };
         clusterd_job_begin(c);
-        r = sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
-                                     GPUPASS_AGENT_MANAGER_IFACE, "SetMaintenance", on_agent_maintenance, m, "b",
-                                     (int) enter);
-        if (r < 0) {
-                sd_bus_message_unref(m->call);
-                strv_free(m->vms);
-                clusterd_job_end(c);
-                free(m);
-                return r;
+        if (!enter) {
+                m->vms = k.uuids;
+                set_agent_maintenance(m);
+                return 1;
         }
+        /* Its GPU VMs go off first, remembered to come back on this host; the answer waits for every
+         * release. pending counts one extra until all are sent, so that no early answer finishes m. */
+        m->pending = 1;
+        for (char **u = k.uuids; u && *u; u++) {
+                _cleanup_(vm_record_done) struct vm_record v = {};
+
+                if (vmstore_get(c->db, *u, &v) < 0)
+                        continue;
+                m->pending++;
+                r = clusterd_power_off_vm(c, &v, l->name, on_vm_off, m);
+                if (r < 0) {
+                        m->pending--;
+                        log_warning_errno(r, "Powering off VM %s for the maintenance of %s failed: %m", v.name, host);
+                        if (strv_extend(&m->refused, v.name) < 0)
+                                break;
+                }
+        }
+        strv_free(k.uuids);
+        if (--m->pending == 0)
+                enter_powered_off(m);
         return 1;
 }
 

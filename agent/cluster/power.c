@@ -31,12 +31,30 @@ struct power_job {
         struct hostlink *only;    /* automatic restart: this host or none */
         char **gpus;              /* addresses to claim or release */
         size_t next;
+        bool in_flight;           /* listed in c->powering_on */
 };
+
+/* One PowerOn per VM at a time: a second one would place it again and claim more GPUs. */
+static int power_job_start(struct power_job *j) {
+        if (strv_contains(j->c->powering_on, j->vm.uuid))
+                return -EALREADY;
+        if (strv_extend(&j->c->powering_on, j->vm.uuid) < 0)
+                return -ENOMEM;
+        j->in_flight = true;
+        return 0;
+}
 
 static void power_job_free(struct power_job *j) {
         if (!j)
                 return;
         clusterd_job_end(j->c);
+        if (j->in_flight)
+                for (char **u = j->c->powering_on; u && *u; u++)
+                        if (strcmp(*u, j->vm.uuid) == 0) {
+                                free(*u);
+                                memmove(u, u + 1, sizeof(*u) * (strv_length(u + 1) + 1));
+                                break;
+                        }
         sd_bus_message_unref(j->call);
         vm_record_done(&j->vm);
         if (j->failures)
@@ -295,16 +313,46 @@ static void power_on_done(struct power_job *j) {
         power_job_free(j);
 }
 
+/* Releases what this attempt claimed so far, fire and forget, in order (the agent serialises them). */
+static void release_claimed(struct power_job *j) {
+        for (size_t k = 0; k < j->next; k++) {
+                struct cluster_gpu *g = hostlink_find_gpu(j->link, j->gpus[k]);
+
+                if (g && j->link->bus)
+                        (void) sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s",
+                                                        j->vm.uuid);
+        }
+}
+
 static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct power_job *j = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
         size_t host = 0;
 
         if (!e) {
+                struct cluster_gpu *g = hostlink_find_gpu(j->link, j->gpus[j->next]);
+
+                /* The view shows it claimed at once (the agent's PropertiesChanged follows): the next
+                 * placement of this aggregator does not pick it meanwhile. */
+                if (g) {
+                        char *state = strdup("claimed"), *owner = strdup(j->vm.uuid);
+
+                        if (state && owner) {
+                                free(g->state);
+                                free(g->owner);
+                                g->state = state;
+                                g->owner = owner;
+                        } else {
+                                free(state);
+                                free(owner);
+                        }
+                }
                 j->next++;
                 if (!j->gpus[j->next])
                         power_on_done(j);
                 else if (claim_next(j) < 0) {
+                        release_claimed(j);
                         power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE,
                                                           "Lost host %s while claiming", j->link->name);
                         power_job_free(j);
@@ -319,17 +367,7 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 j->failures[host] = NULL;
         log_struct(LOG_NOTICE, NULL, j->vm.uuid, j->link->name, "VM %s: %s on %s, trying another host", j->vm.name, j->failures[host] ?: "claim refused",
                    j->link->name);
-        if (j->next > 0) {
-                /* Release what was claimed, fire and forget, in order. */
-                for (size_t k = 0; k < j->next; k++) {
-                        struct cluster_gpu *g = hostlink_find_gpu(j->link, j->gpus[k]);
-
-                        if (g && j->link->bus)
-                                (void) sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
-                                                                GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s",
-                                                                j->vm.uuid);
-                }
-        }
+        release_claimed(j);
         power_on_try(j);
         return 0;
 }
@@ -431,42 +469,17 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
                 power_job_free(j);
                 return -ENOMEM;
         }
+        r = power_job_start(j);
+        if (r < 0) {
+                if (r == -EALREADY)
+                        r = sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered on already",
+                                              j->vm.name);
+                power_job_free(j);
+                return r;
+        }
         j->call = sd_bus_message_ref(call);
         power_on_try(j);
         return 1;
-}
-
-int clusterd_power_off_vm(struct clusterd *c, const char *uuid_or_name, const char *restart_on) {
-        _cleanup_(vm_record_done) struct vm_record v = {};
-        struct hostlink *l;
-        char *save = NULL;
-        int r;
-
-        r = vmstore_get(c->db, uuid_or_name, &v);
-        if (r < 0)
-                return r;
-        if (!v.on)
-                return 0;
-        l = find_host(c, v.host, NULL);
-        if (!l || l->state != LINK_UP || !l->bus)
-                return -EHOSTUNREACH;
-        /* The agent releases (and resets) each GPU. */
-        for (char *a = strtok_r(v.held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-                struct cluster_gpu *g = hostlink_find_gpu(l, a);
-
-                if (g)
-                        (void) sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
-                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s", v.uuid);
-        }
-        if (restart_on && vm_flag_set(&v.flags, "restart", restart_on) < 0)
-                return -ENOMEM;
-        /* host and held stay as the last placement: a reflash of that GPU concerns this VM. */
-        v.on = false;
-        r = vmstore_update(c->db, &v);
-        if (r >= 0)
-                log_struct(LOG_INFO, NULL, v.uuid, v.host, "VM %s powered off%s%s", v.name, restart_on ? " for the maintenance of " : "",
-                         restart_on ?: "");
-        return r;
 }
 
 int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only) {
@@ -490,45 +503,48 @@ int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *
         }
         j->excluded = calloc(c->n_hosts ?: 1, 1);
         j->failures = calloc(c->n_hosts ?: 1, sizeof(char *));
-        if (r < 0 || !j->excluded || !j->failures) {
+        if (r >= 0 && (!j->excluded || !j->failures))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = power_job_start(j);
+        if (r < 0) {
                 power_job_free(j);
-                return r < 0 ? r : -ENOMEM;
+                return r;
         }
         power_on_try(j);
         return 0;
 }
 
-/* PowerOff: the VM is off once every agent's Release has answered. A Release the agent refuses (Busy: the
+/* Power-off: the VM is off once every agent's Release has answered. A Release the agent refuses (Busy: the
  * VMM still holds the group) keeps the VM on, with the reason; NotOwner means it is released already. */
 struct power_off {
         struct clusterd *c;
-        sd_bus_message *call;
         struct vm_record vm;
+        char *restart_on;
         size_t pending;
         char *failure;
+        clusterd_power_off_done_t done;
+        void *userdata;
 };
 
 static void power_off_finish(struct power_off *p) {
-        int r;
+        int r = 0;
 
-        if (p->failure)
-                (void) sd_bus_reply_method_errorf(p->call, GPUPASS_ERROR_BUSY, "VM %s stays on: %s", p->vm.name,
-                                                  p->failure);
-        else {
+        if (!p->failure) {
                 /* host and held stay as the last placement: a reflash of those GPUs concerns this VM. */
                 p->vm.on = false;
-                r = vmstore_update(p->c->db, &p->vm);
-                if (r < 0)
-                        (void) sd_bus_reply_method_errorf(p->call, "org.gpupass.Error.StateNotSaved",
-                                                          "VM %s released its GPUs, but the registry could not be "
-                                                          "written: %s", p->vm.name, strerror(-r));
-                else {
-                        log_struct(LOG_INFO, NULL, p->vm.uuid, p->vm.host, "VM %s powered off", p->vm.name);
-                        (void) sd_bus_reply_method_return(p->call, NULL);
-                }
-        }
-        sd_bus_message_unref(p->call);
+                if (p->restart_on && vm_flag_set(&p->vm.flags, "restart", p->restart_on) < 0)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = vmstore_update(p->c->db, &p->vm);
+                if (r >= 0)
+                        log_struct(LOG_INFO, NULL, p->vm.uuid, p->vm.host, "VM %s powered off%s%s", p->vm.name, p->restart_on ? " for the maintenance of " : "",
+                                 p->restart_on ?: "");
+        } else
+                log_notice("VM %s stays on: %s", p->vm.name, p->failure);
+        p->done(p->c, &p->vm, r, p->failure, p->userdata);
         vm_record_done(&p->vm);
+        free(p->restart_on);
         free(p->failure);
         clusterd_job_end(p->c);
         free(p);
@@ -545,49 +561,87 @@ static int on_release_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
-static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        struct clusterd *c = userdata;
+int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
+                          clusterd_power_off_done_t done, void *userdata) {
         struct power_off *p;
         struct hostlink *l;
-        char *save = NULL, *held;
-        int r;
+        char *save = NULL;
+        _cleanup_free_ char *held = NULL;
 
+        l = find_host(c, vm->host, NULL);
+        if (!l || l->state != LINK_UP || !l->bus)
+                return -EHOSTUNREACH;
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
-        p->c = c;
+        *p = (struct power_off) { .c = c, .done = done, .userdata = userdata };
+        p->vm = (struct vm_record) { .vcpus = vm->vcpus, .memory_mib = vm->memory_mib, .on = vm->on };
+        memcpy(p->vm.uuid, vm->uuid, sizeof(p->vm.uuid));
+        p->vm.name = strdup(vm->name);
+        p->vm.gpus = strdup(vm->gpus);
+        p->vm.affinity = strdup(vm->affinity);
+        p->vm.host = strdup(vm->host);
+        p->vm.held = strdup(vm->held);
+        p->vm.flags = strdup(vm->flags);
+        p->restart_on = restart_on ? strdup(restart_on) : NULL;
+        held = strdup(vm->held);
+        if (!p->vm.name || !p->vm.gpus || !p->vm.affinity || !p->vm.host || !p->vm.held || !p->vm.flags || !held ||
+            (restart_on && !p->restart_on)) {
+                vm_record_done(&p->vm);
+                free(p->restart_on);
+                free(p);
+                return -ENOMEM;
+        }
         clusterd_job_begin(c);
-        r = clusterd_vm_from_call(c, call, true, &p->vm, error);
-        if (r < 0 || !p->vm.on) {
-                vm_record_done(&p->vm);
-                clusterd_job_end(c);
-                free(p);
-                return r < 0 ? r : sd_bus_reply_method_return(call, NULL);
-        }
-        l = find_host(c, p->vm.host, NULL);
-        if (!l || l->state != LINK_UP || !l->bus) {
-                r = sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
-                                      "Host %s of VM %s is unreachable: its GPUs cannot be released now", p->vm.host,
-                                      p->vm.name);
-                vm_record_done(&p->vm);
-                clusterd_job_end(c);
-                free(p);
-                return r;
-        }
-        p->call = sd_bus_message_ref(call);
-        held = strdup(p->vm.held);
-        for (char *a = held ? strtok_r(held, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save)) {
+        /* The agent releases (and resets) each GPU. */
+        for (char *a = strtok_r(held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
                 struct cluster_gpu *g = hostlink_find_gpu(l, a);
 
                 if (g && sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
                                                   GPUPASS_AGENT_GPU_IFACE, "Release", on_release_reply, p, "s",
-                                                  p->vm.uuid) >= 0)
+                                                  vm->uuid) >= 0)
                         p->pending++;
         }
-        free(held);
         if (p->pending == 0)
                 power_off_finish(p);
-        return 1;
+        return 0;
+}
+
+static void power_off_replied(struct clusterd *c, const struct vm_record *vm, int r, const char *failure,
+                              void *userdata) {
+        sd_bus_message *call = userdata;
+
+        if (failure)
+                (void) sd_bus_reply_method_errorf(call, GPUPASS_ERROR_BUSY, "VM %s stays on: %s", vm->name, failure);
+        else if (r < 0)
+                (void) sd_bus_reply_method_errorf(call, "org.gpupass.Error.StateNotSaved",
+                                                  "VM %s released its GPUs, but the registry could not be written: %s",
+                                                  vm->name, strerror(-r));
+        else
+                (void) sd_bus_reply_method_return(call, NULL);
+        sd_bus_message_unref(call);
+}
+
+static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        struct clusterd *c = userdata;
+        _cleanup_(vm_record_done) struct vm_record vm = {};
+        int r;
+
+        r = clusterd_vm_from_call(c, call, true, &vm, error);
+        if (r < 0)
+                return r;
+        if (!vm.on)
+                return sd_bus_reply_method_return(call, NULL);
+        r = clusterd_power_off_vm(c, &vm, NULL, power_off_replied, sd_bus_message_ref(call));
+        if (r == -EHOSTUNREACH) {
+                sd_bus_message_unref(call);
+                return sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE,
+                                         "Host %s of VM %s is unreachable: its GPUs cannot be released now", vm.host,
+                                         vm.name);
+        }
+        if (r < 0)
+                sd_bus_message_unref(call);
+        return r < 0 ? r : 1;
 }
 
 const sd_bus_vtable power_vtable[] = {

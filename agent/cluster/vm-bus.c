@@ -15,6 +15,7 @@
 #include "gpupass/bus-names.h"
 #include "log.h"
 #include "macro.h"
+#include "strv.h"
 #include "vmstore.h"
 
 #define VM_MAX_VCPUS 4096
@@ -31,6 +32,10 @@ static int check_name(const char *name, sd_bus_error *error) {
                       *p == '-' || *p == '_' || *p == '.'))
                         return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
                                                  "VM name '%s' may only hold letters, digits, '-', '_' and '.'", name);
+        /* A VM is named by UUID or name: a name shaped like a UUID would make that ambiguous. */
+        if (uuid_shaped(name))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
+                                         "VM name '%s' has the shape of a UUID: VMs are named by UUID or name", name);
         return 0;
 }
 
@@ -91,6 +96,10 @@ static int method_delete_vm(sd_bus_message *call, void *userdata, sd_bus_error *
         if (v.on)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF, "VM %s is on (on host %s); power it off first",
                                          v.name, v.host);
+        /* Its claims are being taken: deleting it now would leave them held by a VM nobody knows. */
+        if (strv_contains(c->powering_on, v.uuid))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered on; power it off first",
+                                         v.name);
         r = vmstore_delete(c->db, v.uuid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Writing the VM registry failed: %m");
@@ -122,6 +131,16 @@ static int method_set_vm_gpus(sd_bus_message *call, void *userdata, sd_bus_error
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF,
                                          "VM %s is on: GPUs cannot be added or removed while it runs (no GPU hot "
                                          "plug with pass-through); power it off first", v.name);
+        if (strv_contains(c->powering_on, v.uuid))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "VM %s is being powered on: its GPUs are being claimed", v.name);
+        why = mfree(why);
+        r = clusterd_check_requests(c, requests, &why);
+        if (r == -ENOENT)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT, "Bad GPU request for VM %s: %s",
+                                         v.name, why);
+        if (r < 0)
+                return r;
         free(v.gpus);
         v.gpus = strdup(requests);
         free(v.flags);

@@ -7,6 +7,7 @@
 #include <systemd/sd-id128.h>
 
 #include "bus-auth.h"
+#include "capacity.h"
 #include "gpupass/bus-names.h"
 #include "config.h"
 #include "gpu-bus.h"
@@ -34,18 +35,29 @@ static int property_get_machine_id(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append(reply, "s", buf);
 }
 
+/* The host's size from sysfs (what the kernel has online, hotplug included); glibc's figures where sysfs
+ * does not say (no memory blocks without memory hotplug). */
 static int property_get_cpu_count(sd_bus *bus, const char *path, const char *interface, const char *property,
                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        uint32_t cpus;
 
-        return sd_bus_message_append(reply, "u", (uint32_t) (n > 0 ? n : 0));
+        if (capacity_cpus(&cpus) < 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+                cpus = (uint32_t) (n > 0 ? n : 0);
+        }
+        return sd_bus_message_append(reply, "u", cpus);
 }
 
 static int property_get_memory(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-        uint64_t mib = pages > 0 && page_size > 0 ? (uint64_t) pages * (uint64_t) page_size / (1024 * 1024) : 0;
+        uint64_t mib;
 
+        if (capacity_memory_mib(&mib) < 0) {
+                long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+
+                mib = pages > 0 && page_size > 0 ? (uint64_t) pages * (uint64_t) page_size / (1024 * 1024) : 0;
+        }
         return sd_bus_message_append(reply, "t", mib);
 }
 

@@ -25,6 +25,7 @@ struct simdev {
         bool pcie;
         bool reset;           /* has a reset method (a `reset` attribute) */
         char *failing_driver; /* this driver's probe fails for the device (ctl fail-probe) */
+        int reset_errno;      /* a write to its reset fails with this (ctl fail-reset), 0: succeeds */
 };
 
 struct simhost {

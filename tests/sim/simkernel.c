@@ -386,6 +386,8 @@ int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, 
         if (strcmp(base, "reset") == 0 && (d = device_of(h, path, "reset"))) {
                 if (sysfs_ulong(arg, &value) < 0 || value != 1)
                         return -EINVAL;
+                if (d->reset_errno)
+                        return -d->reset_errno;
                 return (int64_t) len;
         }
         if (g_str_has_prefix(path, "/sys/bus/pci/drivers/"))
@@ -478,6 +480,15 @@ char *sim_control(struct simhost *h, const char *command) {
                         return g_strdup_printf("ERR no device %s", words[1]);
                 g_free(d->failing_driver);
                 d->failing_driver = strcmp(words[2], "-") == 0 ? NULL : g_strdup(words[2]);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "fail-reset") == 0 && words[1] && words[2]) {
+                d = sim_find(h, words[1]);
+                if (!d)
+                        return g_strdup_printf("ERR no device %s", words[1]);
+                d->reset_errno = strcmp(words[2], "-") == 0 ? 0 : (int) strtol(words[2], NULL, 10);
+                if (d->reset_errno <= 0 && strcmp(words[2], "-") != 0)
+                        return g_strdup_printf("ERR expected a positive errno or -, got %s", words[2]);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "unbind-delay") == 0 && words[1]) {

@@ -367,6 +367,41 @@ int sim_load_fixture(struct simhost *h, const char *path, char **error) {
                 g_free(rescan);
         }
 
+        {
+                /* The host's size, as lsmem and the agent read it: online CPUs, memory blocks of 128 MiB. */
+                guint64 cpus = (guint64) g_key_file_get_uint64(kf, "host", "cpus", NULL);
+                guint64 memory = (guint64) g_key_file_get_uint64(kf, "host", "memory_mib", NULL);
+
+                if (cpus > 0) {
+                        char *dir = sim_path(h, "/sys/devices/system/cpu"), *online;
+                        g_autofree char *list = cpus == 1 ? g_strdup("0\n") :
+                                                g_strdup_printf("0-%" G_GUINT64_FORMAT "\n", cpus - 1);
+
+                        g_mkdir_with_parents(dir, 0755);
+                        online = g_build_filename(dir, "online", NULL);
+                        write_file(online, list, strlen(list));
+                        g_free(online);
+                        g_free(dir);
+                }
+                if (memory > 0) {
+                        char *file = sim_path(h, "/sys/devices/system/memory/block_size_bytes");
+                        g_autofree char *base = sim_path(h, "/sys/devices/system/memory");
+
+                        g_mkdir_with_parents(base, 0755);
+                        write_file(file, "8000000\n", 9);
+                        g_free(file);
+                        for (guint64 i = 0; i < (memory + 127) / 128; i++) {
+                                char *dir = sim_path(h, "/sys/devices/system/memory/memory%" G_GUINT64_FORMAT, i);
+                                char *online = g_build_filename(dir, "online", NULL);
+
+                                g_mkdir_with_parents(dir, 0755);
+                                write_file(online, "1\n", 2);
+                                g_free(online);
+                                g_free(dir);
+                        }
+                }
+        }
+
         groups = g_key_file_get_groups(kf, NULL);
         for (char **g = groups; *g; g++) {
                 g_auto(GStrv) keys = NULL;
