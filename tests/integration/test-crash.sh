@@ -4,6 +4,10 @@
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 start_bus policy
 mkdir -p "$TEST_DIR/state"
+# The checker first, on made-up histories: a real double owner must fail it, a legal interleaving must not.
+selftest=$(/usr/bin/python3 "$GPUPASS_SOURCE_ROOT/tests/bench/crash-claims.py" --self-test 2>&1) || true
+echo "$selftest" | sed 's/^/# /'
+assert_contains "$selftest" "self-test: ok" "the checker flags double owners and accepts legal interleavings"
 out=$(/usr/bin/python3 "$GPUPASS_SOURCE_ROOT/tests/bench/crash-claims.py" "$GPUPASSD" "$TEST_DIR/state" \
         "${CRASH_OPERATIONS:-200}" 2>&1) || true
 echo "$out" | sed 's/^/# /'
