@@ -87,6 +87,7 @@ static void lost_vm_restart(struct lost_vm *p) {
                         log_warning_errno(r, "Automatic power-on of VM %s failed: %m", v.name);
         }
 done:
+        clusterd_job_end(p->c);
         free(p);
 }
 
@@ -130,6 +131,7 @@ static void check_recorded_on(struct clusterd *c, struct hostlink *l, const char
         if (!p)
                 return;
         *p = (struct lost_vm) { .c = c, .link = l };
+        clusterd_job_begin(c); /* p holds l until its releases answer: a reload waits for that */
         memcpy(p->uuid, v.uuid, sizeof(p->uuid));
         for (char **a = held; *a; a++) {
                 struct cluster_gpu *g = hostlink_find_gpu(l, *a);
