@@ -40,7 +40,7 @@ void model_table_done(struct model_table *t) {
 
 /* How well a feasible host fits; smaller is better, compared field by field. */
 struct fit {
-        uint32_t strands;         /* the VM would take CPU or memory that the host's free GPUs need */
+        uint32_t strands;         /* free GPUs left without their share of the host's CPU or memory */
         uint32_t scarcity;        /* how contended the chosen models are: fewer free in the cluster = higher */
         uint32_t leftover_chosen; /* free GPUs left of the models the VM takes */
         uint32_t leftover_total;  /* free GPUs left on the host */
@@ -117,11 +117,25 @@ static bool assign_models(uint16_t *free, const struct cluster_free *cluster, co
         return false;
 }
 
+/* How many of the `left_gpus` free GPUs left on the host after the VM would lack their share (cpus / gpus
+ * and memory / gpus each) of the CPU and memory the host would have left. */
+static uint32_t stranded_gpus(const struct host_capacity *h, uint32_t left_gpus, const struct vm_demand *vm) {
+        uint64_t cpus_left = h->cpus - h->cpus_used - vm->vcpus;
+        uint64_t memory_left = h->memory_mib - h->memory_used_mib - vm->memory_mib;
+        uint64_t by_cpu, by_memory, served;
+
+        if (!h->gpus_total || !left_gpus)
+                return 0;
+        by_cpu = h->cpus ? cpus_left * h->gpus_total / h->cpus : left_gpus;
+        by_memory = h->memory_mib ? memory_left * h->gpus_total / h->memory_mib : left_gpus;
+        served = by_cpu < by_memory ? by_cpu : by_memory;
+        return served >= left_gpus ? 0 : left_gpus - (uint32_t) served;
+}
+
 /* Whether host `index` can take the VM; on success the chosen models and the fit. */
 static bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
                       const struct cluster_free *cluster, int *chosen, struct fit *ret_fit) {
         uint32_t taken = 0, leftover = 0, scarcity = 0, left_gpus;
-        uint64_t cpu_reserve, memory_reserve;
 
         if (h->state != HOST_UP)
                 return false;
@@ -173,14 +187,12 @@ static bool host_fits(const struct host_capacity *h, size_t index, const struct 
                         scarcity = s > scarcity ? s : scarcity;
                 }
         }
-        /* Each free GPU left on the host keeps its share of the host's CPU and memory: a VM that would eat
-         * into those shares strands GPUs that no VM can use for lack of CPU or memory. */
+        /* Each free GPU left on the host should keep its share of the host's CPU and memory: a VM that eats
+         * into those shares strands GPUs that no VM can use for lack of CPU or memory. Counted in GPUs, so
+         * a host where the VM strands one GPU is preferred to one where it strands three. */
         left_gpus = h->free_total - taken;
-        cpu_reserve = h->gpus_total ? (uint64_t) h->cpus * left_gpus / h->gpus_total : 0;
-        memory_reserve = h->gpus_total ? h->memory_mib * left_gpus / h->gpus_total : 0;
         *ret_fit = (struct fit) {
-                .strands = h->cpus - h->cpus_used - vm->vcpus < cpu_reserve ||
-                           h->memory_mib - h->memory_used_mib - vm->memory_mib < memory_reserve,
+                .strands = stranded_gpus(h, left_gpus, vm),
                 .scarcity = scarcity,
                 .leftover_chosen = leftover,
                 .leftover_total = h->free_total - taken,

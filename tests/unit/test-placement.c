@@ -139,6 +139,19 @@ static void test_cpu_only_vm_prefers_hosts_without_free_gpus(void) {
         ASSERT_EQ(p.host, 1);
 }
 
+/* When every host would be left short of CPU for its free GPUs, the VM goes where it strands the fewest:
+ * on "tight" (3 GPUs, 4 CPUs each) it would leave 2 GPUs with 2 CPUs between them, on "roomy" (4 GPUs,
+ * 6 CPUs each) 3 GPUs with 14 CPUs, enough for the share of 2 of them. */
+static void test_strands_fewest_gpus(void) {
+        struct host_capacity hosts[] = { host("tight", 12, 512, M60, 3), host("roomy", 24, 512, M60, 4) };
+        struct gpu_request one = any_of(1, 1ULL << M60);
+        struct vm_demand vm = { .vcpus = 10, .memory_mib = 8192, .requests = &one, .n_requests = 1 };
+        struct placement p;
+
+        ASSERT_EQ(placement_choose(hosts, 2, &vm, NULL, POLICY_BEST_FIT, NULL, &p), 0);
+        ASSERT_EQ(p.host, 1);
+}
+
 int main(void) {
         M60 = model_table_intern(&models, "NVIDIA Tesla M60");
         M60C = model_table_intern(&models, "NVIDIA Tesla M60.compute");
@@ -150,6 +163,7 @@ int main(void) {
         test_reasons();
         test_specific_gpu();
         test_cpu_only_vm_prefers_hosts_without_free_gpus();
+        test_strands_fewest_gpus();
         model_table_done(&models);
         return 0;
 }
