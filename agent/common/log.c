@@ -57,8 +57,8 @@ fail:
         return -ENOMEM;
 }
 
-static void log_vstruct(int priority, const char *gpu, const char *vm, const char *host, const char *format,
-                        va_list ap) {
+static void _printf_(5, 0) log_vstruct(int priority, const char *gpu, const char *vm, const char *host,
+                                       const char *format, va_list ap) {
         int saved_errno = errno;
         char *message = NULL;
 
