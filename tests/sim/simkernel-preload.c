@@ -182,42 +182,44 @@ static bool missing_vfio_node(const char *path) {
         return syscall(SYS_newfstatat, AT_FDCWD, real, &st, 0) < 0;
 }
 
-EXPORT int open(const char *path, int flags, ...) {
-        static int (*next_open)(const char *, int, ...);
-        mode_t mode = 0;
-        va_list ap;
+/* open() and open64(): the VFIO nodes are missing, everything else goes to the next library (umockdev). */
+typedef int (*open_fn)(const char *, int, ...);
 
-        if (flags & (O_CREAT | O_TMPFILE)) {
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
-        }
+static int open_next(open_fn *next, const char *symbol, const char *path, int flags, mode_t mode) {
         if (missing_vfio_node(path)) {
                 errno = ENOENT;
                 return -1;
         }
-        if (!next_open)
-                next_open = (int (*)(const char *, int, ...)) dlsym(RTLD_NEXT, "open");
-        return next_open(path, flags, mode);
+        if (!*next)
+                *next = (open_fn) dlsym(RTLD_NEXT, symbol);
+        return (*next)(path, flags, mode);
+}
+
+/* The mode argument exists only with O_CREAT or O_TMPFILE. */
+#define OPEN_MODE(flags, mode)                                  \
+        do {                                                    \
+                va_list ap;                                     \
+                if ((flags) & (O_CREAT | O_TMPFILE)) {          \
+                        va_start(ap, flags);                    \
+                        mode = va_arg(ap, mode_t);              \
+                        va_end(ap);                             \
+                }                                               \
+        } while (0)
+
+EXPORT int open(const char *path, int flags, ...) {
+        static open_fn next_open;
+        mode_t mode = 0;
+
+        OPEN_MODE(flags, mode);
+        return open_next(&next_open, "open", path, flags, mode);
 }
 
 EXPORT int open64(const char *path, int flags, ...) {
-        static int (*next_open64)(const char *, int, ...);
+        static open_fn next_open64;
         mode_t mode = 0;
-        va_list ap;
 
-        if (flags & (O_CREAT | O_TMPFILE)) {
-                va_start(ap, flags);
-                mode = va_arg(ap, mode_t);
-                va_end(ap);
-        }
-        if (missing_vfio_node(path)) {
-                errno = ENOENT;
-                return -1;
-        }
-        if (!next_open64)
-                next_open64 = (int (*)(const char *, int, ...)) dlsym(RTLD_NEXT, "open64");
-        return next_open64(path, flags, mode);
+        OPEN_MODE(flags, mode);
+        return open_next(&next_open64, "open64", path, flags, mode);
 }
 
 EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t addrlen) {
