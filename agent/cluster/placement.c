@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "placement-fit.h"
 #include "placement.h"
 
 int model_table_find(const struct model_table *t, const char *name) {
@@ -38,17 +39,7 @@ void model_table_done(struct model_table *t) {
         *t = (struct model_table) {};
 }
 
-/* How well a feasible host fits; smaller is better, compared field by field. */
-struct fit {
-        uint32_t strands;         /* free GPUs left without their share of the host's CPU or memory */
-        uint32_t scarcity;        /* how contended the chosen models are: fewer free in the cluster = higher */
-        uint32_t leftover_chosen; /* free GPUs left of the models the VM takes */
-        uint32_t leftover_total;  /* free GPUs left on the host */
-        uint32_t cpus_left;
-        uint64_t memory_left;
-};
-
-static int fit_compare(const struct fit *a, const struct fit *b) {
+int fit_compare(const struct fit *a, const struct fit *b) {
         if (a->strands != b->strands)
                 return a->strands < b->strands ? -1 : 1;
         if (a->scarcity != b->scarcity)
@@ -132,8 +123,7 @@ static uint32_t stranded_gpus(const struct host_capacity *h, uint32_t left_gpus,
         return served >= left_gpus ? 0 : left_gpus - (uint32_t) served;
 }
 
-/* Whether host `index` can take the VM; on success the chosen models and the fit. */
-static bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
+bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
                       const struct cluster_free *cluster, int *chosen, struct fit *ret_fit) {
         uint32_t taken = 0, leftover = 0, scarcity = 0, left_gpus;
 
