@@ -9,6 +9,7 @@
 #include "bus-caller.h"
 #include "log.h"
 #include "macro.h"
+#include "vm-spec.h"
 #include "vmstore.h"
 
 static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -74,13 +75,20 @@ int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *er
         return bus_check_caller(m, c->admin_gid_valid, c->admin_gid, c->config.admin_group, "the cluster", error);
 }
 
-bool uuid_shaped(const char *s) {
-        if (strlen(s) != 36)
-                return false;
-        for (size_t i = 0; i < 36; i++)
-                if ((s[i] == '-') != (i == 8 || i == 13 || i == 18 || i == 23))
-                        return false;
-        return true;
+bool clusterd_is_host(const char *name, void *userdata) {
+        struct clusterd *c = userdata;
+
+        for (size_t i = 0; i < c->config.n_hosts; i++)
+                if (strcmp(c->config.hosts[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+int clusterd_spec_error(int r, const char *why, sd_bus_error *error) {
+        if (r == -ENOMEM || !why)
+                return -ENOMEM;
+        return sd_bus_error_setf(error, r == -ENOENT ? GPUPASS_ERROR_NOT_FOUND : GPUPASS_ERROR_INVALID_ARGUMENT,
+                                 "%s", why);
 }
 
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error) {

@@ -48,8 +48,11 @@ int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 struct vm_record;
-/* 36 characters with dashes where a UUID has them (8-4-4-4-12). */
-bool uuid_shaped(const char *s);
+/* Whether name is a configured host (userdata: the struct clusterd). */
+bool clusterd_is_host(const char *name, void *userdata);
+/* A refusal of vm-spec.h as the bus error it is: InvalidArgument, NotFound (a host not in the cluster), or
+ * -ENOMEM. */
+int clusterd_spec_error(int r, const char *why, sd_bus_error *error);
 /* A VM by UUID or name; NotFound naming what was asked for. */
 int clusterd_lookup_vm(struct clusterd *c, const char *vm, struct vm_record *ret, sd_bus_error *error);
 /* The prologue of the methods that take one VM: the caller check (when admin), the VM argument, the VM. */

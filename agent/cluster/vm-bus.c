@@ -16,44 +16,14 @@
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
+#include "vm-spec.h"
 #include "vmstore.h"
-
-#define VM_MAX_VCPUS 4096
-#define VM_MAX_MEMORY_MIB (64ULL * 1024 * 1024) /* 64 TiB */
-
-static int check_name(const char *name, sd_bus_error *error) {
-        size_t n = strlen(name);
-
-        if (n == 0 || n > 64)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
-                                         "VM name '%s' must have 1 to 64 characters", name);
-        for (const char *p = name; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                      *p == '-' || *p == '_' || *p == '.'))
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
-                                                 "VM name '%s' may only hold letters, digits, '-', '_' and '.'", name);
-        /* A VM is named by UUID or name: a name shaped like a UUID would make that ambiguous. */
-        if (uuid_shaped(name))
-                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
-                                         "VM name '%s' has the shape of a UUID: VMs are named by UUID or name", name);
-        return 0;
-}
-
-static int check_resources(uint32_t vcpus, uint64_t memory_mib, sd_bus_error *error) {
-        if (vcpus < 1 || vcpus > VM_MAX_VCPUS)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT, "%u vCPUs: a VM has 1 to %u",
-                                         vcpus, VM_MAX_VCPUS);
-        if (memory_mib < 64 || memory_mib > VM_MAX_MEMORY_MIB)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
-                                         "%llu MiB of memory: a VM has 64 MiB to 64 TiB",
-                                         (unsigned long long) memory_mib);
-        return 0;
-}
 
 static int method_create_vm(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         struct vm_record v = { .gpus = (char *) "", .affinity = (char *) "", .host = (char *) "",
                                .held = (char *) "", .flags = (char *) "" };
+        _cleanup_free_ char *why = NULL;
         const char *name;
         sd_id128_t id;
         int r;
@@ -64,12 +34,11 @@ static int method_create_vm(sd_bus_message *call, void *userdata, sd_bus_error *
         r = sd_bus_message_read(call, "sut", &name, &v.vcpus, &v.memory_mib);
         if (r < 0)
                 return r;
-        r = check_name(name, error);
+        r = vm_name_check(name, &why);
+        if (r >= 0)
+                r = vm_resources_check(v.vcpus, v.memory_mib, &why);
         if (r < 0)
-                return r;
-        r = check_resources(v.vcpus, v.memory_mib, error);
-        if (r < 0)
-                return r;
+                return clusterd_spec_error(r, why, error);
         r = sd_id128_randomize(&id);
         if (r < 0)
                 return r;

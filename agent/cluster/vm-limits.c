@@ -12,6 +12,7 @@
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
+#include "vm-spec.h"
 #include "vmstore.h"
 
 static bool vm_has_gpus(const struct vm_record *v) {
@@ -73,6 +74,7 @@ static int method_get_console(sd_bus_message *call, void *userdata, sd_bus_error
 static int method_set_vm_resources(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         _cleanup_(vm_record_done) struct vm_record v = {};
+        _cleanup_free_ char *why = NULL;
         const char *vm;
         uint32_t vcpus;
         uint64_t memory;
@@ -84,10 +86,9 @@ static int method_set_vm_resources(sd_bus_message *call, void *userdata, sd_bus_
         r = sd_bus_message_read(call, "sut", &vm, &vcpus, &memory);
         if (r < 0)
                 return r;
-        if (vcpus < 1 || vcpus > 4096 || memory < 64 || memory > 64ULL * 1024 * 1024)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_INVALID_ARGUMENT,
-                                         "%u vCPUs and %llu MiB: a VM has 1 to 4096 vCPUs and 64 MiB to 64 TiB", vcpus,
-                                         (unsigned long long) memory);
+        r = vm_resources_check(vcpus, memory, &why);
+        if (r < 0)
+                return clusterd_spec_error(r, why, error);
         r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
                 return r;
@@ -110,9 +111,8 @@ static int method_set_vm_affinity(sd_bus_message *call, void *userdata, sd_bus_e
         struct clusterd *c = userdata;
         _cleanup_(vm_record_done) struct vm_record v = {};
         _cleanup_strv_free_ char **hosts = NULL;
-        _cleanup_free_ char *joined = NULL;
+        _cleanup_free_ char *joined = NULL, *why = NULL;
         const char *vm;
-        size_t len = 1;
         int r;
 
         r = clusterd_check_admin(c, call, error);
@@ -124,26 +124,12 @@ static int method_set_vm_affinity(sd_bus_message *call, void *userdata, sd_bus_e
         r = sd_bus_message_read_strv(call, &hosts);
         if (r < 0)
                 return r;
-        for (char **h = hosts; h && *h; h++) {
-                bool known = false;
-
-                for (size_t i = 0; i < c->config.n_hosts; i++)
-                        known = known || strcmp(c->config.hosts[i].name, *h) == 0;
-                if (!known)
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "Host %s is not in the cluster", *h);
-                len += strlen(*h) + 1;
-        }
+        r = vm_affinity_join(hosts, clusterd_is_host, c, &joined, &why);
+        if (r < 0)
+                return clusterd_spec_error(r, why, error);
         r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
                 return r;
-        joined = calloc(1, len);
-        if (!joined)
-                return -ENOMEM;
-        for (char **h = hosts; h && *h; h++) {
-                if (*joined)
-                        strcat(joined, ",");
-                strcat(joined, *h);
-        }
         free(v.affinity);
         v.affinity = TAKE_PTR(joined);
         r = vmstore_update(c->db, &v);

@@ -262,40 +262,6 @@ int vmstore_foreach(sqlite3 *db, int (*f)(const struct vm_record *v, void *userd
         return rc == SQLITE_DONE || rc == SQLITE_OK ? 0 : sqlite_to_errno(rc);
 }
 
-int gpu_requests_validate(const char *text, char **ret_error) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *save = NULL;
-
-        if (!copy)
-                return -ENOMEM;
-        for (char *req = strtok_r(copy, ";", &save); req; req = strtok_r(NULL, ";", &save)) {
-                if (req[0] == '=') {
-                        char *slash = strchr(req + 1, '/');
-                        struct pci_address a;
-
-                        if (!slash || slash == req + 1 || pci_address_parse(slash + 1, &a) < 0) {
-                                if (asprintf(ret_error, "'%s' is not HOST/ADDRESS with a PCI address", req + 1) < 0)
-                                        *ret_error = NULL;
-                                return -EINVAL;
-                        }
-                } else {
-                        char *colon = strchr(req, ':'), *end;
-                        unsigned long count;
-
-                        errno = 0;
-                        count = colon ? strtoul(req, &end, 10) : 0;
-                        if (!colon || errno || end != colon || count < 1 || count > 64 || !colon[1] ||
-                            strstr(colon + 1, "||") || colon[1] == '|' || colon[strlen(colon) - 1] == '|') {
-                                if (asprintf(ret_error, "'%s' is not COUNT:MODEL[|MODEL...] with a count of 1 to 64",
-                                             req) < 0)
-                                        *ret_error = NULL;
-                                return -EINVAL;
-                        }
-                }
-        }
-        return 0;
-}
-
 char *vm_flag_get(const char *flags, const char *key) {
         size_t klen = strlen(key);
 

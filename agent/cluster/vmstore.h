@@ -50,9 +50,6 @@ int vmstore_foreach(struct sqlite3 *db, int (*f)(const struct vm_record *v, void
 typedef void (*vmstore_hook_t)(const struct vm_record *old, const struct vm_record *new, void *userdata);
 void vmstore_set_hook(struct sqlite3 *db, vmstore_hook_t hook, void *userdata);
 
-/* Validates request text: counts 1..64, non-empty model names, HOST/ADDRESS with a PCI address. */
-int gpu_requests_validate(const char *text, char **ret_error);
-
 /* Flags are "key:value" items separated by ';': "reconfigure:MODEL" (the GPU changed identity; the VM does
  * not power on until its GPU configuration is redone), "restart:HOST" (powered off for the host's
  * maintenance; powered on again there when the host is back). */

@@ -149,7 +149,7 @@ refused org.gpupass.Error.InvalidArgument "MiB of memory: a VM has 64 MiB to 64 
 SENDARGS=(string:m-1 uint32:0 uint64:1024)
 refused org.gpupass.Error.InvalidArgument "0 vCPUs" -- SetVmResources sut m-1 0 1024
 SENDARGS=(string:m-1 uint32:1 uint64:18446744073709551615)
-refused org.gpupass.Error.InvalidArgument "18446744073709551615 MiB: a VM has 1 to 4096 vCPUs and 64 MiB to 64 TiB" -- SetVmResources sut m-1 1 18446744073709551615
+refused org.gpupass.Error.InvalidArgument "18446744073709551615 MiB of memory: a VM has 64 MiB to 64 TiB" -- SetVmResources sut m-1 1 18446744073709551615
 cluster PowerOff s m-1 >/dev/null
 before=$(cluster ListVms)
 SENDARGS=(string:m-1 "string:1:NVIDIA Tesla Z99")

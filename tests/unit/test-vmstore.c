@@ -64,35 +64,6 @@ static void test_store(void) {
         ASSERT_EQ(system(cmd), 0);
 }
 
-static void test_requests(void) {
-        static const char * const good[] = {
-                "", "1:NVIDIA Tesla M60", "2:NVIDIA Tesla M60|NVIDIA Tesla M60.compute",
-                "1:NVIDIA Tesla T4;=node-1/0000:3b:00.0", "=node-1/3b:00.0", "64:A",
-        };
-        static const char * const bad[] = {
-                "0:NVIDIA Tesla M60", "65:X", "x:NVIDIA", "2:", "NVIDIA Tesla M60", "2:A||B", "2:|A", "2:A|",
-                "=node-1", "=/0000:3b:00.0", "=node-1/0000:3b:00", "-1:A",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
-                char *why = NULL;
-
-                if (gpu_requests_validate(good[i], &why) != 0) {
-                        fprintf(stderr, "refused good request '%s'\n", good[i]);
-                        abort();
-                }
-        }
-        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                char *why = NULL;
-
-                if (gpu_requests_validate(bad[i], &why) != -EINVAL || !why) {
-                        fprintf(stderr, "accepted bad request '%s'\n", bad[i]);
-                        abort();
-                }
-                free(why);
-        }
-}
-
 static void test_flags(void) {
         char *flags = strdup(""), *v;
 
@@ -176,6 +147,5 @@ int main(void) {
         test_flags();
         test_hook();
         test_store();
-        test_requests();
         return 0;
 }
