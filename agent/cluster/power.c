@@ -32,6 +32,11 @@ struct power_job {
         char **gpus;              /* addresses to claim or release */
         size_t next;
         bool in_flight;           /* listed in c->powering_on */
+        /* Undoing a failed attempt: the Releases not answered yet, the first that failed, and whether to
+         * try another host once they have all answered or to give up (the host was lost mid-claim). */
+        size_t releases_pending;
+        char *release_failure;
+        bool give_up_after_release;
 };
 
 /* One PowerOn per VM at a time: a second one would place it again and claim more GPUs. */
@@ -63,6 +68,7 @@ static void power_job_free(struct power_job *j) {
         free(j->failures);
         free(j->excluded);
         strv_free(j->gpus);
+        free(j->release_failure);
         free(j);
 }
 
@@ -313,16 +319,58 @@ static void power_on_done(struct power_job *j) {
         power_job_free(j);
 }
 
-/* Releases what this attempt claimed so far, fire and forget, in order (the agent serialises them). */
-static void release_claimed(struct power_job *j) {
+/* All Releases of a failed attempt have answered: go on as decided, unless one failed. Then the VM stays
+ * off: a claim in its name may still be held on that host, and powering it on elsewhere would leave its
+ * GPUs split over two hosts, one of them unknown to the registry. */
+static void release_finished(struct power_job *j) {
+        if (j->release_failure) {
+                power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE,
+                                   "VM %s stays off: undoing its claims on host %s failed (%s); the GPUs may still be "
+                                   "claimed in its name there: release them on that host's agent, then power it on",
+                                   j->vm.name, j->link->name, j->release_failure);
+                power_job_free(j);
+        } else if (j->give_up_after_release) {
+                power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE, "Lost host %s while claiming", j->link->name);
+                power_job_free(j);
+        } else
+                power_on_try(j);
+}
+
+static int on_release_done(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct power_job *j = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+
+        /* NotOwner: not held in this VM's name any more, which is what was asked. A lost connection answers
+         * here too, as an error sd-bus makes up. */
+        if (e && !sd_bus_error_has_name(e, GPUPASS_ERROR_NOT_OWNER) && !j->release_failure &&
+            asprintf(&j->release_failure, "%s: %s", e->name, e->message ?: "no message") < 0)
+                j->release_failure = NULL;
+        if (--j->releases_pending == 0)
+                release_finished(j);
+        return 0;
+}
+
+/* Releases what this attempt claimed so far, in order (the agent serialises them), and goes on when the
+ * agent has answered them all: the next host is tried only once this one holds nothing of the VM's. */
+static void release_claimed(struct power_job *j, bool give_up) {
+        j->give_up_after_release = give_up;
+        j->releases_pending = 1; /* held by this loop, so that no answer finishes it early */
         for (size_t k = 0; k < j->next; k++) {
                 struct cluster_gpu *g = hostlink_find_gpu(j->link, j->gpus[k]);
+                int r = -ENOTCONN;
 
                 if (g && j->link->bus)
-                        (void) sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
-                                                        GPUPASS_AGENT_GPU_IFACE, "Release", NULL, NULL, "s",
-                                                        j->vm.uuid);
+                        r = sd_bus_call_method_async(j->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                                     GPUPASS_AGENT_GPU_IFACE, "Release", on_release_done, j, "s",
+                                                     j->vm.uuid);
+                if (r >= 0)
+                        j->releases_pending++;
+                else if (!j->release_failure &&
+                         asprintf(&j->release_failure, "Release of %s not sent: %s", j->gpus[k], strerror(-r)) < 0)
+                        j->release_failure = NULL;
         }
+        if (--j->releases_pending == 0)
+                release_finished(j);
 }
 
 static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -351,12 +399,8 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 j->next++;
                 if (!j->gpus[j->next])
                         power_on_done(j);
-                else if (claim_next(j) < 0) {
-                        release_claimed(j);
-                        power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE,
-                                                          "Lost host %s while claiming", j->link->name);
-                        power_job_free(j);
-                }
+                else if (claim_next(j) < 0)
+                        release_claimed(j, true);
                 return 0;
         }
         /* The agent refused (Busy: another aggregator was faster; or any failure): undo and go on. */
@@ -367,8 +411,7 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 j->failures[host] = NULL;
         log_struct(LOG_NOTICE, NULL, j->vm.uuid, j->link->name, "VM %s: %s on %s, trying another host", j->vm.name, j->failures[host] ?: "claim refused",
                    j->link->name);
-        release_claimed(j);
-        power_on_try(j);
+        release_claimed(j, false);
         return 0;
 }
 
