@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "macro.h"
 #include "pci-address.h"
+#include "vm-spec.h"
 #include "vmstore.h"
 
 static const char schema[] =
@@ -232,10 +234,17 @@ static int get_where(sqlite3 *db, const char *where, const char *key, struct vm_
 }
 
 int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
-        return get_where(db, "uuid=?1 COLLATE NOCASE OR name=?1", uuid_or_name, ret);
+        char lower[37];
+
+        /* Each through its index (a case-insensitive match on uuid would scan the table): a name never
+         * has the shape of a UUID (vm-spec.c), and UUIDs are stored in the lower case CreateVm writes. */
+        if (!uuid_shaped(uuid_or_name))
+                return get_where(db, "name=?1", uuid_or_name, ret);
+        for (size_t i = 0; i <= 36; i++)
+                lower[i] = (char) tolower((unsigned char) uuid_or_name[i]);
+        return get_where(db, "uuid=?1", lower, ret);
 }
 
-/* The primary key's index: the case-insensitive match above scans the table. */
 int vmstore_get_by_uuid(sqlite3 *db, const char *uuid, struct vm_record *ret) {
         return get_where(db, "uuid=?1", uuid, ret);
 }
