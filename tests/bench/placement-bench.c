@@ -361,6 +361,25 @@ int main(int argc, char *argv[]) {
                                factor, s.n_hosts, shapes, best, base_speed / best, factor, first, best / first, linear);
                         free(s.hosts);
                 }
+                /* The rows above place the same VMs on more hosts, so the large clusters stay nearly empty and
+                 * few hosts diverge from their machine type. Filled as full as x1 (the VM list repeated), hosts
+                 * diverge in proportion: this is the cost a fragmented large cluster pays. */
+                {
+                        struct trace s = scaled(&t, 10);
+                        size_t shapes, shapes_x1;
+                        double full_x1 = speed(&t, POLICY_BEST_FIT, false, 0.5, &shapes_x1), full;
+
+                        s.vms = malloc(sizeof(*s.vms) * t.n_vms * 10);
+                        for (size_t i = 0; i < 10; i++)
+                                memcpy(s.vms + i * t.n_vms, t.vms, sizeof(*t.vms) * t.n_vms);
+                        s.n_vms = t.n_vms * 10;
+                        full = speed(&s, POLICY_BEST_FIT, false, 0.0, &shapes);
+                        printf("  x10 hosts and x10 VMs (as full as x1): best-fit %8.0f/s, %zu shapes after the fill "
+                               "(x1: %.0f/s, %zu shapes): cost vs x1 %.2fx for %.1fx the shapes\n", full, shapes, full_x1,
+                               shapes_x1, full_x1 / full, (double) shapes / (double) shapes_x1);
+                        free(s.vms);
+                        free(s.hosts);
+                }
 
                 printf("quality, fill in trace order without departures (upper bound %llu GPUs):\n",
                        (unsigned long long) bound);
