@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "agent-config.h"
 #include "fileio.h"
+#include "group-lookup.h"
 #include "macro.h"
 
 static int config_set_defaults(struct agent_config *c) {
@@ -83,7 +83,8 @@ void agent_config_done(struct agent_config *c) {
 
 int agent_config_resolve(struct agent_config *c) {
         unsigned long long number;
-        struct group *gr;
+        gid_t gid;
+        int r;
 
         c->admin_gid_valid = false;
         if (parse_unsigned(c->admin_group, (gid_t) -2, &number) >= 0) {
@@ -91,11 +92,10 @@ int agent_config_resolve(struct agent_config *c) {
                 c->admin_gid_valid = true;
                 return 0;
         }
-        errno = 0;
-        gr = getgrnam(c->admin_group);
-        if (!gr)
-                return errno > 0 ? -errno : -ENOENT;
-        c->admin_gid = gr->gr_gid;
+        r = group_lookup_gid(c->admin_group, &gid);
+        if (r < 0)
+                return r;
+        c->admin_gid = gid;
         c->admin_gid_valid = true;
         return 0;
 }

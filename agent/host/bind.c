@@ -4,9 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libkmod.h>
+#include <pthread.h>
 
 #include "bind.h"
+#include "kmod-util.h"
 #include "macro.h"
 #include "sysfs-pci.h"
 
@@ -49,25 +50,47 @@ static void plan_fail(struct bind_plan *p, int error, const char *address, const
 }
 
 int vfio_pci_ensure_loaded(char **ret_message) {
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        _cleanup_free_ char *why = NULL;
         struct kmod_ctx *ctx;
         struct kmod_module *mod = NULL;
         int r;
 
+        /* The usual case (modules-load.d loaded it at boot): libkmod is never even opened. */
         if (sysfs_pci_driver_loaded(VFIO_PCI))
                 return 0;
 
-        ctx = kmod_new(NULL, NULL);
-        if (!ctx)
+        /* One load at a time: two groups prepared at once would otherwise both insert the module. */
+        pthread_mutex_lock(&lock);
+        if (sysfs_pci_driver_loaded(VFIO_PCI)) {
+                pthread_mutex_unlock(&lock);
+                return 0;
+        }
+        r = dlopen_libkmod(&why);
+        if (r < 0) {
+                pthread_mutex_unlock(&lock);
+                if (ret_message &&
+                    asprintf(ret_message, "The vfio-pci driver is not loaded and module vfio-pci cannot be loaded "
+                             "without libkmod: %s", why ?: LIBKMOD_SONAME " cannot be loaded") < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+
+        ctx = sym_kmod_new(NULL, NULL);
+        if (!ctx) {
+                pthread_mutex_unlock(&lock);
                 return -ENOMEM;
-        r = kmod_module_new_from_name(ctx, "vfio-pci", &mod);
+        }
+        r = sym_kmod_module_new_from_name(ctx, "vfio-pci", &mod);
         if (r >= 0)
-                r = kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+                r = sym_kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
         if (r > 0)
                 r = -EPERM; /* blacklisted or a failing install command */
-        kmod_module_unref(mod);
-        kmod_unref(ctx);
+        sym_kmod_module_unref(mod);
+        sym_kmod_unref(ctx);
         if (r >= 0 && !sysfs_pci_driver_loaded(VFIO_PCI))
                 r = -ENOENT;
+        pthread_mutex_unlock(&lock);
         if (r < 0 && ret_message &&
             asprintf(ret_message, "The vfio-pci driver is not loaded and loading module vfio-pci failed: %s",
                      strerror(-r)) < 0)

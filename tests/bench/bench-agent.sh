@@ -4,13 +4,20 @@
 #   bench-agent.sh BUILD-DIR rtt [COUNT]       ListGpus and property Get round trips vs echo-service (10000)
 #   bench-agent.sh BUILD-DIR signal [COUNT]    uevent -> PropertiesChanged latency (2000 events)
 #   bench-agent.sh BUILD-DIR idle [SECONDS]    wakeups and memory of an idle gpupassd (60 s)
+#   bench-agent.sh BUILD-DIR idle-host [SECONDS]   the same on this machine's real /sys, without the simulated
+#                                              host's preload (umockdev, GLib): what a real gpupassd costs.
+#                                              Read-only: discovery only, an empty state and passthrough.d.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: bench-agent.sh BUILD-DIR rtt|signal|idle [N]}" && pwd)
 what=${2:?rtt, signal or idle}
 n=${3:-}
 
-if [ -z "${GPUPASS_SIMHOST_CTL:-}" ]; then
+if [ "$what" = idle-host ] && [ -z "${GPUPASS_SOURCE_ROOT:-}" ]; then
+        exec env GPUPASSD="${GPUPASSD:-$build/agent/host/gpupassd}" GPUPASSCTL="$build/agent/ctl/gpupassctl" \
+                GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" bash "$0" "$build" "$what" "$n"
+fi
+if [ "$what" != idle-host ] && [ -z "${GPUPASS_SIMHOST_CTL:-}" ]; then
         # GPUPASSD may be set to a wrapper (valgrind --tool=callgrind ...) to profile the agent.
         exec env GPUPASSD="${GPUPASSD:-$build/agent/host/gpupassd}" GPUPASSCTL="$build/agent/ctl/gpupassctl" \
                 GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost" \
@@ -35,7 +42,7 @@ rtt)
 signal)
         "$build/tests/bench/signal-bench" "${n:-2000}" 0000:17:00.0 nouveau "$AGENT_PID"
         ;;
-idle)
+idle|idle-host)
         bash "$here/idle-agent.sh" "$AGENT_PID" "${n:-60}"
         ;;
 *)

@@ -25,8 +25,11 @@ echo "gpupassd idle for $seconds s ($threads thread(s), watchdog ${WATCHDOG_USEC
 echo "  wakeups: $((v1 - v0)) voluntary + $((n1 - n0)) involuntary context switches   (target 0 besides the watchdog)"
 awk '/^(VmRSS|RssAnon|RssFile|RssShmem|VmHWM)/ {printf "  %-9s %6d KiB\n", $1, $2}' /proc/"$pid"/status
 awk '/^(Pss|Pss_Anon|Pss_File):/ {printf "  %-9s %6d KiB\n", $1, $2}' /proc/"$pid"/smaps_rollup
-echo "  where the RSS goes (smaps, KiB per mapping, largest first):"
-awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {rss[name] += $2}
-     END {for (n in rss) if (rss[n] > 0) printf "%8d %s\n", rss[n], n}' /proc/"$pid"/smaps | sort -rn | head -14
+echo "  where the RSS goes (smaps, KiB per mapping, largest first; Pss: its share of pages other processes"
+echo "  map too; Private_Dirty: pages only it has, written: relocations, .data, heap, stacks):"
+printf "%8s %8s %8s  %s\n" Rss Pss PrivDirty mapping
+awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {rss[name] += $2} /^Pss:/ {pss[name] += $2}
+     /^Private_Dirty:/ {pd[name] += $2}
+     END {for (n in rss) if (rss[n] > 0) printf "%8d %8d %8d  %s\n", rss[n], pss[n], pd[n], n}' /proc/"$pid"/smaps | sort -rn | head -16
 awk '/^[0-9a-f]+-[0-9a-f]+ / {name = (NF >= 6 ? $6 : "")} /^Rss:/ {if (name ~ /umockdev|simkernel|glib|gobject|gio|gmodule|ffi|pcre|mount|blkid|selinux/) t += $2}
      END {printf "  of which the test-only preload (umockdev, simkernel shim, GLib and what they pull in): %d KiB\n", t}' /proc/"$pid"/smaps

@@ -36,6 +36,23 @@ mapfile -t env <"$tmp/env"
         [ "$(readlink /sys/bus/pci/devices/0000:3c:00.0/iommu_group)" = ../../../kernel/iommu_groups/13 ]
 ' "$simhost" || fail "ctl verbs"
 
+# Module loading: kmod's own modprobe finds vfio-pci in the testbed's modules.dep.bin, and its finit_module()
+# registers the driver, which takes the device whose override names it; a second modprobe is a no-op (the
+# module is live), an unknown module fails; driver-unload unloads the module as rmmod would.
+"$simhost" "$fixtures/module.ini" -- bash -c '
+        set -euo pipefail
+        [ ! -e /sys/bus/pci/drivers/vfio-pci ] && [ ! -e /sys/module/vfio_pci ]
+        printf vfio-pci | dd of=/sys/bus/pci/devices/0000:3b:00.1/driver_override status=none
+        printf 0000:3b:00.1 | dd of=/sys/bus/pci/drivers/snd_hda_intel/unbind status=none
+        modprobe vfio-pci
+        [ "$(cat /sys/module/vfio_pci/initstate)" = live ]
+        [ "$(readlink /sys/bus/pci/devices/0000:3b:00.1/driver)" = ../../../bus/pci/drivers/vfio-pci ]
+        modprobe vfio-pci
+        if modprobe no-such-module 2>/dev/null; then exit 1; fi
+        "$0" ctl "$GPUPASS_SIMHOST_CTL" driver-unload vfio-pci >/dev/null
+        [ ! -e /sys/module/vfio_pci ] && [ ! -e /sys/bus/pci/drivers/vfio-pci ]
+' "$simhost" || fail "module loading (modprobe vfio-pci)"
+
 # --keep DIR: the tree stays for a look afterwards.
 "$simhost" "$fixtures/single.ini" --keep "$tmp/kept" -- true 2>/dev/null
 [ -f "$tmp/kept/sys/devices/pci0000:00/0000:3b:00.0/vendor" ] || fail "--keep did not keep the tree"

@@ -50,6 +50,10 @@ void sim_load_driver(struct simhost *h, const char *name);
 void sim_update_bridges(struct simhost *h);
 int sim_load_fixture(struct simhost *h, const char *path, char **error);
 
+/* simmodules.c: the modules directory libkmod reads (fixture key `modules`) */
+char *sim_module_name(const char *name);
+int sim_write_modules(struct simhost *h, char **modules, char **error);
+
 /* simkernel.c: the kernel's semantics for writes */
 char *sim_read_driver(struct simhost *h, struct simdev *d);
 char *sim_read_override(struct simhost *h, struct simdev *d);
@@ -63,7 +67,9 @@ void sim_remove(struct simhost *h, struct simdev *d, bool unplugged);
 /* simuevent.c: sends the uevent to every monitor of the simulated processes, with the properties of the
  * device's uevent attribute. */
 void sim_uevent(struct simhost *h, struct simdev *d, const char *action);
-/* Applies a write of `data` to the sysfs file `path` ("/sys/..."); bytes consumed or -errno. */
+/* Applies a write of `data` to the sysfs file `path` ("/sys/..."); bytes consumed or -errno. The path
+ * "finit_module" is the preload's finit_module() of the module file named by `data` ("/lib/modules/..."):
+ * 0 or -errno. */
 int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len);
 /* A control command ("remove ADDR", ...); the reply is "OK" or "ERR ...". */
 char *sim_control(struct simhost *h, const char *command);

@@ -15,6 +15,11 @@
  *    case) steal each other's socket and the first one silently stops receiving uevents. We bind such
  *    sockets at $UMOCKDEV_DIR/event<pid>.<fd> instead, which umockdev's sender still finds (it globs
  *    "event[0-9]*"), and leave the rest (recvmsg() faking a netlink sender) to umockdev.
+ *
+ * 3. Module loading. The host's modules directory is the testbed's: open(), fopen() and stat() of a path
+ *    under /lib/modules/ (where libkmod looks: modules.dep.bin, the .ko files) go to $UMOCKDEV_DIR/lib/modules/.
+ *    finit_module() (libkmod calls it through syscall()) and init_module() of such a file are handed to the
+ *    emulator, which registers the driver the simulated module names, as the module's init would.
  */
 
 /* meson builds with 64-bit file offsets, which renames pwrite() to pwrite64() in the headers: we define both
@@ -182,17 +187,30 @@ static bool missing_vfio_node(const char *path) {
         return syscall(SYS_newfstatat, AT_FDCWD, real, &st, 0) < 0;
 }
 
+/* The testbed's copy of a path under /lib/modules/ (libkmod's default directory), else path itself. */
+static const char *modules_path(const char *path, char *buf, size_t size) {
+        const char *root = getenv("UMOCKDEV_DIR");
+
+        if (!root || !path || strncmp(path, "/lib/modules/", 13) != 0)
+                return path;
+        if (snprintf(buf, size, "%s%s", root, path) >= (int) size)
+                return path;
+        return buf;
+}
+
 /* open() and open64(): the VFIO nodes are missing, everything else goes to the next library (umockdev). */
 typedef int (*open_fn)(const char *, int, ...);
 
 static int open_next(open_fn *next, const char *symbol, const char *path, int flags, mode_t mode) {
+        char moved[4096];
+
         if (missing_vfio_node(path)) {
                 errno = ENOENT;
                 return -1;
         }
         if (!*next)
                 *next = (open_fn) dlsym(RTLD_NEXT, symbol);
-        return (*next)(path, flags, mode);
+        return (*next)(modules_path(path, moved, sizeof(moved)), flags, mode);
 }
 
 /* The mode argument exists only with O_CREAT or O_TMPFILE. */
@@ -244,4 +262,93 @@ EXPORT int bind(int fd, const struct sockaddr *addr, socklen_t addrlen) {
         if (!next_bind)
                 next_bind = (int (*)(int, const struct sockaddr *, socklen_t)) dlsym(RTLD_NEXT, "bind");
         return next_bind(fd, addr, addrlen);
+}
+
+typedef FILE *(*fopen_fn)(const char *, const char *);
+
+static FILE *fopen_next(fopen_fn *next, const char *symbol, const char *path, const char *mode) {
+        char moved[4096];
+
+        if (!*next)
+                *next = (fopen_fn) dlsym(RTLD_NEXT, symbol);
+        return (*next)(modules_path(path, moved, sizeof(moved)), mode);
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode) {
+        static fopen_fn next_fopen;
+
+        return fopen_next(&next_fopen, "fopen", path, mode);
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode) {
+        static fopen_fn next_fopen64;
+
+        return fopen_next(&next_fopen64, "fopen64", path, mode);
+}
+
+EXPORT int stat(const char *path, struct stat *st) {
+        static int (*next_stat)(const char *, struct stat *);
+        char moved[4096];
+
+        if (!next_stat)
+                next_stat = (int (*)(const char *, struct stat *)) dlsym(RTLD_NEXT, "stat");
+        return next_stat(modules_path(path, moved, sizeof(moved)), st);
+}
+
+/* The testbed-relative path ("/lib/modules/...") of a module file opened as fd, else 0. */
+static int module_file(int fd, char *out, size_t size) {
+        const char *root = getenv("UMOCKDEV_DIR");
+        char proc[64], target[4096];
+        size_t root_len;
+        long n;
+
+        if (!root || !getenv("GPUPASS_SIMKERNEL_SOCKET"))
+                return 0;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        n = syscall(SYS_readlink, proc, target, sizeof(target) - 1);
+        if (n <= 0)
+                return 0;
+        target[n] = '\0';
+        root_len = strlen(root);
+        if (strncmp(target, root, root_len) != 0 || strncmp(target + root_len, "/lib/modules/", 13) != 0)
+                return 0;
+        snprintf(out, size, "%s", target + root_len);
+        return 1;
+}
+
+/* finit_module(fd, params, flags) of a testbed module: the emulator "runs its init". 0 or -1 and errno. */
+static long load_module(const char *module_path) {
+        ssize_t n = forward("finit_module", module_path, strlen(module_path));
+
+        return n < 0 ? -1 : 0;
+}
+
+/* glibc has no finit_module() wrapper: libkmod calls syscall(__NR_finit_module, fd, params, flags). The
+ * six register arguments are passed on unchanged for every other call (the shim's own raw calls too). */
+EXPORT long syscall(long number, ...) {
+        static long (*next_syscall)(long, ...);
+        char path[4096];
+        long a[6];
+        va_list ap;
+
+        va_start(ap, number);
+        for (int i = 0; i < 6; i++)
+                a[i] = va_arg(ap, long);
+        va_end(ap);
+        if (number == SYS_finit_module && module_file((int) a[0], path, sizeof(path)))
+                return load_module(path);
+        if (!next_syscall)
+                next_syscall = (long (*)(long, ...)) dlsym(RTLD_NEXT, "syscall");
+        return next_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* init_module(image, len, params): libkmod's fallback for compressed modules. The simulated modules are
+ * never compressed, so an image is not a testbed module: it would load into the real kernel. Refuse. */
+EXPORT int init_module(void *image, unsigned long len, const char *params);
+EXPORT int init_module(void *image, unsigned long len, const char *params) {
+        if (getenv("GPUPASS_SIMKERNEL_SOCKET")) {
+                errno = ENOSYS;
+                return -1;
+        }
+        return (int) syscall(SYS_init_module, image, len, params);
 }

@@ -349,11 +349,45 @@ static int64_t store_driver_file(struct simhost *h, const char *path, const char
         return -EINVAL;
 }
 
+/* load_module() -> do_init_module(): the module's init registers its PCI driver, which takes every device it
+ * matches (attach_driver), and /sys/module/NAME appears with initstate "live". EEXIST when it is loaded. */
+static int64_t load_module(struct simhost *h, const char *data, size_t len) {
+        g_autofree char *path = g_strndup(data, len), *file = sim_path(h, "%s", path), *contents = NULL;
+        g_autofree char *name = NULL, *module_dir = NULL, *initstate = NULL;
+        const char *driver;
+        char *end;
+
+        if (!g_file_get_contents(file, &contents, NULL, NULL))
+                return -ENOENT;
+        driver = strstr(contents, "driver=");
+        if (!driver)
+                return -ENOEXEC; /* not a module: the kernel's "invalid module format" */
+        driver += strlen("driver=");
+        end = strchr(driver, '\n');
+        if (end)
+                *end = '\0';
+        name = sim_module_name(driver);
+        module_dir = sim_path(h, "/sys/module/%s", name);
+        if (g_file_test(module_dir, G_FILE_TEST_IS_DIR))
+                return -EEXIST;
+        g_mkdir_with_parents(module_dir, 0755);
+        initstate = g_build_filename(module_dir, "initstate", NULL);
+        if (!g_file_set_contents(initstate, "live\n", -1, NULL))
+                return -EIO;
+        sim_load_driver(h, driver);
+        attach_driver(h, driver);
+        return 0;
+}
+
 int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, size_t len) {
-        const char *base = strrchr(path, '/') + 1;
+        const char *base;
         g_autofree char *arg = NULL;
         unsigned long value;
         struct simdev *d;
+
+        if (strcmp(path, "finit_module") == 0)
+                return load_module(h, data, len);
+        base = strrchr(path, '/') + 1;
 
         /* kernfs hands a store function at most a page; the rest of the write is not consumed. */
         if (len > PAGE_SIZE)
@@ -513,6 +547,13 @@ char *sim_control(struct simhost *h, const char *command) {
                 }
                 remove_tree(dir);
                 g_free(dir);
+                {
+                        /* rmmod: the module's directory goes with its driver. */
+                        g_autofree char *name = sim_module_name(words[1]);
+                        g_autofree char *module_dir = sim_path(h, "/sys/module/%s", name);
+
+                        remove_tree(module_dir);
+                }
                 return g_strdup("OK");
         }
         return g_strdup_printf("ERR unknown command: %s", command);

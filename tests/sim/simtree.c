@@ -332,7 +332,7 @@ int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_d
 int sim_load_fixture(struct simhost *h, const char *path, char **error) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) e = NULL;
-        g_auto(GStrv) groups = NULL, drivers = NULL;
+        g_auto(GStrv) groups = NULL, drivers = NULL, modules = NULL;
         g_autofree char *iommu = NULL;
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
@@ -352,6 +352,9 @@ int sim_load_fixture(struct simhost *h, const char *path, char **error) {
         drivers = g_key_file_get_string_list(kf, "host", "drivers", NULL, NULL);
         for (char **dr = drivers; dr && *dr; dr++)
                 sim_load_driver(h, g_strstrip(*dr));
+        modules = g_key_file_get_string_list(kf, "host", "modules", NULL, NULL);
+        if (modules && sim_write_modules(h, modules, error) < 0)
+                return -EINVAL;
         if (h->iommu) {
                 char *dir = sim_path(h, "/sys/kernel/iommu_groups");
 

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <string.h>
 
 #include "agent-config.h"
+#include "fileio.h"
+#include "macro.h"
 #include "tests.h"
 
 static void test_defaults(void) {
@@ -31,9 +34,18 @@ static void test_admin_group(void) {
         agent_config_done(&c);
 
         ASSERT_EQ(agent_config_parse_string(&c, "[Agent]\nAdminGroup=no-such-group-xyz\n", NULL), 0);
-        ASSERT_TRUE(agent_config_resolve(&c) < 0);
+        ASSERT_EQ(agent_config_resolve(&c), -ENOENT);
         ASSERT_TRUE(!c.admin_gid_valid);
         agent_config_done(&c);
+}
+
+/* The names above went through getent in a child: no NSS module (libnss_systemd for a group that is not in
+ * /etc/group, with Debian's nsswitch.conf) is mapped into this process, as it would not be in gpupassd. */
+static void test_lookup_loads_no_nss_module(void) {
+        _cleanup_free_ char *maps = NULL;
+
+        ASSERT_EQ(read_full_file("/proc/self/maps", &maps, NULL), 0);
+        ASSERT_TRUE(strstr(maps, "libnss_") == NULL);
 }
 
 static void test_errors_name_the_line(void) {
@@ -55,5 +67,6 @@ int main(void) {
         test_defaults();
         test_admin_group();
         test_errors_name_the_line();
+        test_lookup_loads_no_nss_module();
         return 0;
 }
