@@ -7,7 +7,6 @@
  * until none runs.
  */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "cluster-objects.h"
 #include "clusterd.h"
+#include "group-lookup.h"
 #include "hostlink.h"
 #include "log.h"
 #include "macro.h"
@@ -31,13 +31,16 @@ int clusterd_config_path(char **ret) {
 }
 
 void clusterd_resolve_admin_group(struct clusterd *c) {
-        struct group *gr = getgrnam(c->config.admin_group);
+        /* As the agent does (group-lookup.h): getgrnam() here would map NSS modules for good. */
+        gid_t gid;
+        int r = group_lookup_gid(c->config.admin_group, &gid);
 
-        c->admin_gid_valid = gr != NULL;
-        if (gr)
-                c->admin_gid = gr->gr_gid;
+        c->admin_gid_valid = r >= 0;
+        if (r >= 0)
+                c->admin_gid = gid;
         else
-                log_notice("Admin group %s does not exist: only root may change the cluster", c->config.admin_group);
+                log_notice("Admin group %s cannot be resolved (%s): only root may change the cluster",
+                           c->config.admin_group, strerror(-r));
 }
 
 static struct hostlink *take_link(struct hostlink **links, size_t n, const char *name) {
