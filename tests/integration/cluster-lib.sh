@@ -59,7 +59,7 @@ start_clusterd() {
         } >"$TEST_DIR/$name/etc/clusterd.conf"
         run_clusterd "$name"
 }
-run_clusterd() { # name: the aggregator of TEST_DIR/NAME (again, after stop_clusterd), waits for its name
+run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_clusterd or the test), waits for its name
         CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
                 2>>"$TEST_DIR/$1.log" &
         CLUSTERD_PID[$1]=$!
