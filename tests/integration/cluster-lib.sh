@@ -80,22 +80,18 @@ cluster_name_owned() { # -> "b true" while an aggregator owns its name on the bu
         busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null || true
 }
 cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
-wait_hosts() { # pattern in ListHosts output, up to 10 s
+wait_listed() { # method pattern: the aggregator's METHOD (ListHosts, ListVms, ListGpus) output matches *PATTERN*, up to 10 s
         for _ in $(seq 200); do
-                [[ "$(cluster ListHosts 2>/dev/null || true)" == *$1* ]] && return 0
+                [[ "$(cluster "$1" 2>/dev/null || true)" == *$2* ]] && return 0
                 sleep 0.05
         done
         return 1
 }
+wait_hosts() { wait_listed ListHosts "$1"; } # pattern in ListHosts output, up to 10 s
+wait_vms() { wait_listed ListVms "$1"; } # pattern in ListVms output, up to 10 s
+wait_gpus() { wait_listed ListGpus "$1"; } # pattern in ListGpus output, up to 10 s
 wait_host() { # name [state]: ListHosts shows that host in STATE (default up), up to 10 s
         wait_hosts "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"${2:-up}\""
-}
-wait_vms() { # pattern in ListVms output, up to 10 s
-        for _ in $(seq 200); do
-                [[ "$(cluster ListVms 2>/dev/null || true)" == *$1* ]] && return 0
-                sleep 0.05
-        done
-        return 1
 }
 # cexpect ERROR MESSAGE-PART -- METHOD SIGNATURE ARGS...: refused, busctl shows the message; dbus-send (with
 # SENDARGS, its typed arguments) shows the error name.

@@ -32,7 +32,7 @@ assert_contains "$gpus" '"gamma" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "u
 # A change on a host shows in the view (signals followed, no polling).
 P=$(host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:3b:00.0 | cut -d'"' -f2)
 host_call beta call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s $VM1
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\""* ]] && break; sleep 0.05; done
+wait_gpus "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" || true
 assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "a claim on beta appears in the cluster view"
 
 # Maintenance on a host shows as its state.
@@ -113,7 +113,7 @@ cexpect org.gpupass.Error.NoHostAvailable "alpha: needs $(( $(nproc) * 8 )) vCPU
 cluster DeleteVm s big-1 >/dev/null
 # PowerOff releases the GPUs on the agent.
 out=$(cluster PowerOff s train-1 2>&1) && pass "PowerOff" || fail "PowerOff: $out"
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""'* ]] && break; sleep 0.05; done
+wait_gpus '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' || true
 assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' "the agent released the GPU at PowerOff"
 # Without GPUs the console comes back; affinity keeps a VM to its hosts.
 cluster SetVmGpus ss train-1 "" >/dev/null
@@ -144,7 +144,7 @@ SENDARGS=(string:maint-1)
 cexpect org.gpupass.Error.NoHostAvailable "alpha: in maintenance" -- PowerOn s maint-1
 out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
 assert_eq "as 1 \"$m1\"" "$out" "ExitHostMaintenance names the VMs it powers on again"
-for _ in $(seq 100); do [[ "$(cluster ListVms)" == *'"on" "alpha" ""'* ]] && break; sleep 0.05; done
+wait_vms '"on" "alpha" ""' || true
 assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"on\" \"alpha\" \"\"" "maint-1 powered on again on alpha automatically"
 cluster PowerOff s maint-1 >/dev/null
 cluster DeleteVm s maint-1 >/dev/null
@@ -155,7 +155,7 @@ cluster SetVmGpus ss reflash-1 "1:NVIDIA Tesla M60" >/dev/null
 busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas reflash-1 1 alpha
 unplug_m60 alpha
 plug_m60_compute alpha
-for _ in $(seq 100); do [[ "$(cluster ListVms)" == *"reconfigure:NVIDIA Tesla M60.compute"* ]] && break; sleep 0.05; done
+wait_vms "reconfigure:NVIDIA Tesla M60.compute" || true
 assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"\" \"reconfigure:NVIDIA Tesla M60.compute\"" "reflash-1 is flagged with the new model name"
 assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute"' "the view shows the new model"
 SENDARGS=(string:reflash-1)
@@ -192,7 +192,7 @@ assert_contains "$(ctl vms)" "reflash-1        off" "reflash-1 is off"
 out=$(cluster PowerOn s reflash-1 2>&1) || true
 assert_contains "$out" 'sas "alpha" 1 ' "reflash-1 on alpha again"
 unplug_m60 alpha
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute" "missing"'* ]] && break; sleep 0.05; done
+wait_gpus '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute" "missing"' || true
 assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"missing\" \"$r1\"" "the cluster view: missing, still owned by reflash-1"
 assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60.compute\" \"alpha\" \"on\" \"alpha\"" "reflash-1 stays on"
 cluster CreateVm sut removal-2 1 1024 >/dev/null
@@ -200,7 +200,7 @@ cluster SetVmGpus ss removal-2 "=alpha/0000:3b:00.0" >/dev/null
 SENDARGS=(string:removal-2)
 cexpect org.gpupass.Error.NoHostAvailable "alpha: the requested GPU is not free" -- PowerOn s removal-2
 plug_m60_compute alpha
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\""* ]] && break; sleep 0.05; done
+wait_gpus "\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" || true
 assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" "back on the bus: claimed by reflash-1 again"
 # The agent binds the returned card back to vfio-pci in a job; until it is done, Release answers Busy.
 for _ in $(seq 100); do out=$(cluster PowerOff s reflash-1 2>&1) && break; sleep 0.05; done
