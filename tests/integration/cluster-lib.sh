@@ -22,6 +22,22 @@ stop_host() { # name: the host goes away (a reboot): its agent and its bus
         pid=$(eval echo "\$HOST_PID_$1")
         kill "$pid"; wait "$pid" 2>/dev/null || true
 }
+kill_agent() { # name: only the host's agent goes away (its bus stays): the aggregator sees its name leave
+        kill "$(cat "$TEST_DIR/$1/agent.pid")"
+}
+host_ctl() { # name verb args...: that simulated host's control socket (hotplug, reflash, failing resets)
+        local h=$1; shift
+        "$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/$h/simhost.ctl")" "$@" >/dev/null
+}
+unplug_m60() { # name: the M60 at 3b:00.0 and its HDMI audio leave the host's bus (a removal or a reflash begins)
+        host_ctl "$1" remove 0000:3b:00.1
+        host_ctl "$1" remove 0000:3b:00.0
+}
+plug_m60_compute() { # name: the M60 at 3b:00.0 and its HDMI audio come back, in compute mode (reflashed)
+        host_ctl "$1" add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e \
+                class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
+        host_ctl "$1" add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
+}
 host_call() { # name busctl-args...
         local h=$1; shift
         busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"
@@ -32,36 +48,50 @@ host_owner() { # name address -> the owner the agent reports, quoted
         host_call "$1" get-property org.gpupass.agent1 "$p" org.gpupass.agent1.Gpu Owner | sed 's/^s //'
 }
 # start_clusterd NAME HOST...: an aggregator with its configuration and registry under TEST_DIR/NAME, on the
-# bus DBUS_SYSTEM_BUS_ADDRESS names, connected to those hosts; waits for its name.
+# bus DBUS_SYSTEM_BUS_ADDRESS names, connected to those hosts (one never started stays unreachable); waits
+# for its name. Its log is TEST_DIR/NAME.log, its PID CLUSTERD_PID[NAME].
+declare -gA CLUSTERD_PID=()
 start_clusterd() {
         local name=$1 h; shift
         mkdir -p "$TEST_DIR/$name/etc"
         { printf '[Cluster]\nAdminGroup=gpupass\n'
           for h in "$@"; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"; done
         } >"$TEST_DIR/$name/etc/clusterd.conf"
-        CONFIGURATION_DIRECTORY="$TEST_DIR/$name/etc" STATE_DIRECTORY="$TEST_DIR/$name/state" "$GPUPASS_CLUSTERD" \
-                2>>"$TEST_DIR/$name.log" &
+        run_clusterd "$name"
+}
+run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_clusterd or the test), waits for its name
+        CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
+                2>>"$TEST_DIR/$1.log" &
+        CLUSTERD_PID[$1]=$!
         PIDS+=("$!")
         for _ in $(seq 200); do
-                [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && return 0
+                [ "$(cluster_name_owned)" == "b true" ] && return 0
+                kill -0 "${CLUSTERD_PID[$1]}" 2>/dev/null || break
                 sleep 0.05
         done
-        echo "gpupass-clusterd did not start:"; cat "$TEST_DIR/$name.log"; exit 1
+        echo "gpupass-clusterd did not start:"; cat "$TEST_DIR/$1.log"; exit 1
+}
+stop_clusterd() { # name: that aggregator exits (SIGTERM; only ours, not a parallel test's), its name leaves the bus
+        kill "${CLUSTERD_PID[$1]}"; wait "${CLUSTERD_PID[$1]}" || true
+        for _ in $(seq 200); do [ "$(cluster_name_owned)" == "b false" ] && return 0; sleep 0.05; done
+        echo "org.gpupass.cluster1 still owned after gpupass-clusterd $1 exited"; exit 1
+}
+cluster_name_owned() { # -> "b true" while an aggregator owns its name on the bus
+        busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null || true
 }
 cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
-wait_hosts() { # pattern in ListHosts output, up to 10 s
+wait_listed() { # method pattern: the aggregator's METHOD (ListHosts, ListVms, ListGpus) output matches *PATTERN*, up to 10 s
         for _ in $(seq 200); do
-                [[ "$(cluster ListHosts 2>/dev/null || true)" == *$1* ]] && return 0
+                [[ "$(cluster "$1" 2>/dev/null || true)" == *$2* ]] && return 0
                 sleep 0.05
         done
         return 1
 }
-wait_vms() { # pattern in ListVms output, up to 10 s
-        for _ in $(seq 200); do
-                [[ "$(cluster ListVms 2>/dev/null || true)" == *$1* ]] && return 0
-                sleep 0.05
-        done
-        return 1
+wait_hosts() { wait_listed ListHosts "$1"; } # pattern in ListHosts output, up to 10 s
+wait_vms() { wait_listed ListVms "$1"; } # pattern in ListVms output, up to 10 s
+wait_gpus() { wait_listed ListGpus "$1"; } # pattern in ListGpus output, up to 10 s
+wait_host() { # name [state]: ListHosts shows that host in STATE (default up), up to 10 s
+        wait_hosts "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"${2:-up}\""
 }
 # cexpect ERROR MESSAGE-PART -- METHOD SIGNATURE ARGS...: refused, busctl shows the message; dbus-send (with
 # SENDARGS, its typed arguments) shows the error name.

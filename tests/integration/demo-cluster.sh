@@ -2,45 +2,21 @@
 # The main job: a simulated cluster of four GPU hosts (each a simulated PCI host with gpupassd on its own
 # private system bus) and gpupass-clusterd on a fifth bus: the cluster view, placements (one refused with
 # each host's reason), the pass-through limitations, a maintenance cycle and a reflash. Run by .ci/demo.
-set -euo pipefail
+# The hosts, the buses and the aggregator are the tests' own (lib.sh, cluster-lib.sh), in a directory removed at exit.
 : "${GPUPASSD:?}" "${GPUPASSCTL:?}" "${GPUPASS_SIMHOST:?}" "${GPUPASS_CLUSTERD:?}" "${GPUPASS_SOURCE_ROOT:?}"
-DIR=$(mktemp -d /tmp/gpupass-demo.XXXXXX)
-chmod 0755 "$DIR"
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
-FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 step() { printf '\033[1m$ %s\033[0m\n' "$*"; "$@" 2>&1 || true; }
-wait_name() { # address name
-        for _ in $(seq 200); do
-                [ "$(busctl --address="$1" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus \
-                        NameHasOwner s "$2" 2>/dev/null)" == "b true" ] && return 0
-                sleep 0.05
-        done
-}
 
 declare -A fixture=([alpha]=multi-gpu.ini [beta]=single.ini [gamma]=compute.ini [delta]=no-iommu.ini)
-for h in alpha beta gamma delta; do
-        mkdir -p "$DIR/$h"
-        "$GPUPASS_SIMHOST" "$FIX/${fixture[$h]}" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
-                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$DIR/$h" &
-done
-for h in alpha beta gamma delta; do wait_name "unix:path=$DIR/$h/bus" org.gpupass.agent1; done
-
-sed -e "s|@SOCKET@|$DIR/cluster-bus|" "$GPUPASS_SOURCE_ROOT/tests/integration/open-bus.conf.in" >"$DIR/cluster-bus.conf"
-dbus-daemon --config-file="$DIR/cluster-bus.conf" --nofork --nopidfile 2>/dev/null &
-export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$DIR/cluster-bus"
-for _ in $(seq 100); do [ -S "$DIR/cluster-bus" ] && break; sleep 0.05; done
-mkdir -p "$DIR/etc"
-{
-        echo "[Cluster]"
-        for h in alpha beta gamma delta; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$DIR" "$h"; done
-} >"$DIR/etc/clusterd.conf"
-CONFIGURATION_DIRECTORY="$DIR/etc" STATE_DIRECTORY="$DIR/cluster-state" "$GPUPASS_CLUSTERD" 2>"$DIR/clusterd.log" &
-wait_name "$DBUS_SYSTEM_BUS_ADDRESS" org.gpupass.cluster1
-sleep 0.5
+for h in alpha beta gamma delta; do start_host $h "$FIX/${fixture[$h]}"; done
+start_bus open
+start_clusterd agg alpha beta gamma delta
+for h in alpha beta gamma delta; do wait_host $h || true; done
 
 bold "Four simulated GPU hosts, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
-step cat "$DIR/etc/clusterd.conf"
+step cat "$TEST_DIR/agg/etc/clusterd.conf"
 step "$GPUPASSCTL" hosts
 bold "The cluster-wide view of every GPU (host, address, model, mode, state, owner, previous model, flag):"
 step "$GPUPASSCTL" gpus
@@ -78,12 +54,9 @@ step "$GPUPASSCTL" vms
 
 bold "Reflash: render-1 is off; beta's M60 is reflashed to compute mode (remove + rescan):"
 step "$GPUPASSCTL" power-off render-1
-ctl=$(cat "$DIR/beta/simhost.ctl")
-"$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.1 >/dev/null
-"$GPUPASS_SIMHOST" ctl "$ctl" remove 0000:3b:00.0 >/dev/null
-"$GPUPASS_SIMHOST" ctl "$ctl" add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de \
-        subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau >/dev/null
-sleep 1
+unplug_m60 beta
+plug_m60_compute beta
+wait_vms reconfigure: || true
 step "$GPUPASSCTL" vms
 step "$GPUPASSCTL" gpus
 step "$GPUPASSCTL" power-on render-1
@@ -92,4 +65,4 @@ step "$GPUPASSCTL" power-on render-1
 bold "The same as JSON, for scripts (gpupassctl --json=short|pretty):"
 step "$GPUPASSCTL" show-vm render-1 --json
 bold "The aggregator's log:"
-cat "$DIR/clusterd.log"
+cat "$TEST_DIR/agg.log"

@@ -1,25 +1,12 @@
 #!/bin/bash
 # The main job until the aggregator exists: one simulated GPU host, its agent on a private system-like
 # bus, and what an operator sees and does. Run by .ci/demo inside gpupass-simhost.
-set -euo pipefail
+# The bus and the agent are the tests' own (lib.sh), in a directory removed at exit.
 : "${GPUPASSD:?}" "${GPUPASSCTL:?}" "${GPUPASS_SOURCE_ROOT:?}"
-DIR=$(mktemp -d /tmp/gpupass-demo.XXXXXX)
-chmod 0755 "$DIR"
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT
-sed -e "s|@SOCKET@|$DIR/bus|" -e "s|@POLICY@|$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.agent1.conf|" \
-        "$GPUPASS_SOURCE_ROOT/tests/integration/system-bus.conf.in" >"$DIR/bus.conf"
-dbus-daemon --config-file="$DIR/bus.conf" --nofork --nopidfile 2>/dev/null &
-export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$DIR/bus"
-for _ in $(seq 100); do [ -S "$DIR/bus" ] && break; sleep 0.05; done
-STATE_DIRECTORY="$DIR/state" CONFIGURATION_DIRECTORY="$DIR/etc" "$GPUPASSD" 2>"$DIR/agent.log" &
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner \
-                s org.gpupass.agent1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+start_bus policy
+start_agent
 
-VM=0f8fad5b-d9cb-469f-a165-70867728950e
-OTHER=7c9e6679-7425-40de-944b-e07fc1f90ae7
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@" || true; }
 
 echo "A simulated GPU host (tests/sim/fixtures/multi-gpu.ini) with gpupassd on a private system bus."
@@ -31,9 +18,9 @@ echo; echo "# Prepare the M60 at 3b:00.0: its whole IOMMU group (GPU + HDMI audi
 step "$GPUPASSCTL" prepare 0000:3b:00.0
 step sh -c "lspci -k -s 3b:00 2>/dev/null"
 echo; echo "# Claim it for a VM; a second VM is refused; the claim is on disk."
-step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s "$VM"
-step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s "$OTHER"
-step cat "$DIR/state/agent.state"
+step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s "$VM1"
+step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s "$VM2"
+step cat "$TEST_DIR/state/agent.state"
 step "$GPUPASSCTL" list
 echo; echo "# The refusals, each naming the device and the reason (exit status 1, D-Bus error name last):"
 step "$GPUPASSCTL" prepare 0000:03:00.0
@@ -42,8 +29,8 @@ step "$GPUPASSCTL" prepare 0000:5e:00.0
 step setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASSCTL" prepare 0000:3c:00.0
 step "$GPUPASSCTL" return 0000:3b:00.0
 echo; echo "# Release (resets the functions), then give the group back to the host drivers."
-step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Release s "$VM"
+step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Release s "$VM1"
 step "$GPUPASSCTL" return 0000:3b:00.0
 step "$GPUPASSCTL" show 0000:3b:00.0
 echo; echo "# The agent's log:"
-cat "$DIR/agent.log"
+cat "$TEST_DIR/agent.log"

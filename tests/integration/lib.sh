@@ -21,9 +21,11 @@ cleanup() {
                 kill "$pid" 2>/dev/null || true
         done
         wait 2>/dev/null || true
-        if [ "$FAILURES" -ne 0 ] && [ -f "$TEST_DIR/agent.log" ]; then
-                echo "--- gpupassd log ---"
-                cat "$TEST_DIR/agent.log"
+        # On failure, the daemons' logs: the agent's, and a simulated cluster's (cluster-lib.sh) per host and aggregator.
+        if [ "$FAILURES" -ne 0 ]; then
+                for f in "$TEST_DIR"/*.log "$TEST_DIR"/*/agent.log; do
+                        if [ -s "$f" ]; then echo "# --- ${f#"$TEST_DIR"/} ---"; sed 's/^/# /' "$f"; fi
+                done
         fi
         # Under meson test --setup=asan the daemons report to their logs, not to the test: any report fails it.
         local reports

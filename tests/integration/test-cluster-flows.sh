@@ -24,8 +24,7 @@ open(p, "w").write(body + "checksum %08x\n" % zlib.crc32(body.encode()))
 EOP
         done
 }
-up() { wait_hosts "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"${2:-up}\""; }
-up alpha && up beta && pass "alpha and beta up" || fail "hosts: $(cluster ListHosts)"
+wait_host alpha && wait_host beta && pass "alpha and beta up" || fail "hosts: $(cluster ListHosts)"
 
 hosts=$(cluster ListHosts)
 assert_contains "$hosts" "\"alpha\" \"unix:path=$TEST_DIR/alpha/bus\" \"up\" \"\" 16 65536 " "alpha: 16 CPUs, 64 GiB, from its sysfs"
@@ -54,10 +53,10 @@ ON="\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"on\" \"beta\" \"\""
 
 # beta reboots; its agent keeps its claims (its state): web-1 still runs there, nothing is done.
 stop_host beta
-up beta unreachable && pass "beta unreachable while it reboots" || fail "beta: $(cluster ListHosts)"
+wait_host beta unreachable && pass "beta unreachable while it reboots" || fail "beta: $(cluster ListHosts)"
 assert_contains "$(cluster ListVms)" "$ON" "web-1 stays recorded on beta while beta is unreachable"
 start_host beta "$BETA_FIX"
-up beta && pass "beta back" || fail "beta: $(cluster ListHosts)"
+wait_host beta && pass "beta back" || fail "beta: $(cluster ListHosts)"
 wait_for_log "$LOG" "VM web-1 still holds its GPUs on host beta" && pass "the aggregator sees web-1's claim kept" ||
         fail "no check of web-1 after beta came back"
 assert_contains "$(cluster ListVms)" "$ON" "web-1 still on beta, unchanged"
@@ -103,7 +102,7 @@ cluster SetVmGpus ss m-1 "=alpha/0000:3b:00.0" >/dev/null
 cluster SetVmGpus ss m-2 "=alpha/0000:3c:00.0" >/dev/null
 assert_contains "$(cluster PowerOn s m-1 2>&1)" 'sas "alpha" 1 "0000:3b:00.0"' "m-1 on alpha"
 assert_contains "$(cluster PowerOn s m-2 2>&1)" 'sas "alpha" 1 "0000:3c:00.0"' "m-2 on alpha"
-"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" fail-reset 0000:3c:00.0 16 >/dev/null
+host_ctl alpha fail-reset 0000:3c:00.0 16
 SENDARGS=(string:alpha)
 cexpect org.gpupass.Error.Busy "Host alpha does not go into maintenance: VM m-2 stays on: IOMMU group" -- EnterHostMaintenance s alpha
 vms=$(cluster ListVms)
@@ -111,13 +110,13 @@ assert_contains "$vms" "\"m-1\" 1 1024 \"=alpha/0000:3b:00.0\" \"\" \"off\" \"al
 assert_contains "$vms" "\"m-2\" 1 1024 \"=alpha/0000:3c:00.0\" \"\" \"on\" \"alpha\" \"\"" "m-2 whose release was refused stays on"
 assert_eq "\"$m2\"" "$(host_owner alpha 0000:3c:00.0)" "alpha's agent still holds m-2's GPU"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "and released m-1's before the answer"
-up alpha && pass "alpha is not in maintenance" || fail "alpha: $(cluster ListHosts)"
+wait_host alpha && pass "alpha is not in maintenance" || fail "alpha: $(cluster ListHosts)"
 # The VMM lets go: maintenance goes ahead, powering off m-2 only (m-1 is off already).
-"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" fail-reset 0000:3c:00.0 - >/dev/null
+host_ctl alpha fail-reset 0000:3c:00.0 -
 assert_eq "as 1 \"$m2\"" "$(cluster EnterHostMaintenance s alpha 2>&1)" "EnterHostMaintenance answers with m-2 once its release is done"
 assert_contains "$(cluster ListVms)" "\"m-2\" 1 1024 \"=alpha/0000:3c:00.0\" \"\" \"off\" \"alpha\" \"restart:alpha\"" "m-2 recorded off only after its release"
 assert_eq '""' "$(host_owner alpha 0000:3c:00.0)" "the agent released m-2's GPU before the answer"
-up alpha maintenance && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
+wait_host alpha maintenance && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
 out=$(cluster ExitHostMaintenance s alpha 2>&1)
 assert_contains "$out" "as 2 " "ExitHostMaintenance powers both on again"
 wait_vms "\"m-2\" 1 1024 \"=alpha/0000:3c:00.0\" \"\" \"on\" \"alpha\" \"\"" && pass "m-2 on again" || fail "m-2: $(cluster ListVms)"
@@ -172,7 +171,7 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAf
 # SetVmGpus of that VM are Busy, so that no claim is left to a VM deleted or placed twice.
 s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
-"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" unbind-delay 1500 >/dev/null
+host_ctl alpha unbind-delay 1500
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
 sleep 0.5
@@ -182,7 +181,7 @@ cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on; power it off firs
 SENDARGS=(string:slow-1 "string:1:NVIDIA Tesla M60")
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on: its GPUs are being claimed" -- SetVmGpus ss slow-1 "1:NVIDIA Tesla M60"
 wait $slow || true
-"$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" unbind-delay 0 >/dev/null
+host_ctl alpha unbind-delay 0
 assert_eq 'sas "alpha" 1 "0000:86:00.0"' "$(cat "$TEST_DIR/slow-1.out")" "the first PowerOn of slow-1 completes"
 assert_eq "\"$s1\"" "$(host_owner alpha 0000:86:00.0)" "slow-1 holds its GPU, once"
 

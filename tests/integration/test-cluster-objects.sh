@@ -3,19 +3,8 @@
 # one, delta never reachable): the object tree, every property against ListHosts/ListVms/ListGpus, and
 # the signals an operator's tools follow (InterfacesAdded/Removed, PropertiesChanged on each change).
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
-FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
-CM=/org/gpupass/cluster1
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 
-start_host() { # name fixture
-        mkdir -p "$TEST_DIR/$1"
-        "$GPUPASS_SIMHOST" "$2" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
-                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$1" &
-        eval "HOST_PID_$1=$!"
-        PIDS+=("$!")
-}
-host_call() { local h=$1; shift; busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"; }
-cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
 hprop() { busctl --system get-property org.gpupass.cluster1 "$CM/host/$1" org.gpupass.cluster1.Host "$2"; }
 vprop() { busctl --system get-property org.gpupass.cluster1 "$VMPATH" org.gpupass.cluster1.Vm "$1"; }
 # The signals seen so far, one line each: "PC PATH Prop=value ...", "IA PATH IFACES", "IR PATH IFACES".
@@ -46,38 +35,14 @@ path_encode() { # as sd_bus_path_encode: [A-Za-z0-9] kept (not a leading digit),
         done
         echo "$out"
 }
-wait_hosts() {
-        for _ in $(seq 200); do [[ "$(cluster ListHosts 2>/dev/null)" == *$1* ]] && return 0; sleep 0.05; done
-        return 1
-}
 
 start_host alpha "$FIX/multi-gpu.ini"
 start_host beta "$FIX/single.ini"
-for h in alpha beta; do
-        for _ in $(seq 200); do
-                [ "$(host_call $h call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ] && break
-                sleep 0.05
-        done
-done
 start_bus open
-mkdir -p "$TEST_DIR/etc"
-cat >"$TEST_DIR/etc/clusterd.conf" <<EOC
-[Host alpha]
-Address=unix:path=$TEST_DIR/alpha/bus
-[Host beta]
-Address=unix:path=$TEST_DIR/beta/bus
-[Host delta]
-Address=unix:path=$TEST_DIR/delta/bus
-EOC
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
-PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
-wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "up"' || true
-wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "up"' || true
+# delta is configured but never started: no such bus.
+start_clusterd agg alpha beta delta
+wait_host alpha || true
+wait_host beta || true
 busctl --system monitor --json=short org.gpupass.cluster1 >"$TEST_DIR/cmon.log" 2>&1 &
 PIDS+=("$!")
 sleep 0.3
@@ -181,12 +146,12 @@ expect_signal "^PC $CM/host/alpha FreeGpuCount=$free0$" "the releases: alpha's F
 assert_eq "u $free0" "$(hprop alpha FreeGpuCount)" "alpha's GPUs are free again after the releases"
 
 # A host going away: State and UnreachableReason change, its GPUs no longer count as free.
-kill "$(cat "$TEST_DIR/beta/agent.pid")"
+kill_agent beta
 expect_signal "^PC $CM/host/beta State=unreachable UnreachableReason=the agent left the bus FreeGpuCount=0$" "beta's agent leaves: PropertiesChanged State, UnreachableReason, FreeGpuCount"
 assert_eq 's "unreachable"' "$(hprop beta State)" "beta's State property is unreachable"
 assert_eq 's "the agent left the bus"' "$(hprop beta UnreachableReason)" "beta's UnreachableReason says why"
 assert_eq 'u 1' "$(hprop beta GpuCount)" "beta's GPU still counted, as last seen"
-kill "$HOST_PID_beta"; wait "$HOST_PID_beta" 2>/dev/null || true
+stop_host beta
 start_host beta "$FIX/single.ini"
 expect_signal "^PC $CM/host/beta State=up UnreachableReason= FreeGpuCount=1$" "beta back: State up, reason cleared, its GPU free"
 
@@ -207,11 +172,9 @@ for _ in $(seq 100); do [ "$(vprop Power)" == 's "on"' ] && break; sleep 0.05; d
 out=$(cluster PowerOff s obj-1 2>&1) && pass "obj-1 off" || fail "PowerOff: $out"
 
 # A reflash of the GPU it held flags the VM: Flags and NeedsReconfiguration change; SetVmGpus clears them.
-actl() { "$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" "$@" >/dev/null; }
-for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
+unplug_m60 alpha
 expect_signal "^PC $CM/host/alpha GpuCount=5" "a GPU leaves alpha: GpuCount"
-actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
-actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
+plug_m60_compute alpha
 expect_signal "^PC $VMPATH Flags=reconfigure:NVIDIA Tesla M60.compute NeedsReconfiguration=true$" "reflash: PropertiesChanged Flags and NeedsReconfiguration"
 assert_eq 'b true' "$(vprop NeedsReconfiguration)" "NeedsReconfiguration is true"
 check_vm "(flagged)"

@@ -2,18 +2,11 @@
 # The aggregator's bus policy file on a default-deny system bus: root owns the name and acts; everyone
 # reads; an unprivileged caller's changes are refused by the bus.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 NOBODY="--reuid=65534 --regid=65534 --clear-groups"
-CM=/org/gpupass/cluster1
 start_bus policy "$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.cluster1.conf"
-mkdir -p "$TEST_DIR/etc"
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/state" "$GPUPASS_CLUSTERD" 2>>"$TEST_DIR/agent.log" &
-PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
-cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
+# No hosts: only the bus policy is under test.
+start_clusterd agg
 uuid=$(cluster CreateVm sut vm-1 1 1024 | cut -d'"' -f2)
 assert_eq 36 "${#uuid}" "root owns the name and creates a VM"
 for m in ListHosts ListGpus ListVms; do

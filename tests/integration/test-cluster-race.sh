@@ -25,8 +25,7 @@ DBUS_SYSTEM_BUS_ADDRESS=$BUS_B start_clusterd agg-b "${HOSTS[@]}"
 on() { DBUS_SYSTEM_BUS_ADDRESS=$1; shift; "$@"; }
 for bus in "$BUS_A" "$BUS_B"; do
         for h in "${HOSTS[@]}"; do
-                DBUS_SYSTEM_BUS_ADDRESS=$bus wait_hosts "\"$h\" \"unix:path=$TEST_DIR/$h/bus\" \"up\"" ||
-                        fail "$h not up on $bus"
+                DBUS_SYSTEM_BUS_ADDRESS=$bus wait_host "$h" || fail "$h not up on $bus"
         done
 done
 pass "both aggregators see the four hosts up"

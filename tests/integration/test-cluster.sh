@@ -3,66 +3,16 @@
 # own private bus) and gpupass-clusterd on a fourth bus: one view of all GPUs, hosts going away and
 # coming back, GPU changes followed live.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
-FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
-
-start_host() { # name fixture
-        mkdir -p "$TEST_DIR/$1"
-        "$GPUPASS_SIMHOST" "$2" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
-                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$1" &
-        eval "HOST_PID_$1=$!"
-        PIDS+=("$!")
-}
-host_call() { # name busctl-args...
-        local h=$1; shift
-        busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"
-}
-wait_hosts() { # predicate on ListHosts output, up to 10 s
-        for _ in $(seq 200); do
-                hosts=$(cluster ListHosts 2>/dev/null || true)
-                [[ "$hosts" == *$1* ]] && return 0
-                sleep 0.05
-        done
-        return 1
-}
-cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 
 start_host alpha "$FIX/multi-gpu.ini"
 start_host beta "$FIX/single.ini"
 start_host gamma "$FIX/no-iommu.ini"
-for h in alpha beta gamma; do
-        for _ in $(seq 200); do
-                [ "$(host_call $h call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ] && break
-                sleep 0.05
-        done
-done
-
 start_bus open
-mkdir -p "$TEST_DIR/etc"
-cat >"$TEST_DIR/etc/clusterd.conf" <<EOC
-[Cluster]
-AdminGroup=gpupass
-
-[Host alpha]
-Address=unix:path=$TEST_DIR/alpha/bus
-[Host beta]
-Address=unix:path=$TEST_DIR/beta/bus
-[Host gamma]
-Address=unix:path=$TEST_DIR/gamma/bus
-[Host delta]
-Address=unix:path=$TEST_DIR/delta/bus
-EOC
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
-CLUSTERD_PID=$!
-PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
-
-wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "up"' || true
-wait_hosts '"gamma" "unix:path='"$TEST_DIR"'/gamma/bus" "up"' || true
+# delta is configured but never started: no such bus.
+start_clusterd agg alpha beta gamma delta
+wait_host alpha || true
+wait_host gamma || true
 hosts=$(cluster ListHosts)
 echo "# $hosts"
 assert_contains "$hosts" 'a(ssssutu) 4 ' "ListHosts lists the four configured hosts"
@@ -82,35 +32,25 @@ assert_contains "$gpus" '"gamma" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "u
 # A change on a host shows in the view (signals followed, no polling).
 P=$(host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:3b:00.0 | cut -d'"' -f2)
 host_call beta call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Claim s $VM1
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\""* ]] && break; sleep 0.05; done
+wait_gpus "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" || true
 assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "a claim on beta appears in the cluster view"
 
 # Maintenance on a host shows as its state.
 host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b true
-wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "maintenance"' && pass "beta in maintenance in the view" || fail "beta maintenance not seen: $(cluster ListHosts)"
+wait_host beta maintenance && pass "beta in maintenance in the view" || fail "beta maintenance not seen: $(cluster ListHosts)"
 
 # The agent goes away (its host reboots): unreachable, its GPUs shown as last seen; back again: up.
-kill "$(cat "$TEST_DIR/beta/agent.pid")"
-wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "unreachable"' && pass "beta unreachable when its agent leaves" || fail "beta still: $(cluster ListHosts)"
+kill_agent beta
+wait_host beta unreachable && pass "beta unreachable when its agent leaves" || fail "beta still: $(cluster ListHosts)"
 assert_contains "$(cluster ListGpus)" '"beta" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "unreachable"' "beta's GPU shown as unreachable"
-kill "$HOST_PID_beta"; wait "$HOST_PID_beta" 2>/dev/null || true
+stop_host beta
 start_host beta "$FIX/single.ini"
 # Back after its "reboot": the agent kept its maintenance flag and the claim on disk, and the view shows both.
-wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "maintenance"' && pass "beta is back (reconnect with backoff), still in maintenance" || fail "beta not back: $(cluster ListHosts)"
+wait_host beta maintenance && pass "beta is back (reconnect with backoff), still in maintenance" || fail "beta not back: $(cluster ListHosts)"
 assert_contains "$(cluster ListGpus)" "\"beta\" \"0000:3b:00.0\" \"NVIDIA Tesla M60\" \"graphics\" \"claimed\" \"$VM1\"" "beta's claim survived the reboot and is reloaded"
 host_call beta call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager SetMaintenance b false
-wait_hosts '"beta" "unix:path='"$TEST_DIR"'/beta/bus" "up"' && pass "beta up when its maintenance ends" || fail "beta: $(cluster ListHosts)"
+wait_host beta && pass "beta up when its maintenance ends" || fail "beta: $(cluster ListHosts)"
 # The VM registry: created, listed, refused with named errors for bad input, registry unchanged.
-CM=/org/gpupass/cluster1
-cexpect() { # error message -- method [signature args...]
-        local name=$1 part=$2 out rc=0; shift 3
-        out=$(busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@" 2>&1) || rc=$?
-        [ $rc -ne 0 ] || { fail "$1 should fail with $name: $out"; return; }
-        assert_contains "$out" "$part" "$1 refused: $part"
-        out=$(dbus-send --system --print-reply --dest=org.gpupass.cluster1 $CM "org.gpupass.cluster1.Manager.$1" \
-                "${SENDARGS[@]}" 2>&1) || true
-        assert_contains "$out" "Error $name" "$1 refused with $name"
-}
 uuid=$(cluster CreateVm sut train-1 1 2048 | cut -d'"' -f2)
 assert_eq 36 "${#uuid}" "CreateVm returns the VM's UUID"
 SENDARGS=(string:train-1 uint32:1 uint64:2048)
@@ -135,24 +75,15 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system call or
         assert_contains "$out" "uid 65534 may not change the cluster" "an unprivileged caller cannot create VMs"
 assert_contains "$(cluster ListVms)" "a(ssutsssss) 1 " "the registry is unchanged by refused calls"
 # The registry survives a restart of the aggregator.
-# Only ours: pkill by the binary's name also killed the aggregator of test-cluster-policy running in parallel.
-kill "$CLUSTERD_PID"
-wait "$CLUSTERD_PID" || true
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
-PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
+stop_clusterd agg
+run_clusterd agg
 assert_contains "$(cluster ListVms)" "\"$uuid\" \"train-1\"" "the VM is still registered after a restart"
 
 # Power-on: placement over the view, claims on the chosen host's agent.
 out=$(cluster PowerOn s train-1 2>&1) || true
 assert_eq 'sas "alpha" 2 "0000:3b:00.0" "0000:3c:00.0"' "$out" "PowerOn places train-1 on alpha with its two M60s"
 for a in 0000:3b:00.0 0000:3c:00.0; do
-        P=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s $a | cut -d'"' -f2)
-        assert_eq "s \"$uuid\"" "$(host_call alpha get-property org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Owner)" "the agent on alpha shows $a claimed by train-1"
+        assert_eq "\"$uuid\"" "$(host_owner alpha $a)" "the agent on alpha shows $a claimed by train-1"
 done
 assert_contains "$(cluster ListVms)" "\"on\" \"alpha\"" "the registry records the VM on alpha"
 SENDARGS=(string:train-1 string:1:X)
@@ -182,7 +113,7 @@ cexpect org.gpupass.Error.NoHostAvailable "alpha: needs $(( $(nproc) * 8 )) vCPU
 cluster DeleteVm s big-1 >/dev/null
 # PowerOff releases the GPUs on the agent.
 out=$(cluster PowerOff s train-1 2>&1) && pass "PowerOff" || fail "PowerOff: $out"
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""'* ]] && break; sleep 0.05; done
+wait_gpus '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' || true
 assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60" "graphics" "vfio" ""' "the agent released the GPU at PowerOff"
 # Without GPUs the console comes back; affinity keeps a VM to its hosts.
 cluster SetVmGpus ss train-1 "" >/dev/null
@@ -208,12 +139,12 @@ assert_contains "$out" 'sas "alpha" 1 ' "maint-1 runs on alpha"
 out=$(cluster EnterHostMaintenance s alpha 2>&1) || true
 assert_eq "as 1 \"$m1\"" "$out" "EnterHostMaintenance powers off alpha's GPU VMs and names them"
 assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"alpha\" \"restart:alpha\"" "maint-1 is off (last on alpha), to be restarted on alpha"
-wait_hosts '"alpha" "unix:path='"$TEST_DIR"'/alpha/bus" "maintenance"' && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
+wait_host alpha maintenance && pass "alpha in maintenance" || fail "alpha: $(cluster ListHosts)"
 SENDARGS=(string:maint-1)
 cexpect org.gpupass.Error.NoHostAvailable "alpha: in maintenance" -- PowerOn s maint-1
 out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
 assert_eq "as 1 \"$m1\"" "$out" "ExitHostMaintenance names the VMs it powers on again"
-for _ in $(seq 100); do [[ "$(cluster ListVms)" == *'"on" "alpha" ""'* ]] && break; sleep 0.05; done
+wait_vms '"on" "alpha" ""' || true
 assert_contains "$(cluster ListVms)" "\"maint-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"on\" \"alpha\" \"\"" "maint-1 powered on again on alpha automatically"
 cluster PowerOff s maint-1 >/dev/null
 cluster DeleteVm s maint-1 >/dev/null
@@ -222,11 +153,9 @@ cluster DeleteVm s maint-1 >/dev/null
 r1=$(cluster CreateVm sut reflash-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss reflash-1 "1:NVIDIA Tesla M60" >/dev/null
 busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager SetVmAffinity sas reflash-1 1 alpha
-actl() { "$GPUPASS_SIMHOST" ctl "$(cat "$TEST_DIR/alpha/simhost.ctl")" "$@" >/dev/null; }
-for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
-actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
-actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
-for _ in $(seq 100); do [[ "$(cluster ListVms)" == *"reconfigure:NVIDIA Tesla M60.compute"* ]] && break; sleep 0.05; done
+unplug_m60 alpha
+plug_m60_compute alpha
+wait_vms "reconfigure:NVIDIA Tesla M60.compute" || true
 assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"alpha\" \"off\" \"\" \"reconfigure:NVIDIA Tesla M60.compute\"" "reflash-1 is flagged with the new model name"
 assert_contains "$(cluster ListGpus)" '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute"' "the view shows the new model"
 SENDARGS=(string:reflash-1)
@@ -262,17 +191,16 @@ assert_contains "$(ctl vms)" "reflash-1        off" "reflash-1 is off"
 # places another VM on it, and shows it claimed again when the card is back.
 out=$(cluster PowerOn s reflash-1 2>&1) || true
 assert_contains "$out" 'sas "alpha" 1 ' "reflash-1 on alpha again"
-for a in 0000:3b:00.1 0000:3b:00.0; do actl remove $a; done
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *'"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute" "missing"'* ]] && break; sleep 0.05; done
+unplug_m60 alpha
+wait_gpus '"alpha" "0000:3b:00.0" "NVIDIA Tesla M60.compute" "compute" "missing"' || true
 assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"missing\" \"$r1\"" "the cluster view: missing, still owned by reflash-1"
 assert_contains "$(cluster ListVms)" "\"reflash-1\" 1 1024 \"1:NVIDIA Tesla M60.compute\" \"alpha\" \"on\" \"alpha\"" "reflash-1 stays on"
 cluster CreateVm sut removal-2 1 1024 >/dev/null
 cluster SetVmGpus ss removal-2 "=alpha/0000:3b:00.0" >/dev/null
 SENDARGS=(string:removal-2)
 cexpect org.gpupass.Error.NoHostAvailable "alpha: the requested GPU is not free" -- PowerOn s removal-2
-actl add 0000:3b:00.0 vendor=0x10de device=0x13f2 subsystem_vendor=0x10de subsystem_device=0x115e class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
-actl add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
-for _ in $(seq 100); do [[ "$(cluster ListGpus)" == *"\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\""* ]] && break; sleep 0.05; done
+plug_m60_compute alpha
+wait_gpus "\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" || true
 assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" "back on the bus: claimed by reflash-1 again"
 # The agent binds the returned card back to vfio-pci in a job; until it is done, Release answers Busy.
 for _ in $(seq 100); do out=$(cluster PowerOff s reflash-1 2>&1) && break; sleep 0.05; done
@@ -280,5 +208,5 @@ assert_not_contains "$(cluster ListVms)" '"reflash-1" 1 1024 "1:NVIDIA Tesla M60
 cluster DeleteVm s removal-2 >/dev/null
 
 echo "--- clusterd log ---" | sed 's/^/# /'
-sed 's/^/# /' "$TEST_DIR/clusterd.log"
+sed 's/^/# /' "$TEST_DIR/agg.log"
 finish

@@ -4,18 +4,7 @@
 # values checked), -H over an "ssh" that runs systemd-stdio-bridge into the host's bus, --cluster and
 # $GPUPASS_CLUSTER_ADDRESS, exit codes 0/1/2, error names, --help per verb, and the bash completion.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
-FIX=$GPUPASS_SOURCE_ROOT/tests/sim/fixtures
-
-start_host() { # name fixture
-        mkdir -p "$TEST_DIR/$1"
-        "$GPUPASS_SIMHOST" "$2" -- env GPUPASSD="$GPUPASSD" GPUPASS_SOURCE_ROOT="$GPUPASS_SOURCE_ROOT" \
-                bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$1" &
-        PIDS+=("$!")
-}
-name_has_owner() { # address name
-        [ "$(busctl --address="$1" call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s "$2" 2>/dev/null)" == "b true" ]
-}
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 # json EXPR: evaluates the Python expression EXPR on the JSON document read from stdin (as d); fails on invalid JSON.
 json() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 # expect RC PART WHAT -- ARGS...: gpupassctl ARGS exits RC and prints PART (stdout or stderr).
@@ -28,9 +17,6 @@ expect() {
 
 start_host alpha "$FIX/multi-gpu.ini"
 start_host beta "$FIX/single.ini"
-for h in alpha beta; do
-        for _ in $(seq 200); do name_has_owner "unix:path=$TEST_DIR/$h/bus" org.gpupass.agent1 && break; sleep 0.05; done
-done
 
 # -H HOST: sd-bus runs "ssh -xT -- HOST systemd-stdio-bridge"; this ssh bridges to the simulated host's bus.
 mkdir -p "$TEST_DIR/bin"
@@ -45,18 +31,8 @@ export PATH="$TEST_DIR/bin:$PATH"
 
 start_bus open
 CLUSTER_ADDRESS=$DBUS_SYSTEM_BUS_ADDRESS
-mkdir -p "$TEST_DIR/etc"
-cat >"$TEST_DIR/etc/clusterd.conf" <<EOC
-[Host alpha]
-Address=unix:path=$TEST_DIR/alpha/bus
-[Host beta]
-Address=unix:path=$TEST_DIR/beta/bus
-EOC
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
-PIDS+=("$!")
-for _ in $(seq 200); do name_has_owner "$CLUSTER_ADDRESS" org.gpupass.cluster1 && break; sleep 0.05; done
-for _ in $(seq 200); do [ "$(ctl --no-legend hosts 2>/dev/null | grep -c ' up ')" == 2 ] && break; sleep 0.05; done
+start_clusterd agg alpha beta
+wait_host alpha && wait_host beta || fail "alpha and beta not up: $(cluster ListHosts)"
 
 # --- usage: exit 2, naming what was wrong, before anything is called ---
 expect 2 "Unknown command 'frobnicate'" "unknown command" -- frobnicate

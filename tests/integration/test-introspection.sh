@@ -4,24 +4,15 @@
 # one VM, so that every kind of object exists. Drift fails; to accept a change of the API, regenerate:
 #   GPUPASS_WRITE_INTROSPECTION=1 meson test -C build introspection
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 
 start_bus open
 start_agent
-mkdir -p "$TEST_DIR/cluster-etc"
-printf '[Host local]\nAddress=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS" >"$TEST_DIR/cluster-etc/clusterd.conf"
-CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" \
-        2>>"$TEST_DIR/clusterd.log" &
-PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
-cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
-for _ in $(seq 200); do
-        [[ "$(cluster ListHosts)" == *'"local"'*'"up"'* ]] && break
-        sleep 0.05
-done
+# The aggregator's one host is the agent on this same bus.
+mkdir -p "$TEST_DIR/agg/etc"
+printf '[Host local]\nAddress=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS" >"$TEST_DIR/agg/etc/clusterd.conf"
+run_clusterd agg
+wait_hosts '"local" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
 cluster CreateVm sut introspected 2 1024 >/dev/null
 
 mode=check

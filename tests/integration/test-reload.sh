@@ -5,7 +5,7 @@
 # $NOTIFY_SOCKET and $WATCHDOG_USEC as their Type=notify units give them: READY, STATUS, WATCHDOG pings
 # and RELOADING around a reload are what systemd sees.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
-: "${GPUPASS_CLUSTERD:?}"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 AUDIO="--reuid=65534 --regid=audio --clear-groups"
 VIDEO="--reuid=65534 --regid=video --clear-groups"
 M=/org/gpupass/agent1
@@ -69,22 +69,11 @@ kill -0 "$AGENT_PID" 2>/dev/null && pass "agent: a bad file on reload does not s
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: a bad file keeps the running AdminGroup"
 
 # The aggregator, with the agent on this bus as host "one".
-mkdir -p "$TEST_DIR/cluster-etc"
-CONF=$TEST_DIR/cluster-etc/clusterd.conf
+mkdir -p "$TEST_DIR/agg/etc"
+CONF=$TEST_DIR/agg/etc/clusterd.conf
 printf '[Cluster]\nAdminGroup=audio\n[Host one]\nAddress=%s\n' "$DBUS_SYSTEM_BUS_ADDRESS" >"$CONF"
 notify_listen clusterd
-NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" \
-        STATE_DIRECTORY="$TEST_DIR/cluster-state" "$GPUPASS_CLUSTERD" 2>>"$TEST_DIR/clusterd.log" &
-CLUSTERD_PID=$!
-PIDS+=("$CLUSTERD_PID")
-cluster() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
-wait_hosts() { # text in ListHosts output, up to 10 s
-        for _ in $(seq 200); do
-                [[ "$(cluster ListHosts 2>/dev/null)" == *"$1"* ]] && return 0
-                sleep 0.05
-        done
-        return 1
-}
+NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 run_clusterd agg
 wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
 check_notify clusterd aggregator
@@ -95,7 +84,7 @@ out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/clus
 # Add a host (unreachable) and switch the admin group.
 printf '[Cluster]\nAdminGroup=video\n[Host one]\nAddress=%s\n[Host two]\nAddress=unix:path=%s/nobus\n' \
         "$DBUS_SYSTEM_BUS_ADDRESS" "$TEST_DIR" >"$CONF"
-kill -HUP "$CLUSTERD_PID"
+kill -HUP "${CLUSTERD_PID[agg]}"
 wait_hosts 'a(ssssutu) 2 "one"' && pass "aggregator: SIGHUP adds host two" || fail "aggregator: host two not added: $(cluster ListHosts)"
 hosts=$(cluster ListHosts)
 assert_contains "$hosts" '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' "aggregator: host one kept its connection"
@@ -121,8 +110,8 @@ cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
 POWEROFF_PID=$!
 sleep 0.3
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
-kill -HUP "$CLUSTERD_PID"
-wait_for_log "$TEST_DIR/clusterd.log" "host changes wait for 1 running calls" &&
+kill -HUP "${CLUSTERD_PID[agg]}"
+wait_for_log "$TEST_DIR/agg.log" "host changes wait for 1 running calls" &&
         pass "aggregator: the host change waits for the PowerOff in flight" || fail "aggregator: reload did not wait"
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 2 "one"' "aggregator: host one is still there while its Release is pending"
 kill -CONT "$AGENT_PID"
@@ -138,10 +127,10 @@ assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: host two's obj
 
 # A bad file changes nothing.
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=/x\nAddress=unix:path=/y\n' >"$CONF"
-kill -HUP "$CLUSTERD_PID"
-wait_for_log "$TEST_DIR/clusterd.log" "Reload failed" && pass "aggregator: a bad file on reload is reported" ||
+kill -HUP "${CLUSTERD_PID[agg]}"
+wait_for_log "$TEST_DIR/agg.log" "Reload failed" && pass "aggregator: a bad file on reload is reported" ||
         fail "aggregator: no reload failure logged"
-assert_contains "$(cat "$TEST_DIR/clusterd.log")" "clusterd.conf:5: invalid setting" "aggregator: the bad line is named"
-kill -0 "$CLUSTERD_PID" 2>/dev/null && pass "aggregator: still running" || fail "aggregator died"
+assert_contains "$(cat "$TEST_DIR/agg.log")" "clusterd.conf:5: invalid setting" "aggregator: the bad line is named"
+kill -0 "${CLUSTERD_PID[agg]}" 2>/dev/null && pass "aggregator: still running" || fail "aggregator died"
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "two" "unix:path='"$TEST_DIR"'/nobus"' "aggregator: the host list stayed as it was"
 finish
