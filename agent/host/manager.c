@@ -177,6 +177,48 @@ static bool udev_device_is_display(struct udev_device *d) {
         return class && parse_unsigned(class, 0xffffff, &v) >= 0 && pci_class_is_display((uint32_t) v);
 }
 
+static bool action_changes_binding(const char *action) {
+        return action && (strcmp(action, "bind") == 0 || strcmp(action, "unbind") == 0);
+}
+
+/* A bind or unbind of `address` (g: the GPU there, if any): only driver links changed, so the GPUs whose
+ * group holds it re-read those and nothing else (gpu_refresh_drivers()); the device's own GPU first, so its
+ * PropertiesChanged leaves before the group's other GPUs and the claimed-group check are looked at. False
+ * when no GPU knows the device (a display function not seen yet, or a GPU never fully read): the full path
+ * decides. */
+static bool manager_handle_binding(struct manager *m, const char *name, struct gpu *g) {
+        char address[PCI_ADDRESS_MAX];
+        int group = -1, r;
+
+        if (pci_address_normalize(name, address) < 0)
+                return false;
+        if (g && !g->present)
+                return false; /* a claimed card back on the bus: the full path */
+        if (g) {
+                if (g->iommu_group >= 0 && !g->group)
+                        return false;
+                r = gpu_refresh_drivers(g);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", g->address, strerror(-r));
+                group = g->iommu_group;
+        }
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *peer = m->gpus[i];
+
+                if (peer == g || !peer->present || !gpu_group_has_member(peer, address))
+                        continue;
+                r = gpu_refresh_drivers(peer);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", peer->address, strerror(-r));
+                group = peer->iommu_group;
+        }
+        if (!g && group < 0)
+                return false;
+        if (group >= 0)
+                manager_rebind_claimed_group(m, group);
+        return true;
+}
+
 /* Brings one PCI function's view up to date: a GPU is added or refreshed, and the GPUs sharing its IOMMU
  * group are refreshed because their state and viability depend on it. */
 static void manager_handle_device(struct manager *m, struct udev_device *d, const char *action) {
@@ -209,6 +251,8 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                 return;
         }
 
+        if (action_changes_binding(action) && manager_handle_binding(m, address, g))
+                return;
         if (g && !g->present) {
                 log_full(LOG_NOTICE, g->address, "Claimed GPU %s is back on the bus", g->address);
                 g->present = true;
