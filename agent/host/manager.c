@@ -56,6 +56,10 @@ struct manager *manager_free(struct manager *m) {
 struct gpu *manager_find_gpu(struct manager *m, const char *address) {
         char canonical[PCI_ADDRESS_MAX];
 
+        /* Sysfs names and the agent's own paths are canonical already: look before formatting one. */
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (strcmp(m->gpus[i]->address, address) == 0)
+                        return m->gpus[i];
         if (pci_address_normalize(address, canonical) < 0)
                 return NULL;
         for (size_t i = 0; i < m->n_gpus; i++)
