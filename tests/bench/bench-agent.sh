@@ -34,7 +34,8 @@ rtt)
         "$build/tests/bench/rtt-bench" "${n:-10000}" org.gpupass.bench.Echo "$AGENT_PID" "$echo_pid"
         ;;
 signal)
-        "$build/tests/bench/uevent-relay" org.gpupass.bench.Relay 0000:5e:00.0 2>>"$TEST_DIR/relay.log" &
+        # BENCH_RELAY may wrap the relay as GPUPASSD wraps the agent (valgrind --tool=callgrind ...).
+        ${BENCH_RELAY:-} "$build/tests/bench/uevent-relay" org.gpupass.bench.Relay 0000:5e:00.0 2>>"$TEST_DIR/relay.log" &
         relay_pid=$!
         PIDS+=("$relay_pid")
         for _ in $(seq 100); do
