@@ -204,7 +204,9 @@ static bool manager_handle_binding(struct manager *m, struct udev_device *d, con
         char address[PCI_ADDRESS_MAX];
         int group = -1, r;
 
-        if (pci_address_normalize(name, address) < 0)
+        if (g)
+                memcpy(address, g->address, sizeof(address)); /* canonical already */
+        else if (pci_address_normalize(name, address) < 0)
                 return false;
         if (g && !g->present)
                 return false; /* a claimed card back on the bus: the full path */
