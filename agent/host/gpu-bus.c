@@ -177,6 +177,13 @@ int gpu_object_find(sd_bus *bus, const char *path, const char *interface, void *
         struct gpu *g;
         int r;
 
+        /* sd-bus asks for every message on a GPU's path, our own PropertiesChanged included: the paths we
+         * hand out match as they are; anything else is decoded and normalized. */
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (strcmp(m->gpus[i]->object_path, path) == 0) {
+                        *ret_found = m->gpus[i];
+                        return 1;
+                }
         r = sd_bus_path_decode(path, GPUPASS_AGENT_GPU_PREFIX, &address);
         if (r <= 0)
                 return r;

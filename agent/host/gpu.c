@@ -70,6 +70,7 @@ struct gpu *gpu_free(struct gpu *g) {
         free(g->owner);
         free(g->previous_model);
         free(g->reset_failure);
+        iommu_group_free(g->group);
         free(g);
         return NULL;
 }
@@ -87,14 +88,11 @@ static void group_view_done(struct group_view *v) {
         free(v->blocker);
 }
 
-static int gpu_read_group_view(struct gpu *g, struct group_view *ret) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
+/* The view from members as last read; only their drivers change between two full refreshes. */
+static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct group_view *ret) {
         struct group_view v = { .all_on_vfio = true };
         int r;
 
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return r;
         for (size_t i = 0; i < group->n_members; i++) {
                 const struct group_member *mb = &group->members[i];
 
@@ -142,59 +140,34 @@ static int update_string(char **field, char *value, const char *name, char ***ch
         return 0;
 }
 
-int gpu_refresh(struct gpu *g) {
-        struct manager *m = g->manager;
-        _cleanup_strv_free_ char **changed = NULL;
-        _cleanup_free_ char *driver = NULL, *model = NULL, *problem = NULL;
-        struct group_view view = { .all_on_vfio = false };
-        struct pci_identity id;
-        enum gpu_state state;
-        int group = -1, r;
+/* What one refresh read from sysfs; gpu_apply() takes it over. */
+struct gpu_reading {
+        struct pci_identity identity;
+        char *model;
+        char *driver;
+        int iommu_group;
         bool boot_vga;
+        int numa_node;
+        struct iommu_group *group; /* NULL when iommu_group < 0 */
+};
 
-        if (!g->present) {
-                /* Nothing to read: keep the last identity, say why it is listed. */
-                r = asprintf(&problem, "claimed by VM %s but missing from the host", g->owner ?: "-");
-                if (r < 0)
-                        return -ENOMEM;
-                (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
-                if (g->state != GPU_STATE_MISSING) {
-                        g->state = GPU_STATE_MISSING;
-                        mark_changed(&changed, "State");
-                }
-                if (g->object_path && changed)
-                        gpu_emit_properties_changed(g, changed);
-                return 0;
-        }
+static void gpu_reading_done(struct gpu_reading *rd) {
+        free(rd->model);
+        free(rd->driver);
+        iommu_group_free(rd->group);
+}
 
-        r = pci_read_identity(m->pacc, &g->pci, &id, NULL);
-        if (r < 0)
-                return r;
-        /* The name depends on vendor, device and class only: pci.ids is read again only when those
-         * change (a reflash), since the agent does not keep its parsed list between events. */
-        if (g->model && id.vendor_id == g->identity.vendor_id && id.device_id == g->identity.device_id &&
-            id.class_code == g->identity.class_code)
-                model = strdup(g->model);
-        else
-                model = pci_model_name(m->pacc, &id);
-        if (!model)
-                return -ENOMEM;
-        r = sysfs_pci_read_driver(g->address, &driver);
-        if (r < 0)
-                return r;
-        r = pci_device_iommu_group(g->address, &group);
-        if (r < 0 && r != -ENOENT)
-                return r;
-        if (r == -ENOENT)
-                group = -1;
-        boot_vga = sysfs_pci_is_boot_vga(g->address);
+/* Derives Problem and State from a reading, stores it and emits PropertiesChanged for what changed. */
+static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ char *problem = NULL;
+        struct group_view view = { .all_on_vfio = false };
+        const struct pci_identity *id = &rd->identity;
+        enum gpu_state state;
+        int r;
 
-        if (group >= 0) {
-                int old_group = g->iommu_group;
-
-                g->iommu_group = group;
-                r = gpu_read_group_view(g, &view);
-                g->iommu_group = old_group;
+        if (rd->group) {
+                r = gpu_group_view(g, rd->group, &view);
                 if (r < 0)
                         return r;
         }
@@ -203,12 +176,12 @@ int gpu_refresh(struct gpu *g) {
         if (g->reset_failure)
                 r = asprintf(&problem, "reset failed at release (%s); return it to the host to recover",
                              g->reset_failure);
-        else if (boot_vga)
+        else if (rd->boot_vga)
                 r = asprintf(&problem, "boot VGA device (boot_vga=1): the host console uses it");
-        else if (group < 0)
+        else if (rd->iommu_group < 0)
                 r = asprintf(&problem, "no IOMMU group: the IOMMU is off or does not cover this device");
         else if (view.blocker)
-                r = asprintf(&problem, "IOMMU group %d not viable: %s", group, view.blocker);
+                r = asprintf(&problem, "IOMMU group %d not viable: %s", rd->iommu_group, view.blocker);
         if (r < 0) {
                 group_view_done(&view);
                 return -ENOMEM;
@@ -223,35 +196,32 @@ int gpu_refresh(struct gpu *g) {
         else
                 state = GPU_STATE_HOST;
 
-        if (memcmp(&id, &g->identity, sizeof(id)) != 0) {
+        if (memcmp(id, &g->identity, sizeof(*id)) != 0) {
                 /* Identity changes only when the kernel enumerated the device again (remove + rescan). */
-                if (g->identity.vendor_id != id.vendor_id)
+                if (g->identity.vendor_id != id->vendor_id)
                         mark_changed(&changed, "VendorId");
-                if (g->identity.device_id != id.device_id)
+                if (g->identity.device_id != id->device_id)
                         mark_changed(&changed, "DeviceId");
-                if (g->identity.subsystem_vendor_id != id.subsystem_vendor_id)
+                if (g->identity.subsystem_vendor_id != id->subsystem_vendor_id)
                         mark_changed(&changed, "SubsystemVendorId");
-                if (g->identity.subsystem_device_id != id.subsystem_device_id)
+                if (g->identity.subsystem_device_id != id->subsystem_device_id)
                         mark_changed(&changed, "SubsystemDeviceId");
-                if (g->identity.class_code != id.class_code) {
+                if (g->identity.class_code != id->class_code) {
                         mark_changed(&changed, "Class");
                         mark_changed(&changed, "Mode");
                 }
-                if (g->identity.revision != id.revision)
+                if (g->identity.revision != id->revision)
                         mark_changed(&changed, "Revision");
-                if (g->identity.has_serial != id.has_serial || g->identity.serial != id.serial)
+                if (g->identity.has_serial != id->has_serial || g->identity.serial != id->serial)
                         mark_changed(&changed, "SerialNumber");
-                g->identity = id;
-                g->mode = gpu_mode_from_class(id.class_code);
+                g->identity = *id;
+                g->mode = gpu_mode_from_class(id->class_code);
         }
-        if (update_string(&g->model, TAKE_PTR(model), "Model", &changed) < 0 ||
-            update_string(&g->driver, TAKE_PTR(driver), "Driver", &changed) < 0 ||
-            update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed) < 0) {
-                group_view_done(&view);
-                return -ENOMEM;
-        }
-        if (g->iommu_group != group) {
-                g->iommu_group = group;
+        (void) update_string(&g->model, TAKE_PTR(rd->model), "Model", &changed);
+        (void) update_string(&g->driver, TAKE_PTR(rd->driver), "Driver", &changed);
+        (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
+        if (g->iommu_group != rd->iommu_group) {
+                g->iommu_group = rd->iommu_group;
                 mark_changed(&changed, "IommuGroup");
         }
         if (!strv_equal(g->companions, view.companions)) {
@@ -260,19 +230,134 @@ int gpu_refresh(struct gpu *g) {
                 mark_changed(&changed, "Companions");
         }
         group_view_done(&view);
-        if (g->boot_vga != boot_vga) {
-                g->boot_vga = boot_vga;
+        if (g->boot_vga != rd->boot_vga) {
+                g->boot_vga = rd->boot_vga;
                 mark_changed(&changed, "BootVga");
         }
-        g->numa_node = sysfs_pci_numa_node(g->address);
+        g->numa_node = rd->numa_node;
         if (g->state != state) {
                 g->state = state;
                 mark_changed(&changed, "State");
+        }
+        if (rd->group != g->group) {
+                iommu_group_free(g->group);
+                g->group = TAKE_PTR(rd->group);
         }
 
         if (g->object_path && changed)
                 gpu_emit_properties_changed(g, changed);
         return 0;
+}
+
+int gpu_refresh(struct gpu *g) {
+        struct manager *m = g->manager;
+        _cleanup_strv_free_ char **changed = NULL;
+        _cleanup_free_ char *problem = NULL;
+        struct gpu_reading rd = { .iommu_group = -1 };
+        int r;
+
+        if (!g->present) {
+                /* Nothing to read: keep the last identity, say why it is listed. */
+                r = asprintf(&problem, "claimed by VM %s but missing from the host", g->owner ?: "-");
+                if (r < 0)
+                        return -ENOMEM;
+                (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
+                if (g->state != GPU_STATE_MISSING) {
+                        g->state = GPU_STATE_MISSING;
+                        mark_changed(&changed, "State");
+                }
+                g->group = iommu_group_free(g->group); /* the members are read again when it is back */
+                if (g->object_path && changed)
+                        gpu_emit_properties_changed(g, changed);
+                return 0;
+        }
+
+        r = pci_read_identity(m->pacc, &g->pci, &rd.identity, NULL);
+        if (r < 0)
+                return r;
+        /* The name depends on vendor, device and class only: pci.ids is read again only when those
+         * change (a reflash), since the agent does not keep its parsed list between events. */
+        if (g->model && rd.identity.vendor_id == g->identity.vendor_id &&
+            rd.identity.device_id == g->identity.device_id && rd.identity.class_code == g->identity.class_code)
+                rd.model = strdup(g->model);
+        else
+                rd.model = pci_model_name(m->pacc, &rd.identity);
+        if (!rd.model)
+                return -ENOMEM;
+        r = sysfs_pci_read_driver(g->address, &rd.driver);
+        if (r >= 0)
+                r = pci_device_iommu_group(g->address, &rd.iommu_group);
+        if (r == -ENOENT) {
+                rd.iommu_group = -1;
+                r = 0;
+        }
+        if (r >= 0 && rd.iommu_group >= 0)
+                r = iommu_group_load(m->pacc, rd.iommu_group, &rd.group);
+        if (r < 0) {
+                gpu_reading_done(&rd);
+                return r;
+        }
+        rd.boot_vga = sysfs_pci_is_boot_vga(g->address);
+        rd.numa_node = sysfs_pci_numa_node(g->address);
+        r = gpu_apply(g, &rd);
+        gpu_reading_done(&rd);
+        return r;
+}
+
+/*
+ * A bind or unbind changes one driver link and nothing else: identity, name, IOMMU group, boot_vga and NUMA
+ * node stay as the device was enumerated, and so do the group's members and their roles (a member that comes
+ * or goes sends add or remove, which take gpu_refresh()). So only the driver links of the GPU and of its
+ * group's members are read again; Problem and State follow from them. This is the path of every uevent
+ * of Prepare and ReturnToHost, and of an operator's own bind/unbind (tests/bench signal-bench).
+ */
+int gpu_refresh_drivers(struct gpu *g) {
+        struct gpu_reading rd = { .iommu_group = g->iommu_group };
+        bool found = false;
+        int r = 0;
+
+        if (!g->present || !g->model || (g->iommu_group >= 0 && !g->group))
+                return gpu_refresh(g); /* never fully read, or read while it was missing */
+
+        rd.identity = g->identity;
+        rd.boot_vga = g->boot_vga;
+        rd.numa_node = g->numa_node;
+        rd.group = g->group; /* updated in place; gpu_apply() keeps it */
+        rd.model = strdup(g->model);
+        if (!rd.model)
+                return -ENOMEM;
+        for (size_t i = 0; rd.group && i < rd.group->n_members && r >= 0; i++) {
+                struct group_member *mb = &rd.group->members[i];
+                char *driver = NULL;
+
+                r = sysfs_pci_read_driver(mb->address, &driver);
+                if (r < 0)
+                        break;
+                free(mb->driver);
+                mb->driver = driver;
+                if (strcmp(mb->address, g->address) == 0) {
+                        found = true;
+                        rd.driver = driver ? strdup(driver) : NULL;
+                        if (driver && !rd.driver)
+                                r = -ENOMEM;
+                }
+        }
+        if (r >= 0 && !found)
+                r = sysfs_pci_read_driver(g->address, &rd.driver);
+        if (r >= 0)
+                r = gpu_apply(g, &rd);
+        rd.group = NULL; /* g's */
+        gpu_reading_done(&rd);
+        return r;
+}
+
+bool gpu_group_has_member(const struct gpu *g, const char *address) {
+        if (!g->group)
+                return false;
+        for (size_t i = 0; i < g->group->n_members; i++)
+                if (strcmp(g->group->members[i].address, address) == 0)
+                        return true;
+        return false;
 }
 
 int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {

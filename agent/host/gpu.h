@@ -10,6 +10,7 @@
 #include "pci-identity.h"
 
 struct manager;
+struct iommu_group;
 
 /*
  * GPU states, as the Gpu.State property spells them. "unavailable" means the GPU cannot go to a VM as
@@ -45,6 +46,7 @@ struct gpu {
         char *previous_model; /* the model before the last identity change, until the GPU is claimed again */
         char *reset_failure;  /* why the reset at the last release failed; unavailable until returned */
         bool present;         /* false: claimed but gone from the bus ("missing") */
+        struct iommu_group *group; /* the group's members as of the last gpu_refresh(); NULL: none or missing */
 
         bool job_running;     /* a bind job holds the group */
         unsigned rebind_failures; /* failed binds back to vfio-pci since the claimed card came back */
@@ -56,6 +58,11 @@ int gpu_new(struct manager *m, const char *address, struct gpu **ret);
 struct gpu *gpu_free(struct gpu *g);
 /* Re-reads identity, group, companions and drivers from sysfs; emits PropertiesChanged for what changed. */
 int gpu_refresh(struct gpu *g);
+/* After a bind or unbind in the GPU's group: re-reads only the driver links of the GPU and of the group's
+ * members (as the last gpu_refresh() found them); falls back to gpu_refresh() when there is no such reading. */
+int gpu_refresh_drivers(struct gpu *g);
+/* Whether `address` (canonical) was a member of the GPU's IOMMU group at its last gpu_refresh(). */
+bool gpu_group_has_member(const struct gpu *g, const char *address);
 
 /* Refusals shared by Prepare and Claim, in DESIGN.md's order. 0 if the group can be bound, else a negative
  * errno with the D-Bus error filled in. */

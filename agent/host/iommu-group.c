@@ -74,9 +74,15 @@ const struct group_member *iommu_group_find_blocker(const struct iommu_group *g)
 int iommu_group_describe_blockers(const struct iommu_group *g, char **ret) {
         char *text = NULL;
         size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
         bool first = true;
+        FILE *f;
 
+        /* The usual group blocks nothing: no text to build (this runs at every bind/unbind uevent). */
+        if (!iommu_group_find_blocker(g)) {
+                *ret = NULL;
+                return 0;
+        }
+        f = open_memstream(&text, &len);
         if (!f)
                 return -ENOMEM;
         for (size_t i = 0; i < g->n_members; i++) {

@@ -172,7 +172,8 @@ void manager_flush_identity_signals(struct manager *m) {
         m->pending_identity_signals = NULL;
 }
 
-int manager_check_identity(struct manager *m, struct gpu *g) {
+/* Compares the GPU with the inventory and records it there; 1 when the inventory changed (to be saved). */
+static int manager_note_identity(struct manager *m, struct gpu *g) {
         const struct ledger_identity *known;
         _cleanup_free_ char *old_model = NULL;
         int r;
@@ -204,6 +205,15 @@ int manager_check_identity(struct manager *m, struct gpu *g) {
                         gpu_set_needs_reconfiguration(g, true);
                 manager_signal_identity_changed(m, g, old_model);
         }
+        return 1;
+}
+
+int manager_check_identity(struct manager *m, struct gpu *g) {
+        int r;
+
+        r = manager_note_identity(m, g);
+        if (r <= 0)
+                return r;
         return manager_save_state(m);
 }
 
@@ -337,9 +347,10 @@ int manager_apply_state(struct manager *m) {
                         manager_reconcile_group(m, g);
         }
         manager_prepare_configured(m);
+        /* The identities go to disk with the save below, once, rather than one save per GPU first seen. */
         for (size_t i = 0; i < m->n_gpus; i++) {
                 (void) gpu_refresh(m->gpus[i]);
-                r = manager_check_identity(m, m->gpus[i]);
+                r = manager_note_identity(m, m->gpus[i]);
                 if (r < 0)
                         return r;
         }

@@ -43,6 +43,7 @@ struct manager *manager_free(struct manager *m) {
         ledger_done(&m->inventory);
         strv_free(m->pending_identity_signals);
         free(m->state_problem);
+        free(m->status_sent);
         free(m->state_dir);
         free(m->passthrough_dir);
         sd_bus_flush_close_unref(m->bus);
@@ -55,6 +56,10 @@ struct manager *manager_free(struct manager *m) {
 struct gpu *manager_find_gpu(struct manager *m, const char *address) {
         char canonical[PCI_ADDRESS_MAX];
 
+        /* Sysfs names and the agent's own paths are canonical already: look before formatting one. */
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (strcmp(m->gpus[i]->address, address) == 0)
+                        return m->gpus[i];
         if (pci_address_normalize(address, canonical) < 0)
                 return NULL;
         for (size_t i = 0; i < m->n_gpus; i++)
@@ -169,12 +174,69 @@ static void manager_remove_gpu(struct manager *m, struct gpu *g) {
         gpu_free(g);
 }
 
-/* A display-class function by its sysfs class attribute, as udev reports it. */
+/* A display-class function. A uevent names the class itself (PCI_CLASS, hex without 0x, as the kernel's
+ * pci_uevent() writes it), which saves reading the sysfs attribute for every event of every other device. */
 static bool udev_device_is_display(struct udev_device *d) {
-        const char *class = udev_device_get_sysattr_value(d, "class");
+        const char *class = udev_device_get_property_value(d, "PCI_CLASS");
         unsigned long long v;
+        char *end;
 
+        if (class && *class) {
+                errno = 0;
+                v = strtoull(class, &end, 16);
+                if (errno == 0 && !*end && v <= 0xffffff)
+                        return pci_class_is_display((uint32_t) v);
+        }
+        class = udev_device_get_sysattr_value(d, "class");
         return class && parse_unsigned(class, 0xffffff, &v) >= 0 && pci_class_is_display((uint32_t) v);
+}
+
+static bool action_changes_binding(const char *action) {
+        return action && (strcmp(action, "bind") == 0 || strcmp(action, "unbind") == 0);
+}
+
+/* A bind or unbind of `address` (g: the GPU there, if any): only driver links changed, so the GPUs whose
+ * group holds it re-read those and nothing else (gpu_refresh_drivers()); the device's own GPU first, so its
+ * PropertiesChanged leaves before the group's other GPUs and the claimed-group check are looked at. A device
+ * in no GPU's group (a NIC of its own group) concerns no GPU: nothing is read. False when the full path must
+ * decide: a display function not seen yet, or a GPU whose group was never read. */
+static bool manager_handle_binding(struct manager *m, struct udev_device *d, const char *name, struct gpu *g) {
+        char address[PCI_ADDRESS_MAX];
+        int group = -1, r;
+
+        if (g)
+                memcpy(address, g->address, sizeof(address)); /* canonical already */
+        else if (pci_address_normalize(name, address) < 0)
+                return false;
+        if (g && !g->present)
+                return false; /* a claimed card back on the bus: the full path */
+        if (g) {
+                if (g->iommu_group >= 0 && !g->group)
+                        return false;
+                r = gpu_refresh_drivers(g);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", g->address, strerror(-r));
+                group = g->iommu_group;
+        }
+        for (size_t i = 0; i < m->n_gpus; i++) {
+                struct gpu *peer = m->gpus[i];
+
+                if (peer == g || !peer->present || !gpu_group_has_member(peer, address))
+                        continue;
+                r = gpu_refresh_drivers(peer);
+                if (r < 0)
+                        log_warning("Failed to refresh GPU %s, ignoring: %s", peer->address, strerror(-r));
+                group = peer->iommu_group;
+        }
+        if (!g && group < 0) {
+                for (size_t i = 0; i < m->n_gpus; i++)
+                        if (m->gpus[i]->present && m->gpus[i]->iommu_group >= 0 && !m->gpus[i]->group)
+                                return false;
+                return !udev_device_is_display(d);
+        }
+        if (group >= 0)
+                manager_rebind_claimed_group(m, group);
+        return true;
 }
 
 /* Brings one PCI function's view up to date: a GPU is added or refreshed, and the GPUs sharing its IOMMU
@@ -200,8 +262,14 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                         group = g->iommu_group;
                         manager_remove_gpu(m, g);
                 } else {
+                        /* Any member of a GPU's group (a companion, a NIC sharing it): the GPUs there read their
+                         * group again, so that the member leaves the view gpu_refresh_drivers() works from. */
+                        char canonical[PCI_ADDRESS_MAX];
+
                         for (size_t i = 0; i < m->n_gpus && group < 0; i++)
-                                if (strv_contains(m->gpus[i]->companions, address))
+                                if (strv_contains(m->gpus[i]->companions, address) ||
+                                    (pci_address_normalize(address, canonical) >= 0 &&
+                                     gpu_group_has_member(m->gpus[i], canonical)))
                                         group = m->gpus[i]->iommu_group;
                 }
                 if (group >= 0)
@@ -209,6 +277,8 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                 return;
         }
 
+        if (action_changes_binding(action) && manager_handle_binding(m, d, address, g))
+                return;
         if (g && !g->present) {
                 log_full(LOG_NOTICE, g->address, "Claimed GPU %s is back on the bus", g->address);
                 g->present = true;
@@ -310,14 +380,24 @@ int manager_enumerate(struct manager *m) {
         return 0;
 }
 
+/* Sent only when it changed: under systemd every notification is a datagram and a wakeup of PID 1, and most
+ * uevents (a driver's unbind before its bind) leave the counts as they were. */
 void manager_set_status(struct manager *m) {
+        _cleanup_free_ char *status = NULL;
         size_t on_vfio = 0;
 
         for (size_t i = 0; i < m->n_gpus; i++)
                 if (m->gpus[i]->state == GPU_STATE_VFIO || m->gpus[i]->state == GPU_STATE_CLAIMED)
                         on_vfio++;
-        (void) sd_notifyf(false, "STATUS=%zu GPUs, %zu on vfio-pci%s", m->n_gpus, on_vfio,
-                          m->maintenance ? ", in maintenance" : "");
+        if (asprintf(&status, "STATUS=%zu GPUs, %zu on vfio-pci%s", m->n_gpus, on_vfio,
+                     m->maintenance ? ", in maintenance" : "") < 0)
+                return;
+        if (m->status_sent && strcmp(m->status_sent, status) == 0)
+                return;
+        if (sd_notify(false, status) >= 0) {
+                free(m->status_sent);
+                m->status_sent = TAKE_PTR(status);
+        }
 }
 
 static int manager_on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

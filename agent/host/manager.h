@@ -40,6 +40,7 @@ struct manager {
         char *state_problem;       /* why the state file could not be used, "" when fine */
         bool bus_ready;            /* the name is ours: signals reach clients */
         char **pending_identity_signals; /* addresses whose IdentityChanged waits for the bus */
+        char *status_sent;         /* the last STATUS= sent to the service manager */
 };
 
 int manager_new(struct manager **ret);
