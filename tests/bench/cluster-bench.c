@@ -43,6 +43,7 @@
 struct host_seen {
         char *name;
         bool up;
+        uint64_t complete_at;    /* first seen up with all its GPUs */
         uint32_t gpus;
         uint32_t free_gpus;
 };
@@ -128,8 +129,11 @@ static int on_host_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         }
         if (r < 0)
                 return 0;
-        if (!was_complete && host_complete(b, h))
+        if (!was_complete && host_complete(b, h)) {
                 b->n_complete++;
+                if (!h->complete_at)
+                        h->complete_at = now;
+        }
         else if (was_complete && !host_complete(b, h))
                 b->n_complete--;
         if (b->n_complete == b->n_expected && b->complete_at == 0)
@@ -263,6 +267,65 @@ static int ping_p50(sd_bus *bus, const char *name, const char *path, uint64_t *r
         return 0;
 }
 
+/* CPU seconds per role of the processes listed in $BENCH_PIDS ("ROLE PID" lines), in file order. */
+#define ROLES_MAX 4
+struct roles {
+        char name[ROLES_MAX][32];
+        unsigned count[ROLES_MAX];
+        double cpu[ROLES_MAX];
+        size_t n;
+};
+
+/* On-CPU time from the scheduler (/proc/PID/schedstat, nanoseconds): clock ticks are too coarse for
+ * a hundred processes that each run a millisecond. */
+static double cpu_seconds(pid_t pid) {
+        char path[64];
+        unsigned long long ns = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/schedstat", (int) pid);
+        f = fopen(path, "re");
+        if (!f)
+                return -1;
+        if (fscanf(f, "%llu", &ns) != 1)
+                ns = 0;
+        fclose(f);
+        return (double) ns / 1e9;
+}
+
+static void roles_read(struct roles *ret) {
+        const char *path = getenv("BENCH_PIDS");
+        char role[32];
+        FILE *f;
+        int pid;
+
+        *ret = (struct roles) {};
+        if (!path || !(f = fopen(path, "re")))
+                return;
+        while (fscanf(f, "%31s %d", role, &pid) == 2) {
+                size_t i;
+                double s = cpu_seconds(pid);
+
+                for (i = 0; i < ret->n && strcmp(ret->name[i], role) != 0; i++)
+                        ;
+                if (i == ret->n) {
+                        if (ret->n == ROLES_MAX)
+                                continue;
+                        snprintf(ret->name[ret->n++], sizeof(ret->name[0]), "%s", role);
+                }
+                ret->count[i]++;
+                ret->cpu[i] += s > 0 ? s : 0;
+        }
+        fclose(f);
+}
+
+static double self_cpu_seconds(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
 static int add_matches(struct bench *b, const char *gpu_path) {
         int r;
 
@@ -327,6 +390,8 @@ int main(int argc, char *argv[]) {
         char *gpu_path = NULL;
         size_t done = 0;
         int32_t free_before;
+        struct roles cpu_before, cpu_after;
+        double self_before, self_after;
         pid_t pid;
         int r;
 
@@ -350,6 +415,8 @@ int main(int argc, char *argv[]) {
         /* Outside the timing: the GPU on vfio-pci, so that Claim is the claim alone. */
         (void) sd_bus_call_method(b.agent, AGENT_NAME, gpu_path, AGENT_GPU_INTERFACE, "Prepare", NULL, NULL, "");
 
+        roles_read(&cpu_before);
+        self_before = self_cpu_seconds();
         t0 = bench_now_ns();
         pid = fork();
         if (pid < 0)
@@ -384,13 +451,33 @@ int main(int argc, char *argv[]) {
                 b.complete_at = 0; /* the signals said complete but the view did not: wait for more */
         }
         confirmed = bench_now_ns() - t0;
+        roles_read(&cpu_after);
+        self_after = self_cpu_seconds();
         printf("aggregator over %zu agents on %zu buses (%u GPUs each):\n", b.n_expected, b.n_expected,
                b.gpus_expected);
         printf("  load: clusterd start -> Host signals show all %zu up with %u GPUs  %.3f s   (target <= 1 s)\n"
                "        ... and ListHosts/ListGpus confirm %u up, %u GPUs             %.3f s\n",
                b.n_expected, b.gpus_expected, (b.complete_at - t0) / 1e9, up, count, confirmed / 1e9);
-        printf("  CPU time of gpupass-clusterd by then: %.2f s (the rest of the wall time: the agents, their buses, "
-               "this client)\n", bench_process_cpu_seconds(pid));
+        {
+                uint64_t *at = calloc(b.n_hosts ?: 1, sizeof(uint64_t));
+                size_t n = 0;
+
+                for (size_t i = 0; at && i < b.n_hosts; i++)
+                        if (b.hosts[i].complete_at)
+                                at[n++] = b.hosts[i].complete_at - t0;
+                if (n > 0)
+                        printf("  hosts complete (by their signals): first %.3f s, 10%% %.3f s, half %.3f s, 90%% %.3f s, "
+                               "last %.3f s\n", bench_percentile(at, n, 0) / 1e9, bench_percentile(at, n, 10) / 1e9,
+                               bench_percentile(at, n, 50) / 1e9, bench_percentile(at, n, 90) / 1e9,
+                               bench_percentile(at, n, 100) / 1e9);
+                free(at);
+        }
+        printf("  CPU used meanwhile (%ld cores): gpupass-clusterd %.3f s, this client %.3f s",
+               sysconf(_SC_NPROCESSORS_ONLN), cpu_seconds(pid), self_after - self_before);
+        for (size_t i = 0; i < cpu_after.n && i < cpu_before.n; i++)
+                printf(", %s (%u) %.3f s", cpu_after.name[i], cpu_after.count[i],
+                       cpu_after.cpu[i] - cpu_before.cpu[i]);
+        printf("\n");
 
         {
                 struct host_seen *h0 = host_get(&b, b.host0);
