@@ -53,6 +53,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 static void clusterd_done(struct clusterd *c) {
         sd_event_source_disable_unref(c->reload_defer);
+        sd_event_source_disable_unref(c->hosts_prepare);
         cluster_objects_done(c);
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
@@ -119,6 +120,9 @@ static int clusterd_start(struct clusterd *c) {
                         return log_error_errno(r, "Host %s: bad Address %s: %m", h->name, h->address);
                 c->n_hosts++;
         }
+        r = hostlinks_io_setup(c);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the host connections' event sources: %m");
         /* Connections start now and complete in the loop: a slow or absent host delays nothing. */
         for (size_t i = 0; i < c->n_hosts; i++) {
                 r = hostlink_connect(c->hosts[i]);

@@ -26,6 +26,7 @@ struct clusterd {
         unsigned jobs;            /* PowerOn/PowerOff/maintenance calls waiting for agents' replies */
         bool reload_pending;      /* a reload's host changes wait for jobs to reach 0 */
         sd_event_source *reload_defer;
+        sd_event_source *hosts_prepare; /* hostlink-io.c: re-arms the host connections */
         struct host_view *host_views; /* the Host objects, one per host, same order */
         struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
         char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */

@@ -65,6 +65,7 @@ struct hostlink *hostlink_free(struct hostlink *l) {
         if (!l)
                 return NULL;
         sd_event_source_disable_unref(l->retry);
+        hostlink_io_detach(l);
         sd_bus_flush_close_unref(l->bus);
         hostlink_clear_gpus(l);
         free(l->name);
@@ -396,6 +397,22 @@ static int on_identity_changed(sd_bus_message *m, void *userdata, sd_bus_error *
         return 0;
 }
 
+static int on_agent_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *path = sd_bus_message_get_path(m);
+
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
+                return on_properties_changed(m, userdata, ret_error);
+        if (!path || strcmp(path, GPUPASS_AGENT_MANAGER_PATH) != 0)
+                return 0;
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded"))
+                return on_interfaces_added(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved"))
+                return on_interfaces_removed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, GPUPASS_AGENT_MANAGER_IFACE, "IdentityChanged"))
+                return on_identity_changed(m, userdata, ret_error);
+        return 0;
+}
+
 /* The agent's name came or went (an agent restart without a bus restart). */
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
@@ -435,6 +452,7 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
         free(l->error);
         l->error = strdup(why);
         /* The objects stay as last seen: the view shows what the host had, marked unreachable. */
+        hostlink_io_detach(l);
         l->bus = sd_bus_flush_close_unref(l->bus);
         l->retry = sd_event_source_disable_unref(l->retry);
         r = sd_event_add_time_relative(clusterd_event(l->clusterd), &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
@@ -443,6 +461,10 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
                 log_error_errno(r, "Cannot schedule a reconnection to %s: %m", l->name);
         l->backoff_usec = l->backoff_usec * 2 > BACKOFF_MAX_USEC ? BACKOFF_MAX_USEC : l->backoff_usec * 2;
         clusterd_host_changed(l->clusterd, l);
+}
+
+void hostlink_connection_failed(struct hostlink *l, const char *why) {
+        hostlink_schedule_reconnect(l, why);
 }
 
 static int hostlink_try_connect(struct hostlink *l);
@@ -471,31 +493,22 @@ static int hostlink_try_connect(struct hostlink *l) {
                 r = sd_bus_set_description(bus, l->name);
         if (r >= 0)
                 r = sd_bus_start(bus);
-        if (r >= 0)
-                r = sd_bus_attach_event(bus, clusterd_event(l->clusterd), SD_EVENT_PRIORITY_NORMAL);
         if (r < 0) {
                 sd_bus_unref(bus);
                 return r;
         }
         l->bus = bus;
+        r = hostlink_io_attach(l);
+        if (r < 0)
+                return r; /* the caller schedules the retry, which closes the bus */
 
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
                                 "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, l);
+        /* One match for all of the agent's signals, dispatched here: each match is an AddMatch round trip
+         * per host at every connection. */
         if (r >= 0)
-                r = sd_bus_match_signal_async(bus, NULL, GPUPASS_AGENT_BUS_NAME, NULL, "org.freedesktop.DBus.Properties",
-                                              "PropertiesChanged", on_properties_changed, NULL, l);
-        if (r >= 0)
-                r = sd_bus_match_signal_async(bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
-                                              "org.freedesktop.DBus.ObjectManager", "InterfacesAdded",
-                                              on_interfaces_added, NULL, l);
-        if (r >= 0)
-                r = sd_bus_match_signal_async(bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
-                                              "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
-                                              on_interfaces_removed, NULL, l);
-        if (r >= 0)
-                r = sd_bus_match_signal_async(bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
-                                              GPUPASS_AGENT_MANAGER_IFACE, "IdentityChanged", on_identity_changed,
-                                              NULL, l);
+                r = sd_bus_add_match_async(bus, NULL, "type='signal',sender='" GPUPASS_AGENT_BUS_NAME "'",
+                                           on_agent_signal, NULL, l);
         if (r >= 0)
                 r = sd_bus_add_match_async(bus, NULL,
                                            "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"

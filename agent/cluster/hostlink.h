@@ -43,6 +43,10 @@ struct hostlink {
         enum link_state state;
         char *error;              /* why it is unreachable */
         sd_event_source *retry;
+        sd_event_source *io, *timer; /* hostlink-io.c: the connection in the event loop */
+        int io_events;               /* what io waits for; -1: disabled (closed) */
+        uint64_t timer_until;
+        bool timer_armed;
         uint64_t backoff_usec;
 
         bool maintenance;
@@ -56,5 +60,13 @@ int hostlink_new(struct clusterd *c, const char *name, const char *configured_ad
 struct hostlink *hostlink_free(struct hostlink *l);
 /* Starts connecting; the result arrives through the event loop. A failure schedules a retry. */
 int hostlink_connect(struct hostlink *l);
+/* The connection failed (why: the reason shown): unreachable, closed, reconnection with backoff. */
+void hostlink_connection_failed(struct hostlink *l, const char *why);
 const char *hostlink_state_to_string(const struct hostlink *l);
 struct cluster_gpu *hostlink_find_gpu(struct hostlink *l, const char *address);
+
+/* hostlink-io.c: each host connection in the event loop, every queued message handled per wake-up. */
+int hostlink_io_attach(struct hostlink *l);
+void hostlink_io_detach(struct hostlink *l);
+/* Once, before connecting: the one prepare callback that re-arms every host connection. */
+int hostlinks_io_setup(struct clusterd *c);

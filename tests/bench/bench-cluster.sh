@@ -3,6 +3,8 @@
 # own dbus-daemon and gpupassd, as in integration/cluster), then gpupass-clusterd over all of them: load
 # time and change-to-view latency (cluster-bench.c). Prints figures; not a timed test.
 # Usage: bench-cluster.sh BUILD-DIR [HOSTS (100)] [CHANGES (40)]
+# CLUSTERD_WRAPPER (absolute path first, e.g. "/usr/bin/strace -f -tt -o /tmp/clusterd.strace") runs
+# gpupass-clusterd under a profiler.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: bench-cluster.sh BUILD-DIR [HOSTS] [CHANGES]}" && pwd)
@@ -44,6 +46,12 @@ mkdir -p "$TEST_DIR/etc"
         printf '[Cluster]\nAdminGroup=gpupass\n'
         for h in "${names[@]}"; do printf '[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"; done
 } >"$TEST_DIR/etc/clusterd.conf"
-CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" \
+# Whose CPU the load costs: the agents, their buses and the aggregator's bus (cluster-bench reads them).
+{
+        for h in "${names[@]}"; do echo "agents $(cat "$TEST_DIR/$h/agent.pid")"; done
+        pgrep -f -- "--config-file=$TEST_DIR/h" | sed 's/^/agent-buses /'
+        echo "cluster-bus ${PIDS[-1]}"
+} >"$TEST_DIR/pids"
+CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/cluster-state" BENCH_PIDS="$TEST_DIR/pids" \
         "$build/tests/bench/cluster-bench" "$hosts" 8 "$changes" "unix:path=$TEST_DIR/h000/bus" h000 0000:17:00.0 \
-        "$build/agent/cluster/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" || { cat "$TEST_DIR/clusterd.log"; exit 1; }
+        ${CLUSTERD_WRAPPER:-} "$build/agent/cluster/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" || { cat "$TEST_DIR/clusterd.log"; exit 1; }
