@@ -251,9 +251,12 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         bool returned;
         int r;
 
+        /* After dropping the connection, return 1 (handled): sd-bus, on a 0 from a reply callback, goes on
+         * processing the bus it called us on (writing its queue) and aborts on one that is closed. A
+         * method call that timed out (the agent hangs) came this way and took clusterd down. */
         if (e) {
                 hostlink_schedule_reconnect(l, e->message ?: e->name);
-                return 0;
+                return 1;
         }
         hostlink_clear_gpus(l);
         r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
@@ -268,7 +271,7 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         }
         if (r < 0) {
                 hostlink_schedule_reconnect(l, "the agent's object list could not be parsed");
-                return 0;
+                return 1;
         }
         /* Identity changes the agent found at its start-up (a reflash and a reboot) come as PreviousModel. */
         for (size_t i = 0; i < l->n_gpus; i++)
@@ -434,7 +437,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 
 static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         hostlink_schedule_reconnect(userdata, "connection lost");
-        return 0;
+        return 1; /* the connection is gone: nothing else may look at this message (see on_managed_objects) */
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
