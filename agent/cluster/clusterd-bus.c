@@ -75,6 +75,16 @@ int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *er
         return bus_check_caller(m, c->admin_gid_valid, c->admin_gid, c->config.admin_group, "the cluster", error);
 }
 
+struct hostlink *clusterd_find_host(struct clusterd *c, const char *name, size_t *ret_index) {
+        for (size_t i = 0; i < c->n_hosts; i++)
+                if (strcmp(c->hosts[i]->name, name) == 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return c->hosts[i];
+                }
+        return NULL;
+}
+
 bool clusterd_is_host(const char *name, void *userdata) {
         struct clusterd *c = userdata;
 

@@ -49,7 +49,10 @@ int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
 struct vm_record;
-/* Whether name is a configured host (userdata: the struct clusterd). */
+/* The connected host of that name (and its index in c->hosts), or NULL. */
+struct hostlink *clusterd_find_host(struct clusterd *c, const char *name, size_t *ret_index);
+/* Whether name is a configured host (userdata: the struct clusterd): the configuration, which after a
+ * reload may list hosts that c->hosts gets only once the running calls are done. */
 bool clusterd_is_host(const char *name, void *userdata);
 /* A refusal of vm-spec.h as the bus error it is: InvalidArgument, NotFound (a host not in the cluster), or
  * -ENOMEM. */

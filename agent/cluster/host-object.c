@@ -23,12 +23,11 @@ bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index) {
 }
 
 struct host_view *host_view_find(struct clusterd *c, const char *name) {
-        if (!c->host_views || !name)
+        size_t i;
+
+        if (!c->host_views || !name || !clusterd_find_host(c, name, &i))
                 return NULL;
-        for (size_t i = 0; i < c->n_hosts; i++)
-                if (strcmp(c->hosts[i]->name, name) == 0)
-                        return &c->host_views[i];
-        return NULL;
+        return &c->host_views[i];
 }
 
 void host_values_compute(const struct host_view *v, struct host_values *ret) {

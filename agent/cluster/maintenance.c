@@ -222,9 +222,7 @@ static int maintenance(sd_bus_message *call, struct clusterd *c, bool enter, sd_
         r = sd_bus_message_read(call, "s", &host);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < c->n_hosts; i++)
-                if (strcmp(c->hosts[i]->name, host) == 0)
-                        l = c->hosts[i];
+        l = clusterd_find_host(c, host, NULL);
         if (!l)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "Host %s is not in the cluster", host);
         if (l->state != LINK_UP || !l->bus)

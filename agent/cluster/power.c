@@ -91,16 +91,6 @@ static bool gpu_is_free(const struct cluster_gpu *g) {
         return g->state && (strcmp(g->state, "host") == 0 || strcmp(g->state, "vfio") == 0);
 }
 
-static struct hostlink *find_host(struct clusterd *c, const char *name, size_t *ret_index) {
-        for (size_t i = 0; i < c->n_hosts; i++)
-                if (strcmp(c->hosts[i]->name, name) == 0) {
-                        if (ret_index)
-                                *ret_index = i;
-                        return c->hosts[i];
-                }
-        return NULL;
-}
-
 struct usage {
         struct clusterd *c;
         struct host_capacity *hosts;
@@ -110,7 +100,7 @@ static int add_usage(const struct vm_record *v, void *userdata) {
         struct usage *u = userdata;
         size_t i;
 
-        if (v->on && find_host(u->c, v->host, &i)) {
+        if (v->on && clusterd_find_host(u->c, v->host, &i)) {
                 u->hosts[i].cpus_used += v->vcpus;
                 u->hosts[i].memory_used_mib += v->memory_mib;
         }
@@ -182,7 +172,7 @@ static int placement_input_build(struct power_job *j, struct placement_input *in
                         struct hostlink *l;
 
                         *slash = '\0';
-                        l = find_host(c, req + 1, &hi);
+                        l = clusterd_find_host(c, req + 1, &hi);
                         if (!l) {
                                 if (asprintf(ret_error, "the VM asks for a GPU on host %s, which is not in the cluster",
                                              req + 1) < 0)
@@ -404,7 +394,7 @@ static int on_claim_done(sd_bus_message *reply, void *userdata, sd_bus_error *re
                 return 0;
         }
         /* The agent refused (Busy: another aggregator was faster; or any failure): undo and go on. */
-        find_host(j->c, j->link->name, &host);
+        clusterd_find_host(j->c, j->link->name, &host);
         j->excluded[host] = 1;
         free(j->failures[host]);
         if (asprintf(&j->failures[host], "claim of %s refused (%s)", j->gpus[j->next], e->message ?: e->name) < 0)
@@ -623,7 +613,7 @@ int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const 
         char *save = NULL;
         _cleanup_free_ char *held = NULL;
 
-        l = find_host(c, vm->host, NULL);
+        l = clusterd_find_host(c, vm->host, NULL);
         if (!l || l->state != LINK_UP || !l->bus)
                 return -EHOSTUNREACH;
         p = calloc(1, sizeof(*p));

@@ -75,9 +75,7 @@ int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_err
                         if (!slash)
                                 continue; /* the syntax check has said so already */
                         *slash = '\0';
-                        for (size_t i = 0; i < c->n_hosts; i++)
-                                if (strcmp(c->hosts[i]->name, req + 1) == 0)
-                                        l = c->hosts[i];
+                        l = clusterd_find_host(c, req + 1, NULL);
                         if (!l) {
                                 r = asprintf(ret_error, "no host '%s' in the cluster", req + 1) < 0 ? -ENOMEM : -ENOENT;
                                 break;
