@@ -51,13 +51,13 @@ static const char * const control_files[] = {
         "driver_override", "unbind", "bind", "drivers_probe", "remove", "rescan", "new_id", "remove_id", "reset",
 };
 
-/* The testbed-relative path ("/sys/...") of fd if it is a control file, else 0. */
-static int control_path(int fd, char *out, size_t size) {
+/* The testbed-relative path of fd ("/sys/...") into out if it lies in the testbed under `prefix`, else 0.
+ * Only while the emulator runs (GPUPASS_SIMKERNEL_SOCKET). */
+static int testbed_path(int fd, const char *prefix, char *out, size_t size) {
         const char *root = getenv("UMOCKDEV_DIR");
         char proc[64], target[4096];
-        const char *base;
-        long n;
         size_t root_len;
+        long n;
 
         if (!root || !getenv("GPUPASS_SIMKERNEL_SOCKET"))
                 return 0;
@@ -68,14 +68,22 @@ static int control_path(int fd, char *out, size_t size) {
                 return 0;
         target[n] = '\0';
         root_len = strlen(root);
-        if (strncmp(target, root, root_len) != 0 || strncmp(target + root_len, "/sys/", 5) != 0)
+        if (strncmp(target, root, root_len) != 0 || strncmp(target + root_len, prefix, strlen(prefix)) != 0)
                 return 0;
-        base = strrchr(target, '/') + 1;
+        snprintf(out, size, "%s", target + root_len);
+        return 1;
+}
+
+/* The testbed-relative path ("/sys/...") of fd if it is a control file, else 0. */
+static int control_path(int fd, char *out, size_t size) {
+        const char *base;
+
+        if (!testbed_path(fd, "/sys/", out, size))
+                return 0;
+        base = strrchr(out, '/') + 1;
         for (size_t i = 0; i < sizeof(control_files) / sizeof(control_files[0]); i++)
-                if (strcmp(base, control_files[i]) == 0) {
-                        snprintf(out, size, "%s", target + root_len);
+                if (strcmp(base, control_files[i]) == 0)
                         return 1;
-                }
         return 0;
 }
 
@@ -297,23 +305,7 @@ EXPORT int stat(const char *path, struct stat *st) {
 
 /* The testbed-relative path ("/lib/modules/...") of a module file opened as fd, else 0. */
 static int module_file(int fd, char *out, size_t size) {
-        const char *root = getenv("UMOCKDEV_DIR");
-        char proc[64], target[4096];
-        size_t root_len;
-        long n;
-
-        if (!root || !getenv("GPUPASS_SIMKERNEL_SOCKET"))
-                return 0;
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        n = syscall(SYS_readlink, proc, target, sizeof(target) - 1);
-        if (n <= 0)
-                return 0;
-        target[n] = '\0';
-        root_len = strlen(root);
-        if (strncmp(target, root, root_len) != 0 || strncmp(target + root_len, "/lib/modules/", 13) != 0)
-                return 0;
-        snprintf(out, size, "%s", target + root_len);
-        return 1;
+        return testbed_path(fd, "/lib/modules/", out, size);
 }
 
 /* finit_module(fd, params, flags) of a testbed module: the emulator "runs its init". 0 or -1 and errno. */
