@@ -13,6 +13,21 @@
 #include "macro.h"
 #include "strv.h"
 
+/* With --json, prints {"K1": v1, "K2": v2} (the answer of create-vm and console) and returns true. */
+static bool print_json_pair(const char *k1, const char *v1, const char *k2, const char *v2) {
+        JsonWriter j;
+
+        if (arg_json == JSON_OFF)
+                return false;
+        ctl_json_begin(&j);
+        json_begin_object(&j);
+        json_kv_string(&j, k1, v1);
+        json_kv_string(&j, k2, v2);
+        json_end_object(&j);
+        json_finish(&j);
+        return true;
+}
+
 int verb_create_vm(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         const char *uuid;
@@ -26,16 +41,7 @@ int verb_create_vm(sd_bus *bus, char **args) {
         r = sd_bus_message_read(reply, "s", &uuid);
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                JsonWriter j;
-
-                ctl_json_begin(&j);
-                json_begin_object(&j);
-                json_kv_string(&j, "Name", args[0]);
-                json_kv_string(&j, "Uuid", uuid);
-                json_end_object(&j);
-                json_finish(&j);
-        } else
+        if (!print_json_pair("Name", args[0], "Uuid", uuid))
                 printf("%s\n", uuid);
         return 0;
 }
@@ -156,16 +162,7 @@ int verb_console(sd_bus *bus, char **args) {
         r = sd_bus_message_read(reply, "s", &host);
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                JsonWriter j;
-
-                ctl_json_begin(&j);
-                json_begin_object(&j);
-                json_kv_string(&j, "Vm", args[0]);
-                json_kv_string(&j, "Host", host);
-                json_end_object(&j);
-                json_finish(&j);
-        } else
+        if (!print_json_pair("Vm", args[0], "Host", host))
                 printf("The console of %s is on host %s\n", args[0], host);
         return 0;
 }
