@@ -26,29 +26,31 @@ if [ "$what" != idle-host ] && [ -z "${GPUPASS_SIMHOST_CTL:-}" ]; then
 fi
 
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+# start_baseline VAR BUS-NAME LOG COMMAND...: the same-run baseline service, its PID in VAR, its log in
+# TEST_DIR/LOG.log; waits (up to 5 s) until it owns BUS-NAME.
+start_baseline() {
+        local var=$1 name=$2 log=$3
+        shift 3
+        "$@" 2>>"$TEST_DIR/$log.log" &
+        printf -v "$var" '%s' "$!"
+        PIDS+=("$!")
+        for _ in $(seq 100); do
+                busctl --system status "$name" >/dev/null 2>&1 && break
+                sleep 0.05
+        done
+}
 start_bus open
 start_agent
 
 case $what in
 rtt)
-        "$build/tests/bench/echo-service" org.gpupass.bench.Echo 2>>"$TEST_DIR/echo.log" &
-        echo_pid=$!
-        PIDS+=("$echo_pid")
-        for _ in $(seq 100); do
-                busctl --system status org.gpupass.bench.Echo >/dev/null 2>&1 && break
-                sleep 0.05
-        done
+        start_baseline echo_pid org.gpupass.bench.Echo echo "$build/tests/bench/echo-service" org.gpupass.bench.Echo
         "$build/tests/bench/rtt-bench" "${n:-10000}" org.gpupass.bench.Echo "$AGENT_PID" "$echo_pid"
         ;;
 signal)
         # BENCH_RELAY may wrap the relay as GPUPASSD wraps the agent (valgrind --tool=callgrind ...).
-        ${BENCH_RELAY:-} "$build/tests/bench/uevent-relay" org.gpupass.bench.Relay 0000:5e:00.0 2>>"$TEST_DIR/relay.log" &
-        relay_pid=$!
-        PIDS+=("$relay_pid")
-        for _ in $(seq 100); do
-                busctl --system status org.gpupass.bench.Relay >/dev/null 2>&1 && break
-                sleep 0.05
-        done
+        start_baseline relay_pid org.gpupass.bench.Relay relay ${BENCH_RELAY:-} "$build/tests/bench/uevent-relay" \
+                org.gpupass.bench.Relay 0000:5e:00.0
         if [ -n "${BENCH_NICE:-}" ]; then
                 # How an operator would run the agent on a busy host (Nice= in its unit); the relay gets the same.
                 renice -n "$BENCH_NICE" -p "$AGENT_PID" "$relay_pid" >/dev/null
