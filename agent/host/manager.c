@@ -265,11 +265,11 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
                         /* Any member of a GPU's group (a companion, a NIC sharing it): the GPUs there read their
                          * group again, so that the member leaves the view gpu_refresh_drivers() works from. */
                         char canonical[PCI_ADDRESS_MAX];
+                        bool known = pci_address_normalize(address, canonical) >= 0;
 
                         for (size_t i = 0; i < m->n_gpus && group < 0; i++)
                                 if (strv_contains(m->gpus[i]->companions, address) ||
-                                    (pci_address_normalize(address, canonical) >= 0 &&
-                                     gpu_group_has_member(m->gpus[i], canonical)))
+                                    (known && gpu_group_has_member(m->gpus[i], canonical)))
                                         group = m->gpus[i]->iommu_group;
                 }
                 if (group >= 0)
