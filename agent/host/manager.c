@@ -10,6 +10,7 @@
 
 #include "fileio.h"
 #include "gpu.h"
+#include "group-job.h"
 #include "iommu-group.h"
 #include "log.h"
 #include "macro.h"
