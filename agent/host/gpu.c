@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <systemd/sd-bus.h>
 
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
@@ -12,7 +11,6 @@
 #include "iommu-group.h"
 #include "macro.h"
 #include "manager.h"
-#include "pci-access.h"
 #include "strv.h"
 #include "sysfs-pci.h"
 
