@@ -92,7 +92,7 @@ static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct
 
                 if (!member_is_assigned(mb))
                         continue;
-                if (!mb->driver || strcmp(mb->driver, "vfio-pci") != 0)
+                if (!streq_ptr(mb->driver, "vfio-pci"))
                         v.all_on_vfio = false;
                 if (mb->role == MEMBER_COMPANION && pci_address_same_slot(&mb->pci, &g->pci)) {
                         r = strv_extend(&v.companions, mb->address);
@@ -110,12 +110,6 @@ fail:
         return r;
 }
 
-static bool streq_null(const char *a, const char *b) {
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
-}
-
 /* A property name for PropertiesChanged. On OOM the signal is incomplete, which is all that can happen:
  * the property values themselves are right. */
 static void mark_changed(char ***changed, const char *name) {
@@ -124,7 +118,7 @@ static void mark_changed(char ***changed, const char *name) {
 
 /* Replaces *field with value (taking ownership) and records `name` as changed when it differs. */
 static int update_string(char **field, char *value, const char *name, char ***changed) {
-        if (streq_null(*field, value)) {
+        if (streq_ptr(*field, value)) {
                 free(value);
                 return 0;
         }
@@ -427,7 +421,7 @@ void gpu_set_string(struct gpu *g, char **field, const char *value, const char *
         char *names[] = { (char *) property, NULL };
         char *copy = NULL;
 
-        if (streq_null(*field, value))
+        if (streq_ptr(*field, value))
                 return;
         if (value) {
                 copy = strdup(value);

@@ -170,7 +170,7 @@ int gpu_rebind_claimed(struct gpu *g) {
                 return r;
         for (size_t i = 0; i < group->n_members; i++)
                 if (member_is_assigned(&group->members[i]) &&
-                    !(group->members[i].driver && strcmp(group->members[i].driver, "vfio-pci") == 0))
+                    !streq_ptr(group->members[i].driver, "vfio-pci"))
                         elsewhere++;
         if (elsewhere == 0)
                 return 0;

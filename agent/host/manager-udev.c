@@ -34,7 +34,7 @@ static bool udev_device_is_display(struct udev_device *d) {
 }
 
 static bool action_changes_binding(const char *action) {
-        return action && (strcmp(action, "bind") == 0 || strcmp(action, "unbind") == 0);
+        return streq_ptr(action, "bind") || streq_ptr(action, "unbind");
 }
 
 /* A bind or unbind of `address` (g: the GPU there, if any): only driver links changed, so the GPUs whose
@@ -86,7 +86,7 @@ static bool manager_handle_binding(struct manager *m, struct udev_device *d, con
 static void manager_handle_device(struct manager *m, struct udev_device *d, const char *action) {
         const char *address = udev_device_get_sysname(d);
         struct gpu *g = address ? manager_find_gpu(m, address) : NULL;
-        bool removed = action && strcmp(action, "remove") == 0;
+        bool removed = streq_ptr(action, "remove");
         int group = -1, r;
 
         if (!address)

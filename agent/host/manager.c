@@ -213,7 +213,7 @@ void manager_set_status(struct manager *m) {
         if (asprintf(&status, "STATUS=%zu GPUs, %zu on vfio-pci%s", m->n_gpus, on_vfio,
                      m->maintenance ? ", in maintenance" : "") < 0)
                 return;
-        if (m->status_sent && strcmp(m->status_sent, status) == 0)
+        if (streq_ptr(m->status_sent, status))
                 return;
         if (sd_notify(false, status) >= 0) {
                 free(m->status_sent);
