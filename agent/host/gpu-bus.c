@@ -209,7 +209,7 @@ int gpu_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***r
         return 0;
 }
 
-void gpu_emit_properties_changed(struct gpu *g, char **names) {
+void gpu_send_changed_strv(struct gpu *g, char **names) {
         sd_bus *bus = g->manager->bus;
 
         if (!bus || !names)

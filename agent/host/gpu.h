@@ -6,6 +6,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "macro.h"
 #include "pci-address.h"
 #include "pci-identity.h"
 
@@ -56,6 +57,7 @@ const char *gpu_state_to_string(enum gpu_state s);
 
 int gpu_new(struct manager *m, const char *address, struct gpu **ret);
 struct gpu *gpu_free(struct gpu *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct gpu *, gpu_free);
 /* Re-reads identity, group, companions and drivers from sysfs; emits PropertiesChanged for what changed. */
 int gpu_refresh(struct gpu *g);
 /* After a bind or unbind in the GPU's group: re-reads only the driver links of the GPU and of the group's
@@ -69,8 +71,6 @@ bool gpu_group_has_member(const struct gpu *g, const char *address);
 int gpu_check_preparable(struct gpu *g, sd_bus_error *error);
 /* NotFound for a missing GPU, Busy while a job holds its group. */
 int gpu_check_actionable(struct gpu *g, sd_bus_error *error);
-/* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
-int gpu_group_peers(struct gpu *g, struct gpu ***ret);
 /* Sets or clears a field and emits PropertiesChanged for it. */
 void gpu_set_owner(struct gpu *g, const char *vm);
 void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property);
