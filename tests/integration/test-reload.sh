@@ -11,7 +11,7 @@ VIDEO="--reuid=65534 --regid=video --clear-groups"
 M=/org/gpupass/agent1
 
 rescan_as() { # setpriv-spec -> "ok" or the error
-        setpriv $1 busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
+        as_user "$1" busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
 }
 reload_agent() {
         local before
@@ -77,7 +77,7 @@ NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 run_clusterd agg
 wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
 check_notify clusterd aggregator
-out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
         fail "aggregator: audio refused: $out"
 
@@ -93,10 +93,10 @@ assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "
 host_prop() { busctl --system get-property org.gpupass.cluster1 "/org/gpupass/cluster1/host/$1" org.gpupass.cluster1.Host "$2" 2>&1; }
 assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: the added host has its Host object"
 assert_eq 's "up"' "$(host_prop one State)" "aggregator: host one's object survived the reload"
-out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) || true
 assert_contains "$out" "may not change" "aggregator: after the reload audio may no longer CreateVm"
-out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$VIDEO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) && pass "aggregator: video may CreateVm after the reload" ||
         fail "aggregator: video refused: $out"
 
