@@ -108,15 +108,34 @@ sysfs_override() { # address -> driver_override as the kernel prints it
         cat "/sys/bus/pci/devices/$1/driver_override"
 }
 
-# start_monitor: records the agent's signals (busctl monitor) into $TEST_DIR/monitor.log.
+# start_monitor [LOG BUSCTL-ARGS...]: records messages with busctl monitor into $TEST_DIR/LOG, by default the
+# agent's on the system bus into monitor.log; returns once the bus has made it a monitor (it sees every
+# message from then on).
 start_monitor() {
-        busctl --system monitor org.gpupass.agent1 >"$TEST_DIR/monitor.log" 2>&1 &
+        local log=$TEST_DIR/${1:-monitor.log}
+        if [ $# -gt 1 ]; then
+                shift
+        else
+                set -- --system monitor org.gpupass.agent1
+        fi
+        busctl "$@" >"$log" 2>&1 &
         MONITOR_PID=$!
         PIDS+=("$MONITOR_PID")
-        # busctl says so once the bus has made it a monitor: from then on it sees every message.
         wait_until --while "$MONITOR_PID" 5 "busctl monitor to start" \
-                file_has "$TEST_DIR/monitor.log" "Monitoring bus message stream" || exit 1
+                file_has "$log" "Monitoring bus message stream" || exit 1
 }
+
+# monitor_barrier: returns once monitor.log (start_monitor without arguments) holds the agent's answer to a
+# call made now; whatever the agent sent before that answer (a signal) is there too, as one sender's
+# messages keep their order. A check that a signal was NOT sent comes after this.
+monitor_barrier() {
+        local mark
+        mark=barrier-$((++MONITOR_BARRIERS))
+        busctl --system call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s "$mark" \
+                >/dev/null 2>&1 || true
+        wait_until 5 "the agent's answer to GetGpu $mark in monitor.log" file_has "$TEST_DIR/monitor.log" "'$mark'"
+}
+MONITOR_BARRIERS=0
 
 # wait_for_log FILE PATTERN: a line of FILE matches PATTERN, up to 5 s.
 wait_for_log() {

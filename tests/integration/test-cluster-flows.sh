@@ -88,7 +88,11 @@ sed -e 's/^class=0x030000/class=0x030200/' "$BETA_FIX" >"$TEST_DIR/beta-compute.
 start_host beta "$TEST_DIR/beta-compute.ini"
 wait_vms "\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"off\" \"beta\" \"reconfigure:NVIDIA Tesla M60.compute\"" &&
         pass "reflashed while away: web-1 off, flagged, no restart" || fail "web-1: $(cluster ListVms)"
-sleep 0.5
+# The aggregator's decision about web-1 on beta's return (the same place that powers an unflagged VM on
+# again, as above): once it is logged, a power-on would have been under way.
+wait_for_log "$LOG" "VM web-1 no longer runs on host beta (its claims are gone); it stays off" &&
+        pass "the aggregator decides about web-1: it stays off" || fail "no decision about web-1 logged"
+assert_not_contains "$(cluster ListVms)" "$ON" "a flagged VM is not recorded on"
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "a flagged VM is never powered on automatically"
 cluster SetVmGpus ss web-1 "1:NVIDIA Tesla M60.compute" >/dev/null
 assert_contains "$(cluster PowerOn s web-1 2>&1)" 'sas "beta" 1 ' "web-1 powers on once its GPUs are set again"
@@ -153,9 +157,12 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAf
 s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
 host_ctl alpha unbind-delay 1500
+start_monitor alpha-monitor.log --address="unix:path=$TEST_DIR/alpha/bus" monitor org.gpupass.agent1
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
-sleep 0.5
+# In flight once its Claim has reached alpha's agent (whose unbind then takes 1.5 s).
+wait_until 10 "the aggregator's Claim for slow-1 on alpha" file_has "$TEST_DIR/alpha-monitor.log" "Member=Claim" ||
+        fail "the PowerOn of slow-1 sent no Claim"
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on already" -- PowerOn s slow-1
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on; power it off first" -- DeleteVm s slow-1
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on: its GPUs are being claimed" -- SetVmGpus ss slow-1 "1:NVIDIA Tesla M60"

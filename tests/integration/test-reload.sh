@@ -13,23 +13,21 @@ M=/org/gpupass/agent1
 rescan_as() { # setpriv-spec -> "ok" or the error
         as_user "$1" busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
 }
+reloads_logged() { # -> how many reloads the agent has logged, done or failed
+        grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true
+}
 reload_agent() {
         local before
-        before=$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)
+        before=$(reloads_logged)
         kill -HUP "$AGENT_PID"
-        for _ in $(seq 100); do
-                [ "$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)" -gt "$before" ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 5 "the agent to log its reload" output_is "$((before + 1))" reloads_logged
 }
 
 # notify_listen NAME: a notification socket $TEST_DIR/NAME.sock logging to $TEST_DIR/NAME.notify.
 notify_listen() {
         python3 "$GPUPASS_SOURCE_ROOT/tests/integration/notify-listener.py" "$TEST_DIR/$1.sock" "$TEST_DIR/$1.notify" &
         PIDS+=("$!")
-        for _ in $(seq 100); do [ -S "$TEST_DIR/$1.sock" ] && return 0; sleep 0.05; done
-        echo "notify listener did not start"; exit 1
+        wait_until --while "$!" 5 "the notify listener's socket" test -S "$TEST_DIR/$1.sock" || exit 1
 }
 # check_notify NAME WHAT: READY=1 with a STATUS, then watchdog pings (WATCHDOG_USEC=1 s: every 0.5 s).
 check_notify() {
