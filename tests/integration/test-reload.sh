@@ -35,15 +35,22 @@ check_notify() {
         wait_for_log "$log" "READY=1" && pass "$2: READY=1 sent" || fail "$2: no READY=1"
         wait_for_log "$log" "STATUS=" && pass "$2: STATUS sent: $(grep -o 'STATUS=[^|]*' "$log" | tail -1)" ||
                 fail "$2: no STATUS"
-        sleep 1.2
-        [ "$(grep -c '^WATCHDOG=1$' "$log")" -ge 2 ] && pass "$2: pings the watchdog" ||
+        # Two pings: the pinging is periodic, not one message at start-up.
+        if wait_until 5 "two WATCHDOG=1 from $2" output_has "WATCHDOG=1 WATCHDOG=1" notify_states "$1" WATCHDOG; then
+                pass "$2: pings the watchdog"
+        else
                 fail "$2: no watchdog pings: $(cat "$log")"
+        fi
+}
+notify_states() { # NAME KEYS: the KEY=1 notifications (KEYS: a grep alternation) so far, in order, on one line
+        grep -o "\($2\)=1" "$TEST_DIR/$1.notify" | tr '\n' ' ' || true
 }
 # check_reload_notify NAME WHAT: RELOADING=1 then READY=1 again, as systemd expects around a reload.
 check_reload_notify() {
-        local seq
-        seq=$(grep -v '^WATCHDOG=1$' "$TEST_DIR/$1.notify" | grep -o 'RELOADING=1\|READY=1' | tr '\n' ' ')
-        assert_contains "$seq" "RELOADING=1 READY=1" "$2: RELOADING=1 then READY=1 around the reload"
+        wait_until 5 "READY=1 after RELOADING=1 from $2" output_has "RELOADING=1 READY=1" \
+                notify_states "$1" 'RELOADING\|READY' || true
+        assert_contains "$(notify_states "$1" 'RELOADING\|READY')" "RELOADING=1 READY=1" \
+                "$2: RELOADING=1 then READY=1 around the reload"
 }
 
 start_bus open
@@ -55,7 +62,6 @@ assert_contains "$(rescan_as "$VIDEO")" "may not change" "agent: a member of vid
 
 printf '[Agent]\nAdminGroup=video\n' >"$TEST_DIR/etc/gpupassd.conf"
 reload_agent && pass "agent: SIGHUP reloads" || fail "agent: no reload logged after SIGHUP"
-sleep 0.2
 check_reload_notify agent agent
 assert_contains "$(rescan_as "$AUDIO")" "may not change" "agent: after the reload audio may no longer Rescan"
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: after the reload video may"
@@ -103,10 +109,13 @@ out=$(as_user "$VIDEO" busctl --system call org.gpupass.cluster1 /org/gpupass/cl
 cluster SetVmGpus ss second "1:NVIDIA Tesla M60" >/dev/null
 out=$(cluster PowerOn s second 2>&1) || true
 assert_contains "$out" '"one"' "aggregator: VM second powered on on host one"
+start_monitor
 kill -STOP "$AGENT_PID"
 cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
 POWEROFF_PID=$!
-sleep 0.3
+# In flight once its Release is on the bus to the (stopped) agent.
+wait_until 10 "the aggregator's Release to the agent" file_has "$TEST_DIR/monitor.log" "Member=Release" ||
+        fail "the PowerOff sent no Release"
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
 kill -HUP "${CLUSTERD_PID[agg]}"
 wait_for_log "$TEST_DIR/agg.log" "host changes wait for 1 running calls" &&
