@@ -34,7 +34,7 @@ start_baseline() {
         "$@" 2>>"$TEST_DIR/$log.log" &
         printf -v "$var" '%s' "$!"
         PIDS+=("$!")
-        wait_until --while "$!" 5 "$name on the bus" name_owned "$name" || exit 1
+        wait_until --while "$!" 20 "$name on the bus" name_owned "$name" || exit 1
 }
 start_bus open
 start_agent

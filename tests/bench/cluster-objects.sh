@@ -18,9 +18,9 @@ CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/state" "$buil
         2>>"$TEST_DIR/clusterd.log" &
 pid=$!
 # It requests its name after opening the registry (schema created).
-wait_until --while $pid 10 "gpupass-clusterd to own org.gpupass.cluster1" name_owned org.gpupass.cluster1 || exit 1
+wait_until --while $pid 20 "gpupass-clusterd to own org.gpupass.cluster1" name_owned org.gpupass.cluster1 || exit 1
 kill $pid; wait $pid 2>/dev/null || true
-wait_until 10 "org.gpupass.cluster1 to leave the bus" output_is "b false" busctl --system call org.freedesktop.DBus \
+wait_until 20 "org.gpupass.cluster1 to leave the bus" output_is "b false" busctl --system call org.freedesktop.DBus \
         /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 || exit 1
 # Prints the first VM's object path (sd_bus_path_encode of its UUID).
 vm=$(python3 - "$TEST_DIR/state/vms.db" "$n" <<'PY'

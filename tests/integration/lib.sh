@@ -52,7 +52,7 @@ start_bus() {
         BUS_PID=$!
         PIDS+=("$BUS_PID")
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"
-        wait_until --while "$BUS_PID" 5 "dbus-daemon's socket $TEST_DIR/bus" test -S "$TEST_DIR/bus" && return 0
+        wait_until --while "$BUS_PID" 20 "dbus-daemon's socket $TEST_DIR/bus" test -S "$TEST_DIR/bus" && return 0
         echo "dbus-daemon did not start:"; cat "$TEST_DIR/bus.log"; exit 1
 }
 
@@ -79,7 +79,7 @@ start_agent() {
                 "$GPUPASSD" 2>>"$TEST_DIR/agent.log" &
         AGENT_PID=$!
         PIDS+=("$AGENT_PID")
-        wait_until --while "$AGENT_PID" 10 "gpupassd to own org.gpupass.agent1" name_owned org.gpupass.agent1 &&
+        wait_until --while "$AGENT_PID" 30 "gpupassd to own org.gpupass.agent1" name_owned org.gpupass.agent1 &&
                 return 0
         echo "gpupassd did not take its bus name:"; cat "$TEST_DIR/agent.log"; exit 1
 }
@@ -121,7 +121,7 @@ start_monitor() {
         busctl "$@" >"$log" 2>&1 &
         MONITOR_PID=$!
         PIDS+=("$MONITOR_PID")
-        wait_until --while "$MONITOR_PID" 5 "busctl monitor to start" \
+        wait_until --while "$MONITOR_PID" 20 "busctl monitor to start" \
                 file_has "$log" "Monitoring bus message stream" || exit 1
 }
 
@@ -133,13 +133,13 @@ monitor_barrier() {
         mark=barrier-$((++MONITOR_BARRIERS))
         busctl --system call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s "$mark" \
                 >/dev/null 2>&1 || true
-        wait_until 5 "the agent's answer to GetGpu $mark in monitor.log" file_has "$TEST_DIR/monitor.log" "'$mark'"
+        wait_until 20 "the agent's answer to GetGpu $mark in monitor.log" file_has "$TEST_DIR/monitor.log" "'$mark'"
 }
 MONITOR_BARRIERS=0
 
-# wait_for_log FILE PATTERN: a line of FILE matches PATTERN, up to 5 s.
+# wait_for_log FILE PATTERN: a line of FILE matches PATTERN, up to 20 s (the machine may be loaded).
 wait_for_log() {
-        wait_until 5 "'$2' in ${1##*/}" file_has "$1" "$2"
+        wait_until 20 "'$2' in ${1##*/}" file_has "$1" "$2"
 }
 
 ctl() { "$GPUPASSCTL" "$@"; }
@@ -170,9 +170,9 @@ gpu_prop() { # address property -> value as busctl prints it, without the type
                 sed -e 's/^[a-z]* //'
 }
 
-# wait_prop ADDRESS PROPERTY VALUE: the agent follows uevents asynchronously; wait up to 5 s for it.
+# wait_prop ADDRESS PROPERTY VALUE: the agent follows uevents asynchronously; wait up to 20 s for it.
 wait_prop() {
-        wait_until 5 "$2 of $1 to be $3" output_is "$3" gpu_prop "$1" "$2"
+        wait_until 20 "$2 of $1 to be $3" output_is "$3" gpu_prop "$1" "$2"
 }
 
 sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs

@@ -161,7 +161,7 @@ start_monitor alpha-monitor.log --address="unix:path=$TEST_DIR/alpha/bus" monito
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
 # In flight once its Claim has reached alpha's agent (whose unbind then takes 1.5 s).
-wait_until 10 "the aggregator's Claim for slow-1 on alpha" file_has "$TEST_DIR/alpha-monitor.log" "Member=Claim" ||
+wait_until 20 "the aggregator's Claim for slow-1 on alpha" file_has "$TEST_DIR/alpha-monitor.log" "Member=Claim" ||
         fail "the PowerOn of slow-1 sent no Claim"
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on already" -- PowerOn s slow-1
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on; power it off first" -- DeleteVm s slow-1

@@ -20,7 +20,7 @@ assert_contains "$hosts" "\"alpha\" \"unix:path=$TEST_DIR/alpha/bus\" \"connecti
 
 timed_out="\"alpha\" \"unix:path=$TEST_DIR/alpha/bus\" \"unreachable\" \"Method call timed out\""
 # sd-bus's method call timeout is 25 s.
-wait_until 40 "the hung host's calls to time out" output_has "$timed_out" cluster ListHosts || true
+wait_until 60 "the hung host's calls to time out" output_has "$timed_out" cluster ListHosts || true
 hosts=$(cluster ListHosts 2>&1 || true)
 assert_contains "$hosts" "$timed_out" "after the timeout the hung host is unreachable, with the reason"
 assert_eq "b true" "$(cluster_name_owned)" "the aggregator survives the timed-out calls"

@@ -19,8 +19,8 @@ signals() {
 signal_seen() { # grep pattern: a signal so far matches
         signals | grep -q -- "$1"
 }
-wait_signal() { # grep pattern, up to 5 s
-        wait_until 5 "a signal matching [$1]" signal_seen "$1"
+wait_signal() { # grep pattern, up to 20 s
+        wait_until 20 "a signal matching [$1]" signal_seen "$1"
 }
 expect_signal() { # pattern what
         if wait_signal "$1"; then pass "$2"; else fail "$2: no signal matching [$1] in: $(signals | tail -5)"; fi
@@ -130,7 +130,7 @@ assert_eq 'as 2 "0000:3b:00.0" "0000:3c:00.0"' "$(vprop Gpus)" "Gpus: the GPUs i
 assert_eq "u $((cpus - 1))" "$(hprop alpha FreeCpus)" "FreeCpus: alpha's CPUs less the running VM's"
 assert_eq "t $((mem - 4096))" "$(hprop alpha FreeMemoryMiB)" "FreeMemoryMiB: alpha's memory less the running VM's"
 free=$(cluster ListGpus | grep -o '"alpha" "[0-9a-f:.]*" "[^"]*" "[a-z]*" "\(host\|vfio\)"' | wc -l || true)
-wait_until 5 "alpha's FreeGpuCount to be $free" output_is "u $free" hprop alpha FreeGpuCount || true
+wait_until 20 "alpha's FreeGpuCount to be $free" output_is "u $free" hprop alpha FreeGpuCount || true
 assert_eq "u $free" "$(hprop alpha FreeGpuCount)" "FreeGpuCount follows the claims, as ListGpus shows them"
 assert_eq "u $((free0 - 2))" "$(hprop alpha FreeGpuCount)" "two fewer of alpha's GPUs are free"
 
@@ -165,7 +165,7 @@ assert_eq 'b true' "$(hprop alpha Maintenance)" "alpha's Maintenance property"
 out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
 expect_signal "^PC $VMPATH Power=on.* Flags=$" "maintenance over: obj-1 on again, its flag cleared"
 expect_signal "^PC $CM/host/alpha State=up.* Maintenance=false" "maintenance over: alpha up"
-wait_until 5 "obj-1's Power to be on" output_is 's "on"' vprop Power || true
+wait_until 20 "obj-1's Power to be on" output_is 's "on"' vprop Power || true
 out=$(cluster PowerOff s obj-1 2>&1) && pass "obj-1 off" || fail "PowerOff: $out"
 
 # A reflash of the GPU it held flags the VM: Flags and NeedsReconfiguration change; SetVmGpus clears them.

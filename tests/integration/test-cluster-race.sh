@@ -19,7 +19,7 @@ start_clusterd agg-a "${HOSTS[@]}"
 sed -e "s|@SOCKET@|$TEST_DIR/bus-b|" "$GPUPASS_SOURCE_ROOT/tests/integration/open-bus.conf.in" >"$TEST_DIR/bus-b.conf"
 dbus-daemon --config-file="$TEST_DIR/bus-b.conf" --nofork --nopidfile 2>"$TEST_DIR/bus-b.log" &
 PIDS+=($!)
-wait_until --while $! 5 "the second bus's socket" test -S "$TEST_DIR/bus-b" || exit 1
+wait_until --while $! 20 "the second bus's socket" test -S "$TEST_DIR/bus-b" || exit 1
 BUS_B=unix:path=$TEST_DIR/bus-b
 DBUS_SYSTEM_BUS_ADDRESS=$BUS_B start_clusterd agg-b "${HOSTS[@]}"
 on() { DBUS_SYSTEM_BUS_ADDRESS=$1; shift; "$@"; }
@@ -142,7 +142,7 @@ EOP
 }
 # The aggregators roll a refused placement back with releases they do not wait for: until those have
 # arrived, an agent may hold a claim that neither registry records.
-wait_until 10 "the agents and both registries to agree" compare_claims || true
+wait_until 20 "the agents and both registries to agree" compare_claims || true
 echo "$out" | sed 's/^/# /'
 assert_contains "$out" " double 0 " "no GPU is held by two VMs (double owners = 0)"
 assert_contains "$out" " problems 0" "each registry agrees with the agents: what it records on is claimed, nothing else is"

@@ -186,7 +186,7 @@ wait_gpus "\"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\"
 assert_contains "$(cluster ListGpus)" "\"alpha\" \"0000:3b:00.0\" \"NVIDIA Tesla M60.compute\" \"compute\" \"claimed\" \"$r1\"" "back on the bus: claimed by reflash-1 again"
 # The agent binds the returned card back to vfio-pci in a job; until it is done, Release answers Busy.
 power_off_reflash_1() { out=$(cluster PowerOff s reflash-1 2>&1); } # out: the last answer
-wait_until 5 "PowerOff of reflash-1 to succeed" power_off_reflash_1 || true
+wait_until 20 "PowerOff of reflash-1 to succeed" power_off_reflash_1 || true
 assert_not_contains "$(cluster ListVms)" '"reflash-1" 1 1024 "1:NVIDIA Tesla M60.compute" "alpha" "on"' "reflash-1 powers off once the card is rebound ($out)"
 cluster DeleteVm s removal-2 >/dev/null
 

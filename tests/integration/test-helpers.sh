@@ -85,7 +85,7 @@ assert_eq 1 "$rc" "wait_until --while returns 1 when the process has exited"
 assert_contains "$out" "process $gone exited while waiting for the tide" "wait_until --while says so"
 (sleep 0.3; : >"$TEST_DIR/later") &
 rc=0
-wait_until 5 "a file created in 0.3 s" test -e "$TEST_DIR/later" || rc=$?
+wait_until 20 "a file created in 0.3 s" test -e "$TEST_DIR/later" || rc=$?
 assert_eq 0 "$rc" "wait_until returns 0 once the condition holds"
 if output_is "b" echo "a"; then fail "output_is: a is not b"; else pass "output_is: another output fails"; fi
 if output_is "a" false; then fail "output_is: a failed command"; else pass "output_is: a failed command fails"; fi

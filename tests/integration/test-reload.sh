@@ -20,14 +20,14 @@ reload_agent() {
         local before
         before=$(reloads_logged)
         kill -HUP "$AGENT_PID"
-        wait_until 5 "the agent to log its reload" output_is "$((before + 1))" reloads_logged
+        wait_until 20 "the agent to log its reload" output_is "$((before + 1))" reloads_logged
 }
 
 # notify_listen NAME: a notification socket $TEST_DIR/NAME.sock logging to $TEST_DIR/NAME.notify.
 notify_listen() {
         python3 "$GPUPASS_SOURCE_ROOT/tests/integration/notify-listener.py" "$TEST_DIR/$1.sock" "$TEST_DIR/$1.notify" &
         PIDS+=("$!")
-        wait_until --while "$!" 5 "the notify listener's socket" test -S "$TEST_DIR/$1.sock" || exit 1
+        wait_until --while "$!" 20 "the notify listener's socket" test -S "$TEST_DIR/$1.sock" || exit 1
 }
 # check_notify NAME WHAT: READY=1 with a STATUS, then watchdog pings (WATCHDOG_USEC=1 s: every 0.5 s).
 check_notify() {
@@ -36,7 +36,7 @@ check_notify() {
         wait_for_log "$log" "STATUS=" && pass "$2: STATUS sent: $(grep -o 'STATUS=[^|]*' "$log" | tail -1)" ||
                 fail "$2: no STATUS"
         # Two pings: the pinging is periodic, not one message at start-up.
-        if wait_until 5 "two WATCHDOG=1 from $2" output_has "WATCHDOG=1 WATCHDOG=1" notify_states "$1" WATCHDOG; then
+        if wait_until 20 "two WATCHDOG=1 from $2" output_has "WATCHDOG=1 WATCHDOG=1" notify_states "$1" WATCHDOG; then
                 pass "$2: pings the watchdog"
         else
                 fail "$2: no watchdog pings: $(cat "$log")"
@@ -47,7 +47,7 @@ notify_states() { # NAME KEYS: the KEY=1 notifications (KEYS: a grep alternation
 }
 # check_reload_notify NAME WHAT: RELOADING=1 then READY=1 again, as systemd expects around a reload.
 check_reload_notify() {
-        wait_until 5 "READY=1 after RELOADING=1 from $2" output_has "RELOADING=1 READY=1" \
+        wait_until 20 "READY=1 after RELOADING=1 from $2" output_has "RELOADING=1 READY=1" \
                 notify_states "$1" 'RELOADING\|READY' || true
         assert_contains "$(notify_states "$1" 'RELOADING\|READY')" "RELOADING=1 READY=1" \
                 "$2: RELOADING=1 then READY=1 around the reload"
@@ -114,7 +114,7 @@ kill -STOP "$AGENT_PID"
 cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
 POWEROFF_PID=$!
 # In flight once its Release is on the bus to the (stopped) agent.
-wait_until 10 "the aggregator's Release to the agent" file_has "$TEST_DIR/monitor.log" "Member=Release" ||
+wait_until 20 "the aggregator's Release to the agent" file_has "$TEST_DIR/monitor.log" "Member=Release" ||
         fail "the PowerOff sent no Release"
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
 kill -HUP "${CLUSTERD_PID[agg]}"

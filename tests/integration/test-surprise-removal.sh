@@ -58,7 +58,7 @@ assert_eq '"claimed"' "$(gpu_prop $A State)" "back on the bus, it is claimed aga
 assert_eq "\"$VM1\"" "$(gpu_prop $A Owner)" "by VM1"
 assert_eq '""' "$(gpu_prop $A Problem)" "no Problem any more"
 group_drivers() { echo "$(sysfs_driver $A) $(sysfs_driver $AUDIO)"; }
-wait_until 5 "the returned card to be on vfio-pci" output_is "vfio-pci vfio-pci" group_drivers || true
+wait_until 20 "the returned card to be on vfio-pci" output_is "vfio-pci vfio-pci" group_drivers || true
 assert_eq "vfio-pci vfio-pci" "$(group_drivers)" "the returned card is on vfio-pci, not the host driver"
 # The rebind is a job on the group; until it has finished, Release answers Busy (named, retryable).
 release_answered() { # Release by VM1, answered other than "in progress" (rc and out are the answer)
@@ -66,7 +66,7 @@ release_answered() { # Release by VM1, answered other than "in progress" (rc and
         out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) || rc=$?
         [ $rc -eq 0 ] || [[ "$out" != *"in progress"* ]]
 }
-wait_until 5 "Release to be answered other than 'in progress'" release_answered || true
+wait_until 20 "Release to be answered other than 'in progress'" release_answered || true
 [ $rc -eq 0 ] && pass "the owner releases it as usual" || fail "Release: $out"
 assert_not_contains "$(cat "$STATE")" "claim $A " "the release is on disk"
 finish
