@@ -79,7 +79,8 @@ printf '[Cluster]\nAdminGroup=audio\n[Host one]\nAddress=%s\n' "$DBUS_SYSTEM_BUS
 notify_listen clusterd
 NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 run_clusterd agg
 wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
-assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' \
+        "aggregator: one host configured, up"
 check_notify clusterd aggregator
 out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
