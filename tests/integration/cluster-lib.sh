@@ -11,7 +11,7 @@ start_host() { # name fixture: the host (its bus, its agent), waits for the agen
                 bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$1" &
         eval "HOST_PID_$1=$!"
         PIDS+=("$!")
-        wait_until --while "$!" 30 "host $1's agent to own org.gpupass.agent1" \
+        wait_until --while "$!" 60 "host $1's agent to own org.gpupass.agent1" \
                 name_owned org.gpupass.agent1 "--address=unix:path=$TEST_DIR/$1/bus" && return 0
         echo "host $1 did not start"; cat "$TEST_DIR/$1/agent.log"; exit 1
 }
@@ -62,7 +62,7 @@ run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_c
                 2>>"$TEST_DIR/$1.log" &
         CLUSTERD_PID[$1]=$!
         PIDS+=("$!")
-        wait_until --while "${CLUSTERD_PID[$1]}" 30 "gpupass-clusterd $1 to own org.gpupass.cluster1" \
+        wait_until --while "${CLUSTERD_PID[$1]}" 60 "gpupass-clusterd $1 to own org.gpupass.cluster1" \
                 name_owned org.gpupass.cluster1 && return 0
         echo "gpupass-clusterd did not start:"; cat "$TEST_DIR/$1.log"; exit 1
 }

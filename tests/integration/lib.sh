@@ -79,7 +79,7 @@ start_agent() {
                 "$GPUPASSD" 2>>"$TEST_DIR/agent.log" &
         AGENT_PID=$!
         PIDS+=("$AGENT_PID")
-        wait_until --while "$AGENT_PID" 30 "gpupassd to own org.gpupass.agent1" name_owned org.gpupass.agent1 &&
+        wait_until --while "$AGENT_PID" 60 "gpupassd to own org.gpupass.agent1" name_owned org.gpupass.agent1 &&
                 return 0
         echo "gpupassd did not take its bus name:"; cat "$TEST_DIR/agent.log"; exit 1
 }
@@ -156,8 +156,14 @@ assert_eq() { # expected actual what
 assert_contains() { # haystack needle what
         if [[ "$1" == *"$2"* ]]; then pass "$3"; else fail "$3: [$2] not in [$1]"; fi
 }
-assert_not_contains() {
-        if [[ "$1" != *"$2"* ]]; then pass "$3"; else fail "$3: [$2] unexpectedly in [$1]"; fi
+assert_not_contains() { # haystack needle what; an empty haystack fails (a command that printed nothing, failing)
+        if [ -z "$1" ]; then
+                fail "$3: nothing to look for [$2] in"
+        elif [[ "$1" != *"$2"* ]]; then
+                pass "$3"
+        else
+                fail "$3: [$2] unexpectedly in [$1]"
+        fi
 }
 
 gpu_path() { # address -> object path, asked from the agent itself

@@ -51,6 +51,7 @@ must_pass "assert_contains, present" assert_contains "a needle here" "needle" "x
 must_fail "assert_contains, a glob is not a pattern" assert_contains "abc" "a*c" "x"
 must_fail "assert_not_contains, present" assert_not_contains "a needle here" "needle" "x"
 must_pass "assert_not_contains, absent" assert_not_contains "haystack" "needle" "x"
+must_fail "assert_not_contains, an empty haystack (a command that printed nothing)" assert_not_contains "" "needle" "x"
 must_fail "fail" fail "x"
 
 # A test with a failed check exits non-zero at finish, and reports how many failed.
