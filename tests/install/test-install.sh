@@ -136,11 +136,8 @@ CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/clust
         "$D$libexecdir/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" &
 CLUSTERD_PID=$!
 PIDS+=("$CLUSTERD_PID")
-out=
-for _ in $(seq 200); do
-        out=$(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1) && break
-        sleep 0.05
-done
+list_hosts() { out=$(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1); }
+wait_until --while "$CLUSTERD_PID" 20 "the installed gpupass-clusterd to answer ListHosts" list_hosts || true
 assert_eq "a(ssssutu) 0" "$out" "the installed gpupass-clusterd starts with the sample clusterd.conf (no hosts), without capabilities"
 assert_eq "CapBnd:	0000000000000000" "$(grep CapBnd /proc/"$CLUSTERD_PID"/status)" "the aggregator runs with no capability"
 finish
