@@ -333,6 +333,22 @@ static int show_property_value(sd_bus_message *reply, JsonWriter *j, const char 
         return r;
 }
 
+/* Release resets a GPU so that a VM finds nothing of the one before; an operator must see when it cannot. */
+static int show_reset_method(sd_bus_message *reply) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(reply, "s", &s);
+        if (r < 0)
+                return r;
+        if (*s)
+                printf("%s\n", s);
+        else
+                printf("- (warning: the kernel has no way to reset this GPU; what one VM leaves in it can be "
+                       "seen by the next)\n");
+        return 0;
+}
+
 int verb_show(sd_bus *bus, char **args) {
         _cleanup_free_ char *path = NULL;
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
@@ -375,7 +391,10 @@ int verb_show(sd_bus *bus, char **args) {
                         json_key(jp, name);
                 else
                         printf("%22s: ", name);
-                r = show_property_value(reply, jp, contents);
+                if (!jp && strcmp(name, "ResetMethod") == 0)
+                        r = show_reset_method(reply);
+                else
+                        r = show_property_value(reply, jp, contents);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
                 if (r >= 0)

@@ -40,7 +40,7 @@ wait_until 60 "IdentityChanged" file_has "$TEST_DIR/monitor.log" 'Member=Identit
         pass "IdentityChanged emitted from the real uevents" || fail "no IdentityChanged within 60 s"
 new=$(gpu_prop $A Model || true)
 echo "# after: $A $(cat $D/vendor):$(cat $D/device) class $(cat $D/class), Model $new, $(( ($(date +%s%N) - t0) / 1000000 )) ms after the slot was powered off"
-assert_eq '"Red QXL paravirtual graphic card"' "$new" "the agent's Model follows the new device (pci.ids' name for 1b36:0100)"
+assert_eq '"Red Hat QXL paravirtual graphic card"' "$new" "the agent's Model follows the new device (pci.ids' name for 1b36:0100)"
 log=$(cat "$TEST_DIR/monitor.log")
 assert_contains "$log" "OBJECT_PATH \"$(gpu_path $A)\";" "IdentityChanged names the GPU object"
 assert_contains "$log" "STRING $old;" "IdentityChanged carries the old model"
