@@ -16,7 +16,7 @@ abs() { case $1 in /*) echo "$1" ;; *) echo "$GPUPASS_PREFIX/$1" ;; esac; }
 unitdir=$(pc_var systemd systemdsystemunitdir "$GPUPASS_PREFIX/lib/systemd/system")
 modulesloaddir=$(pc_var systemd modulesloaddir "$GPUPASS_PREFIX/lib/modules-load.d")
 udevdir=$(pc_var udev udevdir "$GPUPASS_PREFIX/lib/udev")
-dbusdatadir=$(pc_var dbus-1 datadir "$(abs "$GPUPASS_DATADIR")")
+dbusdatadir=$(pc_var dbus-1 datadir /usr/share) # the system bus's own datadir, whatever our prefix
 interfacesdir=$(pc_var dbus-1 interfaces_dir "$(abs "$GPUPASS_DATADIR")/dbus-1/interfaces")
 libexecdir=$(abs "$GPUPASS_LIBEXECDIR")
 bindir=$(abs "$GPUPASS_BINDIR")
