@@ -35,6 +35,10 @@ check_exec() {
 check_exec "$libexecdir/gpupassd" "the agent"
 check_exec "$libexecdir/gpupass-clusterd" "the aggregator"
 check_exec "$bindir/gpupassctl" "the CLI"
+check_exec "$libexecdir/gpupass-libvirt-hook" "the libvirt hook"
+# libvirtd runs every executable of hooks/qemu.d and follows links (README "libvirt hook").
+assert_eq "$libexecdir/gpupass-libvirt-hook" "$(readlink "$D$sysconfdir/libvirt/hooks/qemu.d/gpupass")" \
+        "libvirt's hook directory links the hook: $sysconfdir/libvirt/hooks/qemu.d/gpupass"
 check_file "$unitdir/gpupassd.service" "the agent's unit in systemdsystemunitdir"
 check_file "$unitdir/gpupass-clusterd.service" "the aggregator's unit in systemdsystemunitdir"
 check_file "$udevdir/rules.d/70-gpupass.rules" "udev rules in udevdir/rules.d"
