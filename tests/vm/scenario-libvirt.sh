@@ -20,6 +20,11 @@ ln -sf "$TEST_DIR/bus" /run/dbus/system_bus_socket
 modprobe vfio-pci
 start_agent
 G=$(gpu_prop $A IommuGroup)
+# hostdev_entries INFO-PCI: the entries of `info pci` whose id is a libvirt hostdev.
+hostdev_entries() {
+        awk '/^ *Bus +[0-9]+, device/ { if (keep) printf "%s", block; block = ""; keep = 0 }
+             { block = block $0 "\n" } /id "hostdev/ { keep = 1 } END { if (keep) printf "%s", block }' <<<"$1"
+}
 ids() { echo "$(sed 's/0x//' "/sys/bus/pci/devices/$1/vendor"):$(sed 's/0x//' "/sys/bus/pci/devices/$1/device")"; }
 A_IDS=$(ids $A) AUDIO_IDS=$(ids $AUDIO)
 
@@ -60,12 +65,16 @@ assert_eq "\"$VM1\"" "$(gpu_prop $A Owner)" "the hook claimed the group for vm-a
 assert_eq '"claimed"' "$(gpu_prop $A State)" "State claimed"
 assert_eq "vfio-pci vfio-pci" "$(sysfs_driver $A) $(sysfs_driver $AUDIO)" "the claim bound both functions to vfio-pci (sysfs)"
 pid=$(cat /run/libvirt/qemu/vm-a.pid 2>/dev/null || echo none)
-echo "# QEMU: $(ps -o pid=,user=,args= -p "$pid" 2>&1 | cut -c1-300)"
+echo "# QEMU: $(ps -o pid=,user=,comm= -p "$pid" 2>&1), its VFIO devices:"
+tr '\0' '\n' <"/proc/$pid/cmdline" 2>&1 | grep vfio-pci | sed 's/^/#   -device /'
+
 assert_eq "$QEMU_USER" "$(ps -o user= -p "$pid" 2>&1 | tr -d ' ')" "QEMU runs as libvirt's QEMU user"
 out=$(virsh qemu-monitor-command vm-a --hmp 'info pci' 2>&1) || true
-echo "# \$ virsh qemu-monitor-command vm-a --hmp 'info pci'"; echo "$out" | sed 's/^/#   /'
-assert_contains "$out" "Display controller: PCI device $A_IDS" "info pci: QEMU has the display device ($A_IDS)"
-assert_contains "$out" "Audio controller: PCI device $AUDIO_IDS" "info pci: and its audio function ($AUDIO_IDS)"
+echo "# \$ virsh qemu-monitor-command vm-a --hmp 'info pci' (the hostdevs' entries)"
+entries=$(hostdev_entries "$out")
+echo "$entries" | sed 's/^/#   /'
+assert_contains "$entries" "Display controller: PCI device $A_IDS" "info pci: QEMU has the display device ($A_IDS) as a hostdev"
+assert_contains "$entries" "Audio controller: PCI device $AUDIO_IDS" "info pci: and its audio function ($AUDIO_IDS)"
 # libvirt's DAC driver gives QEMU the group node in QEMU's own /dev (libvirt's mount namespace); the host's
 # node is untouched, so it never fights AllowUser (README "libvirt hook").
 echo "# /dev/vfio/$G: host $(stat -c '%U:%G %a' /dev/vfio/$G), QEMU's $(stat -c '%U:%G %a' /proc/$pid/root/dev/vfio/$G 2>&1)"
@@ -92,7 +101,7 @@ grep -E "claimed|released" "$TEST_DIR/agent.log" | sed 's/^/# agent: /'
 out=$(timeout 300 virsh create "$TEST_DIR/vm-b.xml" 2>&1) && pass "virsh create vm-b after vm-a is gone" || fail "virsh create vm-b: $out"
 assert_eq "\"$VM2\"" "$(gpu_prop $A Owner)" "the group is claimed for vm-b"
 out=$(virsh qemu-monitor-command vm-b --hmp 'info pci' 2>&1) || true
-assert_contains "$out" "PCI device $A_IDS" "vm-b's QEMU has the display device"
+assert_contains "$(hostdev_entries "$out")" "PCI device $A_IDS" "vm-b's QEMU has the display device"
 out=$(timeout 120 virsh destroy vm-b 2>&1) && pass "virsh destroy vm-b" || fail "virsh destroy vm-b: $out"
 assert_eq '""' "$(gpu_prop $A Owner)" "and released again"
 if [ "$FAILURES" -ne 0 ]; then
