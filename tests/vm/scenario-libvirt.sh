@@ -45,12 +45,20 @@ log_outputs = "3:file:$TEST_DIR/libvirtd.log"
 EOF
 # The default network's autostart would need dnsmasq and a bridge: not what this is about.
 rm -f /etc/libvirt/qemu/networks/autostart/*
-libvirtd -f "$TEST_DIR/libvirtd.conf" >>"$TEST_DIR/libvirtd.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 600); do
-        if virsh version >/dev/null 2>&1; then break; fi
-        sleep 0.5
-done
+# start_libvirtd: libvirtd in the background (LIBVIRTD_PID), up to 5 min for it to answer (its first
+# connection probes QEMU's capabilities: slow with TCG inside TCG).
+start_libvirtd() {
+        libvirtd -f "$TEST_DIR/libvirtd.conf" >>"$TEST_DIR/libvirtd.log" 2>&1 &
+        LIBVIRTD_PID=$!
+        PIDS+=("$LIBVIRTD_PID")
+        for _ in $(seq 600); do
+                if virsh version >/dev/null 2>&1; then return 0; fi
+                if ! kill -0 "$LIBVIRTD_PID" 2>/dev/null; then break; fi
+                sleep 0.5
+        done
+        echo "libvirtd did not answer:"; tail -20 "$TEST_DIR/libvirtd.log"; exit 1
+}
+start_libvirtd
 echo "# $(virsh version 2>&1 | tr '\n' ' ')"
 
 # The domain gpupass builds without a template (agent/common/domain-xml.c): q35, 64 MiB, no disk, and one
@@ -97,13 +105,21 @@ assert_eq '"vfio"' "$(gpu_prop $A State)" "State vfio: on vfio-pci, free for the
 assert_eq "root" "$(stat -c %U /dev/vfio/$G)" "/dev/vfio/$G is root's"
 grep -E "claimed|released" "$TEST_DIR/agent.log" | sed 's/^/# agent: /'
 
-# Now vm-b gets the card.
+# Now vm-b gets the card, this time with libvirt's mount namespace off: the DAC driver then chowns the
+# host's node itself for QEMU's lifetime, and gives it back before the hook releases the claim.
+kill "$LIBVIRTD_PID"
+wait "$LIBVIRTD_PID" || true
+echo 'namespaces = [ ]' >>/etc/libvirt/qemu.conf
+start_libvirtd
 out=$(timeout 300 virsh create "$TEST_DIR/vm-b.xml" 2>&1) && pass "virsh create vm-b after vm-a is gone" || fail "virsh create vm-b: $out"
 assert_eq "\"$VM2\"" "$(gpu_prop $A Owner)" "the group is claimed for vm-b"
 out=$(virsh qemu-monitor-command vm-b --hmp 'info pci' 2>&1) || true
 assert_contains "$(hostdev_entries "$out")" "PCI device $A_IDS" "vm-b's QEMU has the display device"
+echo "# without the namespace, while vm-b runs: host /dev/vfio/$G $(stat -c '%U:%G %a' /dev/vfio/$G)"
+assert_eq "$QEMU_USER" "$(stat -c %U /dev/vfio/$G)" "without libvirt's namespace the host's /dev/vfio/$G is the QEMU user's while it runs"
 out=$(timeout 120 virsh destroy vm-b 2>&1) && pass "virsh destroy vm-b" || fail "virsh destroy vm-b: $out"
 assert_eq '""' "$(gpu_prop $A Owner)" "and released again"
+assert_eq "root" "$(stat -c %U /dev/vfio/$G)" "libvirt gave /dev/vfio/$G back to root"
 if [ "$FAILURES" -ne 0 ]; then
         sed 's/^/# libvirtd.log: /' "$TEST_DIR/libvirtd.log" | tail -40
         for f in /var/log/libvirt/qemu/vm-a.log /var/log/libvirt/qemu/vm-b.log; do
