@@ -10,6 +10,10 @@ A=0000:00:03.0 AUDIO=0000:00:03.1
 QEMU_USER=libvirt-qemu
 export LIBVIRT_DEFAULT_URI=qemu:///system
 
+if ! getent passwd $QEMU_USER >/dev/null; then
+        fail "no user $QEMU_USER (Debian's libvirt-daemon-system creates it: .ci/packages)"
+        finish
+fi
 start_bus policy
 # libvirtd runs its hooks with a clean environment (no DBUS_SYSTEM_BUS_ADDRESS): they reach the system bus at
 # its usual place, which here is the test's bus.
