@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "domain-xml.h"
+#include "fileio.h"
 #include "hook-agent.h"
 #include "macro.h"
 
@@ -29,43 +30,6 @@
 /* Claims, listing included; a rollback after a refusal gets its own bound. libvirt has no timeout of its own. */
 #define CLAIM_TIMEOUT_USEC (20 * USEC_PER_SEC)
 #define ROLLBACK_TIMEOUT_USEC (10 * USEC_PER_SEC)
-/* A domain XML is a few KiB; anything near this is not one. */
-#define XML_MAX (16u * 1024u * 1024u)
-
-static int read_stdin(char **ret) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (size + 4096 + 1 > allocated) {
-                        char *grown;
-
-                        if (allocated >= XML_MAX)
-                                return -EFBIG;
-                        allocated = allocated ? allocated * 2 : 16384;
-                        grown = realloc(buf, allocated);
-                        if (!grown)
-                                return -ENOMEM;
-                        buf = grown;
-                }
-                n = read(STDIN_FILENO, buf + size, allocated - size - 1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        if (!buf && !(buf = strdup("")))
-                return -ENOMEM;
-        buf[size] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
 
 static void print_group(FILE *f, const struct hook_group *g) {
         if (g->gpu->group >= 0)
@@ -182,7 +146,7 @@ int main(int argc, char *argv[]) {
         is_prepare = strcmp(argv[2], "prepare") == 0 && strcmp(argv[3], "begin") == 0;
         is_release = strcmp(argv[2], "release") == 0 && strcmp(argv[3], "end") == 0;
         /* libvirt writes the XML for every call; read it all so that its write never meets a closed pipe. */
-        r = read_stdin(&xml);
+        r = read_full_fd(STDIN_FILENO, &xml, NULL);
         if (r < 0 && (is_prepare || is_release)) {
                 fprintf(stderr, "gpupass: cannot read domain %s's XML on stdin: %s\n", argv[1], strerror(-r));
                 return 1;
