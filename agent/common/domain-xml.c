@@ -15,23 +15,9 @@
 #include "domain-xml.h"
 #include "macro.h"
 
-static inline void xml_doc_freep(xmlDoc **d) {
-        if (*d)
-                xmlFreeDoc(*d);
-}
-
-static inline void xml_charp_freep(xmlChar **s) {
-        if (*s)
-                xmlFree(*s);
-}
-
-static inline void xml_buffer_freep(xmlBuffer **b) {
-        if (*b)
-                xmlBufferFree(*b);
-}
-
-#define _cleanup_xml_doc_ _cleanup_(xml_doc_freep)
-#define _cleanup_xml_str_ _cleanup_(xml_charp_freep)
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlDoc *, xmlFreeDoc);
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlChar *, xmlFree);
+DEFINE_TRIVIAL_CLEANUP_FUNC(xmlBuffer *, xmlBufferFree);
 
 /* Sets *ret_message and returns error (or -ENOMEM when the message itself cannot be made). */
 _printf_(3, 4)
@@ -105,7 +91,7 @@ static xmlNode *child_element(xmlNode *parent, const char *name) {
 }
 
 static bool prop_equals(xmlNode *n, const char *name, const char *value) {
-        _cleanup_xml_str_ xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
+        _cleanup_(xmlFreep) xmlChar *v = xmlGetNoNsProp(n, BAD_CAST name);
 
         return v && xmlStrEqual(v, BAD_CAST value);
 }
@@ -187,7 +173,7 @@ static int read_doc(const char *xml, xmlDoc **ret, char **ret_message) {
  * absent is 0, as in libvirt. */
 static int read_address_attr(xmlNode *address, const char *name, unsigned max, unsigned *ret,
                              char **ret_message) {
-        _cleanup_xml_str_ xmlChar *v = xmlGetNoNsProp(address, BAD_CAST name);
+        _cleanup_(xmlFreep) xmlChar *v = xmlGetNoNsProp(address, BAD_CAST name);
         unsigned long n;
         char *end;
 
@@ -235,7 +221,7 @@ static int read_hostdev(xmlNode *hostdev, struct domain_hostdev *ret, char **ret
 
 /* The text of the first child element called name, as libvirt's string(./name[1]) reads it; NULL if none. */
 static int read_child_text(xmlNode *root, const char *name, char **ret) {
-        _cleanup_xml_str_ xmlChar *v = NULL;
+        _cleanup_(xmlFreep) xmlChar *v = NULL;
         xmlNode *n = child_element(root, name);
 
         *ret = NULL;
@@ -293,7 +279,7 @@ static int read_info(xmlDoc *doc, struct domain_xml_info **ret, char **ret_messa
 }
 
 int domain_xml_parse(const char *xml, struct domain_xml_info **ret, char **ret_message) {
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
         int r;
 
         r = read_doc(xml, &doc, ret_message);
@@ -418,7 +404,7 @@ static int append_hostdev(xmlNode *devices, const struct pci_address *a) {
 /* A q35 machine with no disk and no network: it starts, and boots nothing until the operator's template
  * gives it something. ACPI so that a shutdown request has somewhere to go. */
 static int new_minimal_doc(const char *type, xmlDoc **ret) {
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
         xmlNode *root, *os, *ostype, *features;
         int r;
 
@@ -462,7 +448,7 @@ static int check_params(const struct domain_xml_params *p, bool need_type, char 
 }
 
 static int format_root(xmlDoc *doc, char **ret) {
-        _cleanup_(xml_buffer_freep) xmlBuffer *b = xmlBufferCreate();
+        _cleanup_(xmlBufferFreep) xmlBuffer *b = xmlBufferCreate();
         char *s;
 
         if (!b)
@@ -478,7 +464,7 @@ static int format_root(xmlDoc *doc, char **ret) {
 int domain_xml_build(const char *template_xml, const struct domain_xml_params *p, char **ret_xml,
                      char **ret_message) {
         _cleanup_(domain_xml_info_freep) struct domain_xml_info *d = NULL;
-        _cleanup_xml_doc_ xmlDoc *doc = NULL;
+        _cleanup_(xmlFreeDocp) xmlDoc *doc = NULL;
         char uuid[DOMAIN_UUID_MAX], number[24];
         xmlNode *root, *devices, *after = NULL, *vcpu, *memory, *current;
         int r;

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "macro.h"
 #include "pci-address.h"
 
 /* "0f8fad5b-d9cb-469f-a165-70867728950e" and its NUL. */
@@ -38,9 +39,7 @@ struct domain_xml_info {
 };
 
 struct domain_xml_info *domain_xml_info_free(struct domain_xml_info *d);
-static inline void domain_xml_info_freep(struct domain_xml_info **d) {
-        domain_xml_info_free(*d);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct domain_xml_info *, domain_xml_info_free);
 
 /* Reads a domain XML: its name, UUID and PCI hostdevs. The root must be <domain>; a <uuid> or a hostdev
  * <address> that libvirt would refuse is -EINVAL. */
