@@ -58,8 +58,10 @@ export class ClusterPage {
         this.client.addEventListener("notify", (ev, data) => this.onNotify(data));
         const watched = this.client.watch({ path_namespace: ROOT });
         return Promise.all([watched, this.refreshGpus()]).then(() => {
+            performance.mark("gpupass-data");
             this.loaded = true;
             this.renderAll();
+            performance.mark("gpupass-dom");
         });
     }
 
@@ -200,7 +202,7 @@ export class ClusterPage {
              rowClass: g => g[7] ? "gp-flagged" : "" });
 
         const vmColumns = [
-            { field: "name", title: "Name", cell: vm => ({ node: h("span", null, vm.Name, " ", h("span", { class: "gp-uuid" }, vm.Uuid)),
+            { field: "name", title: "Name", cell: vm => ({ node: h("span", { title: vm.Uuid }, vm.Name),
                                                             text: vm.Name, value: vm.Name, key: vm.Name }) },
             { field: "vcpus", title: "vCPUs", cell: vm => vm.Vcpus },
             { field: "memory", title: "Memory", cell: vm => ({ text: mib(vm.MemoryMiB), value: vm.MemoryMiB }) },

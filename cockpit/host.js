@@ -24,7 +24,7 @@ export class HostPage {
         const columns = [
             { field: "address", title: "Address", cell: g => g.Address },
             { field: "model", title: "Model", cell: g => ({ node: h("span", null, g.Model, g.PreviousModel ? h("span", { class: "gp-muted" }, " (was " + g.PreviousModel + ")") : null),
-                                                             text: g.Model, value: g.PreviousModel, key: g.Model + g.PreviousModel }) },
+                                                             text: g.Model, value: g.Model, key: g.Model + g.PreviousModel }) },
             { field: "mode", title: "Mode", cell: g => g.Mode },
             { field: "iommu", title: "IOMMU group", cell: g => g.IommuGroup < 0 ? "none" : g.IommuGroup },
             { field: "companions", title: "Companions", cell: g => (g.Companions || []).join(", ") },

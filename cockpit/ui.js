@@ -30,8 +30,8 @@ export function h(tag, attrs, ...children) {
 
 export function mib(n) {
     const v = Number(n);
-    if (v >= 1024 && v % 1024 === 0)
-        return (v / 1024).toLocaleString("en-US") + " GiB";
+    if (v >= 1024)
+        return (v / 1024).toLocaleString("en-US", { maximumFractionDigits: 1 }) + " GiB";
     return v.toLocaleString("en-US") + " MiB";
 }
 
