@@ -99,7 +99,10 @@ function route() {
     const path = cockpit.location.path;
     const bus = cockpit.dbus("org.freedesktop.DBus", { bus: "system" });
     clients.push(bus);
-    bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER]).then(([clusterUp]) => {
+    /* Whether the session may act is asked once, alongside the first call, not before it. */
+    Promise.all([adminKnown, bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER])]).then(([allowed, [clusterUp]]) => {
+        admin = allowed;
+        document.body.dataset.admin = String(allowed);
         navigation(path, clusterUp);
         if (path[0] === "local" || (path.length === 0 && !clusterUp)) {
             openHost("This machine", null);
@@ -129,9 +132,6 @@ function route() {
     }).catch(ex => show(message("No system bus", ex.message)));
 }
 
-mayAct().then(allowed => {
-    admin = allowed;
-    document.body.dataset.admin = String(allowed);
-    cockpit.addEventListener("locationchanged", route);
-    route();
-});
+const adminKnown = mayAct();
+cockpit.addEventListener("locationchanged", route);
+route();

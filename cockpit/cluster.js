@@ -49,8 +49,9 @@ export class ClusterPage {
         this.counts = this.counts || {};
         this.counts[id] = h("span", { class: "gp-count", id: id + "-count" });
         return h("section", { class: "gp-card", id: id + "-card" },
-                 h("header", { class: "gp-card-header" }, h("h2", null, title, " ", this.counts[id]), action),
-                 h("div", { class: "gp-table-scroll" }, table.table));
+                 h("header", { class: "gp-card-header" }, h("h2", null, title, " ", this.counts[id]),
+                   h("div", { class: "gp-toolbar" }, table.filterInput, action)),
+                 h("div", { class: "gp-table-scroll" }, table.table), table.pagination);
     }
 
     /* Everything the page needs, then live: resolves once the first complete render is in the DOM. */
@@ -187,7 +188,8 @@ export class ClusterPage {
         ];
         if (this.admin)
             hostColumns.push({ field: "actions", title: "", cell: host => ({ node: this.hostActions(host), key: String(host.Maintenance) }) });
-        this.hostTable = new KeyedTable(hostColumns, { compare: byName, empty: "No host configured" });
+        this.hostTable = new KeyedTable(hostColumns, { compare: byName, empty: "No host configured", id: "hosts",
+                                                       search: host => `${host.Name} ${host.State} ${host.Address}` });
 
         this.gpuTable = new KeyedTable([
             { field: "host", title: "Host", cell: g => g[0] },
@@ -198,8 +200,8 @@ export class ClusterPage {
             { field: "owner", title: "Owner VM", cell: g => ({ text: g[5] ? (this.vmName(g[5]) || "foreign " + g[5]) : "", value: g[5] }) },
             { field: "previous", title: "Previous model", cell: g => g[6] },
             { field: "companions", title: "Companions", cell: g => g[8].join(", ") },
-        ], { compare: (a, b) => gpuKey(a) < gpuKey(b) ? -1 : gpuKey(a) > gpuKey(b) ? 1 : 0, empty: "No GPU seen",
-             rowClass: g => g[7] ? "gp-flagged" : "" });
+        ], { compare: (a, b) => gpuKey(a) < gpuKey(b) ? -1 : gpuKey(a) > gpuKey(b) ? 1 : 0, empty: "No GPU seen", id: "gpus",
+             rowClass: g => g[7] ? "gp-flagged" : "", search: g => `${g[0]} ${g[1]} ${g[2]} ${g[4]} ${g[5]} ${this.vmName(g[5])}` });
 
         const vmColumns = [
             { field: "name", title: "Name", cell: vm => ({ node: h("span", { title: vm.Uuid }, vm.Name),
@@ -215,8 +217,9 @@ export class ClusterPage {
         ];
         if (this.admin)
             vmColumns.push({ field: "actions", title: "", cell: vm => ({ node: this.vmActions(vm), key: vm.Power + vm.Flags }) });
-        this.vmTable = new KeyedTable(vmColumns, { compare: byName, empty: "No VM in the registry",
-                                                   rowClass: vm => vm.NeedsReconfiguration ? "gp-flagged" : "" });
+        this.vmTable = new KeyedTable(vmColumns, { compare: byName, empty: "No VM in the registry", id: "vms",
+                                                   rowClass: vm => vm.NeedsReconfiguration ? "gp-flagged" : "",
+                                                   search: vm => `${vm.Name} ${vm.Uuid} ${vm.Host} ${vm.GpuRequests} ${vm.Power} ${vm.Flags}` });
     }
 
     vmFlags(vm) {

@@ -48,7 +48,7 @@ export class HostPage {
                         this.summary, this.hostAlert, this.notices),
                       h("section", { class: "gp-card", id: "host-gpus-card" },
                         h("header", { class: "gp-card-header" }, h("h2", null, "GPUs")),
-                        h("div", { class: "gp-table-scroll" }, this.table.table)));
+                        h("div", { class: "gp-table-scroll" }, this.table.table), this.table.pagination));
     }
 
     maintenance() {

@@ -45,22 +45,50 @@ export function button(text, attrs, onclick) {
 }
 
 /*
- * A table whose rows are kept by key. columns: [{ field, title, cell(item) -> string | Node | { text, value, node } }].
+ * A table whose rows are kept by key. columns: [{ field, title, cell(item) -> string | Node | { text, value, node, key } }].
  * Cells are compared with what they showed last, so an update writes only what changed. Each cell carries
  * data-field (and data-value when the text is formatted) for tests and scripts.
+ *
+ * Large tables are paged and filtered, as PatternFly's tables are: the DOM holds only the rows of the page
+ * shown (a 2,000-VM registry is 50 rows to build and lay out, not 2,000), every item stays in memory and
+ * sorted, and a change to an item on the page shown rewrites its cells and nothing else.
  */
 export class KeyedTable {
-    constructor(columns, { compare, rowClass, empty }) {
+    constructor(columns, { compare, rowClass, empty, search, pageSize = 50, id }) {
         this.columns = columns;
         this.compare = compare;
         this.rowClass = rowClass;
-        this.rows = new Map(); /* key -> { tr, item, cells: [{ td, shown }] } */
+        this.search = search;
+        this.pageSize = pageSize;
+        this.page = 0;
+        this.filter = "";
+        this.items = new Map(); /* key -> item */
+        this.order = []; /* keys, sorted by compare */
+        this.shown = []; /* keys of the rows in the DOM */
+        this.rows = new Map(); /* key -> { tr, item, cells: [{ td, shown }], after } for the rows in the DOM */
         this.tbody = h("tbody");
         this.emptyRow = h("tr", { class: "gp-empty" }, h("td", { colspan: columns.length }, empty || "None"));
         this.table = h("table", { class: "gp-table" },
                        h("thead", null, h("tr", null, columns.map(c => h("th", { dataset: { field: c.field } }, c.title)))),
                        this.tbody);
+        this.pagination = this.buildPagination(id);
+        this.filterInput = search ? h("input", { type: "search", class: "gp-filter", placeholder: "Filter",
+                                                 "aria-label": "Filter", id: id ? id + "-filter" : undefined,
+                                                 oninput: () => { this.filter = this.filterInput.value.trim().toLowerCase(); this.page = 0; this.render() } })
+            : null;
         this.tbody.append(this.emptyRow);
+    }
+
+    buildPagination(id) {
+        this.rangeText = h("span", { class: "gp-pagination-range" });
+        this.prevButton = h("button", { type: "button", class: "gp-btn gp-btn-plain", "aria-label": "Previous page",
+                                        onclick: () => { this.page--; this.render() } }, "\u2039");
+        this.nextButton = h("button", { type: "button", class: "gp-btn gp-btn-plain", "aria-label": "Next page",
+                                        onclick: () => { this.page++; this.render() } }, "\u203a");
+        const perPage = h("select", { "aria-label": "Per page", onchange: () => { this.pageSize = Number(perPage.value); this.page = 0; this.render() } },
+                          [20, 50, 100, 500].map(n => h("option", { value: n, selected: n === this.pageSize }, `${n} per page`)));
+        return h("div", { class: "gp-pagination", id: id ? id + "-pagination" : undefined },
+                 this.rangeText, perPage, this.prevButton, this.nextButton);
     }
 
     static render(cell, td, shown) {
@@ -71,7 +99,7 @@ export class KeyedTable {
             ({ text, value, node } = cell);
         else
             text = cell === undefined || cell === null ? "" : String(cell);
-        /* Nodes are rebuilt by their column each time; compare by the key the column gives (text). */
+        /* A column that builds nodes names what they depend on (key); without one they are rebuilt each time. */
         const key = (text ?? "") + "\u0000" + (value ?? "") + "\u0000" + (node ? (cell.key ?? Math.random()) : "");
         if (key === shown)
             return shown;
@@ -83,92 +111,131 @@ export class KeyedTable {
         return key;
     }
 
-    fill(tr, row, item) {
+    fill(row) {
         this.columns.forEach((c, i) => {
             const cell = row.cells[i];
-            cell.shown = KeyedTable.render(c.cell(item), cell.td, cell.shown);
+            cell.shown = KeyedTable.render(c.cell(row.item), cell.td, cell.shown);
         });
-        const cls = this.rowClass ? this.rowClass(item) : "";
-        if (tr.className !== cls)
-            tr.className = cls;
+        const cls = this.rowClass ? this.rowClass(row.item) : "";
+        if (row.tr.className !== cls)
+            row.tr.className = cls;
     }
 
     makeRow(key, item) {
         const tr = h("tr", { dataset: { key } });
-        const row = { tr, item, cells: this.columns.map(c => ({ td: h("td", { dataset: { field: c.field, label: c.title } }), shown: null })) };
+        const row = { tr, item, after: null,
+                      cells: this.columns.map(c => ({ td: h("td", { dataset: { field: c.field, label: c.title } }), shown: null })) };
         tr.append(...row.cells.map(c => c.td));
-        this.fill(tr, row, item);
+        this.fill(row);
         return row;
     }
 
-    /* Every item at once (first load, or a list call's answer): rows added, updated, removed, in order. */
-    replaceAll(items, keyOf) {
-        const keep = new Set();
-        const sorted = [...items].sort(this.compare);
-        const frag = document.createDocumentFragment();
-        for (const item of sorted) {
-            const key = keyOf(item);
-            keep.add(key);
-            let row = this.rows.get(key);
-            if (row) {
-                row.item = item;
-                this.fill(row.tr, row, item);
-            } else {
-                row = this.makeRow(key, item);
-                this.rows.set(key, row);
-            }
-            frag.append(row.tr);
-            if (row.after)
-                frag.append(row.after);
-        }
+    matches(key) {
+        return !this.filter || this.search(this.items.get(key)).toLowerCase().includes(this.filter);
+    }
+
+    /* The rows of the page shown, built or updated, in order; rows that left the page leave the DOM. */
+    render() {
+        const visible = this.filter ? this.order.filter(k => this.matches(k)) : this.order;
+        const pages = Math.max(1, Math.ceil(visible.length / this.pageSize));
+        this.page = Math.min(Math.max(this.page, 0), pages - 1);
+        const first = this.page * this.pageSize;
+        const keys = visible.slice(first, first + this.pageSize);
+        const keep = new Set(keys);
         for (const [key, row] of this.rows) {
-            if (!keep.has(key))
-                this.dropRow(key, row);
+            if (!keep.has(key)) {
+                row.tr.remove();
+                if (row.after)
+                    row.after.remove();
+                this.rows.delete(key);
+            }
         }
-        this.tbody.replaceChildren(frag);
-        if (this.rows.size === 0)
-            this.tbody.append(this.emptyRow);
+        const same = keys.length === this.shown.length && keys.every((k, i) => k === this.shown[i]);
+        const frag = same ? null : document.createDocumentFragment();
+        for (const key of keys) {
+            let row = this.rows.get(key);
+            if (!row) {
+                row = this.makeRow(key, this.items.get(key));
+                this.rows.set(key, row);
+            } else if (row.item !== this.items.get(key)) {
+                row.item = this.items.get(key);
+                this.fill(row);
+            }
+            if (frag) {
+                frag.append(row.tr);
+                if (row.after)
+                    frag.append(row.after);
+            }
+        }
+        if (frag)
+            this.tbody.replaceChildren(frag);
+        if (keys.length === 0)
+            this.tbody.replaceChildren(this.emptyRow);
+        this.shown = keys;
+        this.rangeText.textContent = visible.length ? `${first + 1} - ${first + keys.length} of ${visible.length}` : "0 of 0";
+        this.prevButton.disabled = this.page === 0;
+        this.nextButton.disabled = this.page >= pages - 1;
+        this.pagination.hidden = visible.length <= 20 && this.pageSize >= 20;
     }
 
-    dropRow(key, row) {
-        row.tr.remove();
-        if (row.after)
-            row.after.remove();
-        this.rows.delete(key);
+    /* Every item at once (first load, or a list call's answer). */
+    replaceAll(items, keyOf) {
+        this.items = new Map();
+        for (const item of items)
+            this.items.set(keyOf(item), item);
+        this.order = [...this.items.keys()].sort((a, b) => this.compare(this.items.get(a), this.items.get(b)));
+        this.render();
     }
 
-    /* One item changed or appeared: its row only (a new row goes to its sorted place). */
+    /* Where key belongs in order (binary search), the item being in items already. */
+    position(key) {
+        const item = this.items.get(key);
+        let lo = 0, hi = this.order.length;
+        while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (this.compare(this.items.get(this.order[mid]), item) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    }
+
+    /* One item changed or appeared. The fast path, a row on the page whose place in the order stays: its cells. */
     update(key, item) {
-        let row = this.rows.get(key);
-        if (row) {
-            row.item = item;
-            this.fill(row.tr, row, item);
-            return row;
+        const old = this.items.get(key);
+        this.items.set(key, item);
+        if (old && this.compare(old, item) === 0) {
+            const row = this.rows.get(key);
+            /* With a filter, the item may come into or leave the page: then the page is laid out again. */
+            if (!this.filter || this.matches(key) === !!row) {
+                if (row) {
+                    row.item = item;
+                    this.fill(row);
+                }
+                return;
+            }
+            this.render();
+            return;
         }
-        row = this.makeRow(key, item);
-        this.rows.set(key, row);
-        this.emptyRow.remove();
-        let next = null;
-        for (const other of this.rows.values()) {
-            if (other !== row && this.compare(item, other.item) < 0 && (!next || this.compare(other.item, next.item) < 0))
-                next = other;
-        }
-        this.tbody.insertBefore(row.tr, next ? next.tr : null);
-        return row;
+        if (old)
+            this.order.splice(this.order.indexOf(key), 1);
+        this.order.splice(this.position(key), 0, key);
+        this.render();
     }
 
     remove(key) {
-        const row = this.rows.get(key);
-        if (row)
-            this.dropRow(key, row);
-        if (this.rows.size === 0)
-            this.tbody.append(this.emptyRow);
+        if (!this.items.has(key))
+            return;
+        this.items.delete(key);
+        this.order.splice(this.order.indexOf(key), 1);
+        this.render();
     }
 
     /* Refresh cells computed from other tables (a VM's name in a GPU's Owner column). */
     refill() {
         for (const row of this.rows.values())
-            this.fill(row.tr, row, row.item);
+            this.fill(row);
     }
 
     /* An alert row right under the row whose action failed; replaced by the next one, dismissable. */
