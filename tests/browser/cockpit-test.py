@@ -100,6 +100,11 @@ def admin_session(driver):
     assert_eq("true", driver.execute_script("return document.body.dataset.admin"), "root may act")
     compare_tables(driver, "at start")
     driver.execute_script("window.notReloaded = true")
+    box = driver.find_element(By.ID, "vms-filter")
+    box.send_keys("infer")
+    assert_eq(["infer-1", "infer-2"], [r["name"] for r in table(driver, "vms-card")], "the VM filter shows the matching rows")
+    driver.execute_script("arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input'))", box)
+    assert_eq(6, len(table(driver, "vms-card")), "and all of them again once cleared")
 
     # Power on from the page: the aggregator says it is on.
     uuid = vm_uuid("infer-1")
