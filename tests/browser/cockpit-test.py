@@ -160,7 +160,7 @@ def admin_session(driver):
           str(table(driver, "gpus-card")))
     check(driver.execute_script("return window.notReloaded === true"), "without a reload")
     compare_tables(driver, "after the reflash")
-    driver.save_screenshot(f"{SCREENSHOTS}/cluster.png")
+    screenshot_in_shell(driver, "cluster.png", "", refuse_vm=vm_uuid("big-1"))
 
     # The flagged VM refuses to power on, and says why under its row.
     row_button(driver, "vms-card", render, "power-on").click()
@@ -221,7 +221,7 @@ def admin_session(driver):
     row_button(driver, "host-gpus-card", free, "prepare").click()
     check(wait(driver, "vfio", lambda: agent_state("alpha", free) == "vfio", 20), f"Prepare from the host page: {free} on vfio-pci")
     check(wait(driver, "row", lambda: row_button(driver, "host-gpus-card", free, "return"), 5), "the row offers Return to host")
-    driver.save_screenshot(f"{SCREENSHOTS}/host.png")
+    screenshot_in_shell(driver, "host.png", "#/host/alpha")
     row_button(driver, "host-gpus-card", free, "return").click()
     check(wait(driver, "host", lambda: agent_state("alpha", free) == "host", 20), "Return to host from the host page")
     boot = [g["address"] for g in expect if "boot" in g["problem"].lower()]
@@ -232,6 +232,31 @@ def admin_session(driver):
           "Prepare is not offered in maintenance")
     wait(driver, "b", lambda: driver.find_elements(By.CSS_SELECTOR, '#host-maintenance-action button[data-action="maintenance-off"]'), 5)[0].click()
     check(wait(driver, "m", lambda: agent_prop("alpha", "Maintenance") is False, 10), "and off again")
+
+
+def screenshot_in_shell(driver, name, route, refuse_vm=None):
+    """The page as an operator sees it, inside Cockpit's shell (menu, host switcher), in a second tab: the test's
+    own tab is not reloaded. refuse_vm: a VM whose power-on is refused there first, to show the alert."""
+    main = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.set_window_size(1440, 1500)
+    try:
+        driver.get(os.environ["COCKPIT_BASE_ROOT"] + "/gpupass" + route)
+        frame = wait(driver, "frame", lambda: driver.find_element(By.CSS_SELECTOR, 'iframe[name="cockpit1:localhost/gpupass"]'), 30)
+        if not check(frame is not None, f"the page loads inside Cockpit's shell ({name})"):
+            return
+        driver.switch_to.frame(frame)
+        wait(driver, "ready", lambda: driver.execute_script("return document.body.dataset.ready"), 30)
+        if refuse_vm:
+            row_button(driver, "vms-card", refuse_vm, "power-on").click()
+            wait(driver, "alert", lambda: alert_under(driver, refuse_vm), 20)
+        driver.switch_to.default_content()
+        time.sleep(0.5)  # the shell's own fonts and icons
+        driver.save_screenshot(f"{SCREENSHOTS}/{name}")
+    finally:
+        driver.close()
+        driver.switch_to.window(main)
+        driver.set_window_size(1600, 1000)
 
 
 def encode(uuid):
