@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The cluster page, over org.gpupass.cluster1. Where its data comes from:
- *  - Hosts and VMs: one watch on the ObjectManager at /org/gpupass/cluster1 (the bridge's GetManagedObjects,
- *    then InterfacesAdded/InterfacesRemoved and PropertiesChanged, delivered as "notify"); each change
- *    updates the one row it concerns.
- *  - GPUs: the aggregator exports no object per GPU, so the page calls ListGpus once at start and again when
- *    a signal says a host's GPUs may have changed: a Host's PropertiesChanged (GpuCount, FreeGpuCount,
- *    State, Maintenance: a claim, a release, a reflash's remove and add, a host going away) or a Vm's
- *    Gpus/Power/Flags. Calls that arrive while one runs are merged into one more. No timer anywhere.
+ * The cluster page, over org.gpupass.cluster1. All of it comes from one watch on the ObjectManager at
+ * /org/gpupass/cluster1: Cockpit's bridge calls GetManagedObjects, then forwards InterfacesAdded,
+ * InterfacesRemoved and PropertiesChanged as "notify". Host objects carry their host's GPUs (the Gpus
+ * property, ListGpus' records of that host), Vm objects the registry. Each change updates the rows it
+ * concerns, cell by cell. No timer, no list call.
  */
 import { h, mib, label, button, actionButton, KeyedTable, errorAlert, dialog } from "./ui.js";
 import { parseRequests, formatRequests, reconfigureModel } from "./requests.js";
@@ -32,9 +29,7 @@ export class ClusterPage {
         this.onHost = onHost;
         this.hosts = new Map(); /* name -> Host properties */
         this.vms = new Map(); /* uuid -> Vm properties */
-        this.gpus = [];
-        this.gpuCall = null; /* the ListGpus in flight */
-        this.gpuAgain = false;
+        this.gpus = new Map(); /* "host/address" -> a GPU as ListGpus gives it */
         this.loaded = false;
         this.buildTables();
         this.root = h("div", { class: "gp-cluster", id: "cluster-page" },
@@ -57,8 +52,7 @@ export class ClusterPage {
     /* Everything the page needs, then live: resolves once the first complete render is in the DOM. */
     start() {
         this.client.addEventListener("notify", (ev, data) => this.onNotify(data));
-        const watched = this.client.watch({ path_namespace: ROOT });
-        return Promise.all([watched, this.refreshGpus()]).then(() => {
+        return this.client.watch({ path_namespace: ROOT }).then(() => {
             performance.mark("gpupass-data");
             this.loaded = true;
             this.renderAll();
@@ -67,21 +61,22 @@ export class ClusterPage {
     }
 
     onNotify(data) {
-        let gpusMayChange = false;
         for (const [path, ifaces] of Object.entries(data)) {
             if (HOST in ifaces) {
                 const name = this.hostNameOf(path, ifaces[HOST]);
                 if (ifaces[HOST] === null) {
                     this.hosts.delete(name);
+                    this.setHostGpus(name, []);
                     if (this.loaded)
                         this.hostTable.remove(name);
                 } else {
                     const host = { ...this.hosts.get(name), ...ifaces[HOST] };
                     this.hosts.set(name, host);
+                    if ("Gpus" in ifaces[HOST])
+                        this.setHostGpus(name, ifaces[HOST].Gpus);
                     if (this.loaded)
                         this.hostTable.update(name, host);
                 }
-                gpusMayChange = true;
             }
             if (VM in ifaces) {
                 const uuid = this.vmUuidOf(path, ifaces[VM]);
@@ -95,15 +90,33 @@ export class ClusterPage {
                     this.vms.set(uuid, vm);
                     if (this.loaded)
                         this.vmTable.update(uuid, vm);
-                    if ("Gpus" in changed || "Power" in changed || "Flags" in changed)
-                        gpusMayChange = true;
+                    if ("Name" in changed && this.loaded)
+                        this.gpuTable.refill(); /* owners are shown by name */
                 }
             }
         }
-        if (this.loaded) {
+        if (this.loaded)
             this.updateCounts();
-            if (gpusMayChange)
-                this.refreshGpus();
+    }
+
+    /* A host's GPUs, all of them (its Gpus property): rows of GPUs gone go, the others are updated. */
+    setHostGpus(host, records) {
+        const keys = new Set(records.map(gpuKey));
+        for (const [key, g] of this.gpus) {
+            if (g[0] === host && !keys.has(key)) {
+                this.gpus.delete(key);
+                if (this.loaded)
+                    this.gpuTable.remove(key);
+            }
+        }
+        for (const g of records) {
+            const key = gpuKey(g);
+            const old = this.gpus.get(key);
+            if (old && JSON.stringify(old) === JSON.stringify(g))
+                continue;
+            this.gpus.set(key, g);
+            if (this.loaded)
+                this.gpuTable.update(key, g);
         }
     }
 
@@ -123,41 +136,19 @@ export class ClusterPage {
         return this.vmPaths.get(path);
     }
 
-    refreshGpus() {
-        if (this.gpuCall) {
-            this.gpuAgain = true;
-            return this.gpuCall;
-        }
-        this.gpuCall = this.client.call(ROOT, MANAGER, "ListGpus", [])
-                .then(([gpus]) => {
-                    this.gpus = gpus;
-                    if (this.loaded) {
-                        this.gpuTable.replaceAll(gpus, gpuKey);
-                        this.updateCounts();
-                    }
-                })
-                .catch(ex => console.warn("ListGpus failed:", ex.message))
-                .finally(() => {
-                    this.gpuCall = null;
-                    if (this.gpuAgain) {
-                        this.gpuAgain = false;
-                        this.refreshGpus();
-                    }
-                });
-        return this.gpuCall;
-    }
-
     renderAll() {
         this.hostTable.replaceAll(this.hosts.values(), host => host.Name);
-        this.gpuTable.replaceAll(this.gpus, gpuKey);
+        this.gpuTable.replaceAll(this.gpus.values(), gpuKey);
         this.vmTable.replaceAll(this.vms.values(), vm => vm.Uuid);
         this.updateCounts();
     }
 
     updateCounts() {
-        const free = this.gpus.filter(g => g[4] === "host" || g[4] === "vfio").length;
+        let free = 0;
+        for (const g of this.gpus.values())
+            free += g[4] === "host" || g[4] === "vfio";
         this.counts.hosts.textContent = `${this.hosts.size}`;
-        this.counts.gpus.textContent = `${free} free of ${this.gpus.length}`;
+        this.counts.gpus.textContent = `${free} free of ${this.gpus.size}`;
         const on = [...this.vms.values()].filter(v => v.Power === "on").length;
         this.counts.vms.textContent = `${on} on of ${this.vms.size}`;
         dialog.hostNames = [...this.hosts.keys()];
@@ -168,9 +159,9 @@ export class ClusterPage {
         return vm ? vm.Name : "";
     }
 
-    /* The models the cluster view has (ListGpus), for the set-GPUs dialog. */
+    /* The models the cluster view has (the hosts' GPUs), for the set-GPUs dialog. */
     models() {
-        return [...new Set(this.gpus.map(g => g[2]))].sort();
+        return [...new Set([...this.gpus.values()].map(g => g[2]))].sort();
     }
 
     buildTables() {
@@ -326,7 +317,7 @@ export class ClusterPage {
         };
         const addSpecific = (r) => {
             const select = h("select", { "aria-label": "GPU" },
-                             this.gpus.map(g => h("option", { value: `${g[0]}/${g[1]}`, selected: r.host === g[0] && r.address === g[1] },
+                             [...this.gpus.values()].sort((a, b) => gpuKey(a) < gpuKey(b) ? -1 : 1).map(g => h("option", { value: `${g[0]}/${g[1]}`, selected: r.host === g[0] && r.address === g[1] },
                                                   `${g[0]} ${g[1]} (${g[2]})`)));
             const line = h("div", { class: "gp-request-line" }, "GPU ", select,
                            button("Remove", { class: "gp-btn gp-btn-link" }, () => line.remove()));
