@@ -83,9 +83,12 @@ function openHost(title, address) {
         ready("host");
         return;
     }
-    const client = cockpit.dbus(AGENT, options);
-    clients.push(client);
-    const page = new HostPage(client, admin, title);
+    const connect = () => {
+        const client = cockpit.dbus(AGENT, options);
+        clients.push(client);
+        return client;
+    };
+    const page = new HostPage(connect, admin, title);
     show(page.root);
     page.start().then(() => ready("host"), ex => {
         show(message(title, `No gpupass agent answers there (${ex.message}).`));

@@ -254,7 +254,7 @@ export class ClusterPage {
         return h("span", { class: "gp-actions" },
                  on ? actionButton("Power off", { dataset: { action: "power-off" } }, run("PowerOff"), fail)
                      : actionButton("Power on", { dataset: { action: "power-on" }, class: "gp-btn gp-btn-primary" }, run("PowerOn"), fail),
-                 button(vm.NeedsReconfiguration ? "Set GPUs (reflashed)" : "Set GPUs",
+                 button(vm.NeedsReconfiguration ? "GPUs (reflashed)" : "GPUs",
                         { dataset: { action: "set-gpus" }, class: "gp-btn " + (vm.NeedsReconfiguration ? "gp-btn-warning" : "gp-btn-secondary") },
                         () => this.setGpus(vm.Uuid)),
                  button("Affinity", { dataset: { action: "affinity" } }, () => this.setAffinity(vm.Uuid)),

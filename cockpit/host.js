@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The host page, over one host's org.gpupass.agent1: the Manager's properties and every GPU, from one watch
- * on the ObjectManager at /org/gpupass/agent1 (GetManagedObjects, then InterfacesAdded/InterfacesRemoved
- * and PropertiesChanged, as "notify"), and the IdentityChanged signal (a reflash) shown as a notice.
+ * The host page, over one host's org.gpupass.agent1: every GPU from a watch on the ObjectManager at
+ * /org/gpupass/agent1 (GetManagedObjects, then InterfacesAdded/InterfacesRemoved and PropertiesChanged, as
+ * "notify"), the Manager's properties from a watch on its path, and the IdentityChanged signal (a reflash)
+ * shown as a notice.
  * Actions for administrators: Prepare, Return to host, the maintenance flag.
  */
 import { h, mib, label, actionButton, KeyedTable, errorAlert } from "./ui.js";
@@ -14,9 +15,10 @@ const GPU = "org.gpupass.agent1.Gpu";
 const stateColor = { host: "green", vfio: "blue", claimed: "purple", missing: "red", unavailable: "red" };
 
 export class HostPage {
-    /* client: cockpit.dbus("org.gpupass.agent1", ...) for that host; admin: may act; title: the host's name */
-    constructor(client, admin, title) {
-        this.client = client;
+    /* connect(): a new cockpit.dbus("org.gpupass.agent1", ...) for that host; admin: may act; title: its name */
+    constructor(connect, admin, title) {
+        this.client = connect();
+        this.managerClient = connect();
         this.admin = admin;
         this.manager = null;
         this.gpus = new Map(); /* path -> Gpu properties */
@@ -59,7 +61,12 @@ export class HostPage {
         this.client.addEventListener("notify", (ev, data) => this.onNotify(data));
         this.client.subscribe({ path: ROOT, interface: MANAGER, member: "IdentityChanged" },
                               (path, iface, signal, [gpu, oldModel, newModel]) => this.onIdentityChanged(gpu, oldModel, newModel));
-        return this.client.watch({ path_namespace: ROOT }).then(() => {
+        /* GetManagedObjects lists the objects below the ObjectManager, not the Manager at its own path: that
+         * one is watched by its path (GetAll, then its PropertiesChanged), on a channel of its own, since the
+         * bridge takes a path inside a watched namespace as known from GetManagedObjects. */
+        this.managerClient.addEventListener("notify", (ev, data) => this.onNotify(data));
+        return Promise.all([this.client.watch({ path_namespace: ROOT }),
+                            this.managerClient.watch({ path: ROOT, interface: MANAGER })]).then(() => {
             this.loaded = true;
             this.table.replaceAll(this.gpus.values(), g => g.Address);
             this.renderManager();

@@ -99,11 +99,13 @@ def notify_before(driver, mutation):
 def measure_vm_rows(driver, vms):
     """SetVmResources on an off VM: its Vm object's PropertiesChanged (Vcpus, MemoryMiB) -> its row."""
     to_dom, to_frame, in_page = [], [], []
+    vcpus = {vm[0]: vm[2] for vm in vms}
     for k in range(CHANGES):
         vm = random.choice(vms)
+        vcpus[vm[0]] = 3 if vcpus[vm[0]] != 3 else 2  # always a change, so always a signal
         signals.clear()
         t_call = time.time()
-        call("SetVmResources", "sut", vm[0], 2 + (k % 2) + 1, 4096)
+        call("SetVmResources", "sut", vm[0], vcpus[vm[0]], vm[3])
         sig = wait(driver, "signal", lambda: [s for s in signals if "Vcpus" in s[2]], 5)
         entry = wait(driver, "row", lambda: mutation_for(driver, vm[0], t_call), 5)
         if not sig or not entry:
@@ -120,8 +122,9 @@ def measure_vm_rows(driver, vms):
 
 
 def measure_gpu_rows(driver, vms):
-    """PowerOn/PowerOff of a VM: the Vm's PropertiesChanged (Power) -> its GPU's row (ListGpus again). The VMs
-    go to the last host (affinity), which the GPU table is filtered to, so that their GPUs' rows are shown."""
+    """PowerOn/PowerOff of a VM: its host's PropertiesChanged (Gpus: the claimed GPU's state and owner) -> the
+    GPU's row. The VMs go to the last host (affinity), which the GPU table is filtered to, so that their GPUs'
+    rows are the ones shown."""
     last = f"h{HOSTS - 1:03d}"
     for vm in vms[:CHANGES // 2]:
         call("SetVmAffinity", "sas", vm[0], [last])
@@ -135,7 +138,7 @@ def measure_gpu_rows(driver, vms):
             t_call = time.time()
             call(method, "s", vm[0])
             gpu = [g for g in call("ListGpus")[0] if g[5] == vm[0]] if method == "PowerOn" else gpu
-            sig = wait(driver, "signal", lambda: [s for s in signals if "Power" in s[2]], 5)
+            sig = wait(driver, "signal", lambda: [s for s in signals if "Gpus" in s[2] and s[1].endswith("/" + last)], 5)
             key = f"{gpu[0][0]}/{gpu[0][1]}"
             entry = wait(driver, "row", lambda: mutation_for(driver, key, t_call), 5)
             if sig and entry:
@@ -183,7 +186,7 @@ def main():
             print(f"  of which in the page (notify handler -> DOM): {summary(in_page)}")
         gpu = measure_gpu_rows(driver, off)
         if gpu:
-            print(f"Power of a Vm -> its GPU's row on screen (through ListGpus): {summary(gpu)}")
+            print(f"PropertiesChanged of a Host's Gpus (a claim, a release) -> the GPU's row on screen: {summary(gpu)}")
     finally:
         driver.quit()
     return 0

@@ -217,6 +217,10 @@ def admin_session(driver):
                       "problem": g[13]} for g in agent], key=lambda g: g["address"])
     got = [{k: r[k] for k in expect[0]} for r in table(driver, "host-gpus-card")]
     assert_eq(expect, got, "the host page's GPUs equal the agent's ListGpus")
+    summary = driver.execute_script("""return Object.fromEntries([...document.querySelectorAll('#host-summary dd')]
+        .map(dd => [dd.dataset.field, dd.textContent]))""")
+    assert_eq([agent_prop("alpha", "Hostname"), str(agent_prop("alpha", "CpuCount")), agent_prop("alpha", "Version")],
+              [summary.get("hostname"), summary.get("cpus"), summary.get("agent version")], "the host page shows the agent's Manager properties")
     free = next(g["address"] for g in expect if g["state"] == "host")
     row_button(driver, "host-gpus-card", free, "prepare").click()
     check(wait(driver, "vfio", lambda: agent_state("alpha", free) == "vfio", 20), f"Prepare from the host page: {free} on vfio-pci")
@@ -239,7 +243,7 @@ def screenshot_in_shell(driver, name, route, refuse_vm=None):
     own tab is not reloaded. refuse_vm: a VM whose power-on is refused there first, to show the alert."""
     main = driver.current_window_handle
     driver.switch_to.new_window("tab")
-    driver.set_window_size(1440, 1500)
+    driver.set_window_size(1680, 1500)
     try:
         driver.get(os.environ["COCKPIT_BASE_ROOT"] + "/gpupass" + route)
         frame = wait(driver, "frame", lambda: driver.find_element(By.CSS_SELECTOR, 'iframe[name="cockpit1:localhost/gpupass"]'), 30)
@@ -302,11 +306,24 @@ def unprivileged_session(driver):
     assert_eq([], buttons_but_paging(driver), "no action button on the host page as nobody")
 
 
+def host_without_aggregator(driver):
+    """A session on gamma's own bus: the page opens on the host view of its agent, with the actions."""
+    check(open_page(driver, os.environ["COCKPIT_URL_HOSTONLY"], "host"), "without an aggregator the page opens on the host view")
+    assert_eq(["This machine"], [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#nav a")], "and offers no cluster view")
+    agent = busctl_json("call", "org.gpupass.agent1", "/org/gpupass/agent1", "org.gpupass.agent1.Manager", "ListGpus",
+                        address=host_bus("gamma"))[0]
+    assert_eq(sorted((g[1], g[4]) for g in agent), [(r["address"], r["state"]) for r in table(driver, "host-gpus-card")],
+              "its GPUs and their states as the agent lists them")
+    free = [r["address"] for r in table(driver, "host-gpus-card") if r["state"] == "host"]
+    check(free and row_button(driver, "host-gpus-card", free[0], "prepare") is not None, "root may prepare a free GPU there")
+
+
 def main():
     driver = chromium()
     try:
         admin_session(driver)
         unprivileged_session(driver)
+        host_without_aggregator(driver)
     finally:
         errors = [e["message"] for e in browser_log(driver) if e["level"] == "SEVERE"]
         check(not errors, "no error in the browser's console", "; ".join(errors))

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The Cockpit package in a real browser: the simulated cluster of the demo (four hosts, each agent on its own
 # bus, gpupass-clusterd on a default-deny bus with its policy file), cockpit-ws with a local session as root and
-# another as nobody, both on 127.0.0.1, the package served from $XDG_DATA_HOME/cockpit/gpupass, and headless
+# another as nobody, a third on a host's own bus (no aggregator), all on 127.0.0.1, the package served from $XDG_DATA_HOME/cockpit/gpupass, and headless
 # Chromium driven over WebDriver by cockpit-test.py, which prints the TAP lines. No systemd needed.
 # GPUPASS_SCREENSHOTS=DIR keeps the screenshots there (README's come from cockpit/screenshots).
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
@@ -28,5 +28,7 @@ cluster PowerOn s render-1 >/dev/null
 install_package
 start_cockpit root
 start_cockpit nobody 65534
+# A host without the aggregator: a session whose system bus is gamma's, where only its agent is.
+DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/gamma/bus" start_cockpit hostonly
 run_browser_test "$GPUPASS_SOURCE_ROOT/tests/browser/cockpit-test.py"
 finish
