@@ -102,7 +102,11 @@ function route() {
     const path = cockpit.location.path;
     const bus = cockpit.dbus("org.freedesktop.DBus", { bus: "system" });
     clients.push(bus);
-    /* Whether the session may act is asked once, alongside the first call, not before it. */
+    const client = cockpit.dbus(CLUSTER, busOptions(null));
+    clients.push(client);
+    /* The cluster's objects are asked for at once, alongside whether the aggregator runs and whether the
+     * session may act, not after them: the first render waits for the slowest of the three only. */
+    const early = path.length === 0 ? ClusterPage.load(client) : null;
     Promise.all([adminKnown, bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER])]).then(([allowed, [clusterUp]]) => {
         admin = allowed;
         document.body.dataset.admin = String(allowed);
@@ -111,8 +115,6 @@ function route() {
             openHost("This machine", null);
             return;
         }
-        const client = cockpit.dbus(CLUSTER, busOptions(null));
-        clients.push(client);
         /* The aggregator leaving or coming back: the page starts over from what is there. */
         client.addEventListener("owner", (ev, owner) => {
             if (owner === null && document.body.dataset.ready)
@@ -130,7 +132,7 @@ function route() {
         }
         const page = new ClusterPage(client, admin, name => cockpit.location.go(["host", name]));
         show(page.root);
-        page.start().then(() => ready("cluster"), ex => show(message("Cluster", ex.message)));
+        page.start(early).then(() => ready("cluster"), ex => show(message("Cluster", ex.message)));
         window.gpupassCluster = page; /* for the benchmark and tests */
     }).catch(ex => show(message("No system bus", ex.message)));
 }

@@ -49,10 +49,23 @@ export class ClusterPage {
                  h("div", { class: "gp-table-scroll" }, table.table), table.pagination);
     }
 
+    /* The watch, started before the page exists; its notify messages are kept until start() takes them. */
+    static load(client) {
+        const early = { notified: [] };
+        early.listener = (ev, data) => early.notified.push(data);
+        client.addEventListener("notify", early.listener);
+        early.watched = client.watch({ path_namespace: ROOT });
+        return early;
+    }
+
     /* Everything the page needs, then live: resolves once the first complete render is in the DOM. */
-    start() {
+    start(early) {
+        early = early || ClusterPage.load(this.client);
+        this.client.removeEventListener("notify", early.listener);
         this.client.addEventListener("notify", (ev, data) => this.onNotify(data));
-        return this.client.watch({ path_namespace: ROOT }).then(() => {
+        for (const data of early.notified)
+            this.onNotify(data);
+        return early.watched.then(() => {
             performance.mark("gpupass-data");
             this.loaded = true;
             this.renderAll();
