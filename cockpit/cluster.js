@@ -9,7 +9,6 @@
 import { h, mib, label, button, actionButton, KeyedTable, errorAlert, dialog } from "./ui.js";
 import { parseRequests, formatRequests, reconfigureModel } from "./requests.js";
 
-const NAME = "org.gpupass.cluster1";
 const ROOT = "/org/gpupass/cluster1";
 const MANAGER = "org.gpupass.cluster1.Manager";
 const HOST = "org.gpupass.cluster1.Host";
@@ -22,7 +21,7 @@ const stateColor = { up: "green", maintenance: "orange", unreachable: "red", con
                      on: "green", off: "grey" };
 
 export class ClusterPage {
-    /* client: cockpit.dbus(NAME); admin: may act; onHost(name): open a host's page; timing: bench hooks */
+    /* client: cockpit.dbus("org.gpupass.cluster1") on the system bus; admin: may act; onHost(name): opens a host's page */
     constructor(client, admin, onHost) {
         this.client = client;
         this.admin = admin;
