@@ -52,6 +52,13 @@ for xml in "$GPUPASS_SOURCE_ROOT"/dbus/*.xml; do
         cmp -s "$xml" "$D$interfacesdir/$(basename "$xml")" && pass "$(basename "$xml") installed as in dbus/" ||
                 fail "$(basename "$xml") differs from dbus/"
 done
+# The Cockpit package: every file of cockpit/ but its meson.build and screenshots, as in the repository.
+for f in "$GPUPASS_SOURCE_ROOT"/cockpit/*.*; do
+        case $f in */meson.build) continue ;; esac
+        cmp -s "$f" "$D$(abs "$GPUPASS_DATADIR")/cockpit/gpupass/$(basename "$f")" &&
+                pass "the Cockpit package's $(basename "$f") in datadir/cockpit/gpupass" ||
+                fail "the Cockpit package's $(basename "$f") not installed in datadir/cockpit/gpupass"
+done
 check_file "$sysconfdir/gpupass/gpupassd.conf" "sample agent configuration"
 check_file "$sysconfdir/gpupass/clusterd.conf" "sample aggregator configuration"
 
