@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32.h"
+#include <zlib.h>
+
 #include "fileio.h"
 #include "ledger.h"
 #include "macro.h"
@@ -188,6 +189,10 @@ static void _printf_(2, 3) text_append(struct text *t, const char *format, ...) 
         free(line);
 }
 
+unsigned long ledger_checksum(const char *text, size_t len) {
+        return crc32_z(crc32_z(0, Z_NULL, 0), (const Bytef *) text, len);
+}
+
 int ledger_serialize(const struct ledger *l, char **ret, size_t *ret_len) {
         struct text t = {};
 
@@ -218,7 +223,7 @@ int ledger_serialize(const struct ledger *l, char **ret, size_t *ret_len) {
         for (size_t i = 0; i < l->n_unavailable; i++)
                 text_append(&t, "unavailable %s %s\n", l->unavailable[i].address, l->unavailable[i].text);
         if (!t.failed)
-                text_append(&t, "checksum %08x\n", crc32_ieee(t.data, t.len));
+                text_append(&t, "checksum %08lx\n", ledger_checksum(t.data, t.len));
         if (t.failed) {
                 free(t.data);
                 return -ENOMEM;
@@ -371,7 +376,7 @@ int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret
                 if (!isxdigit((unsigned char) *c))
                         return -EBADMSG;
         crc = strtoull(copy, NULL, 16);
-        if (crc != crc32_ieee(text, body))
+        if (crc != ledger_checksum(text, body))
                 return -EBADMSG;
         free(copy);
 

@@ -80,6 +80,21 @@ done
 assert_eq 's "unreachable"' "$(hprop delta State)" "delta (no such bus) is unreachable"
 assert_eq 'u 6' "$(hprop alpha GpuCount)" "alpha has its six GPUs"
 
+# Gpus: the host's records of ListGpus; a change no count shows (a free GPU prepared on the agent) is announced.
+hgpus() { busctl --system --json=short get-property org.gpupass.cluster1 "$CM/host/$1" org.gpupass.cluster1.Host Gpus | jq -c .data; }
+lgpus() { busctl --system --json=short call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager ListGpus |
+                  jq -c "[.data[0][] | select(.[0] == \"$1\")]"; }
+for h in alpha beta delta; do assert_eq "$(lgpus $h)" "$(hgpus $h)" "$h: Gpus as its records in ListGpus"; done
+p86=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:86:00.0 | cut -d'"' -f2)
+host_call alpha call org.gpupass.agent1 "$p86" org.gpupass.agent1.Gpu Prepare
+expect_signal '^PC '"$CM"'/host/alpha Gpus=.*"0000:86:00.0","[^"]*","[a-z]*","vfio"' "a GPU prepared on alpha's agent: PropertiesChanged Gpus"
+assert_eq "$(lgpus alpha)" "$(hgpus alpha)" "alpha: Gpus as ListGpus after the Prepare"
+back='^PC '"$CM"'/host/alpha Gpus=.*"0000:86:00.0","[^"]*","[a-z]*","host"'
+before=$(signals | grep -c -- "$back" || true)
+host_call alpha call org.gpupass.agent1 "$p86" org.gpupass.agent1.Gpu ReturnToHost
+for _ in $(seq 100); do [ "$(signals | grep -c -- "$back" || true)" -gt "$before" ] && break; sleep 0.05; done
+assert_eq $((before + 1)) "$(signals | grep -c -- "$back" || true)" "and back to the host: one more PropertiesChanged Gpus"
+
 # CreateVm: InterfacesAdded, an object in the tree, every property against ListVms.
 uuid=$(cluster CreateVm sut obj-1 2 2048 | cut -d'"' -f2)
 VMPATH=$(busctl --system tree --list org.gpupass.cluster1 | grep "^$CM/vm/")
