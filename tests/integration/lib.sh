@@ -153,8 +153,14 @@ fail() { CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
 assert_eq() { # expected actual what
         if [ "$1" == "$2" ]; then pass "$3"; else fail "$3: expected [$1], got [$2]"; fi
 }
-assert_contains() { # haystack needle what
-        if [[ "$1" == *"$2"* ]]; then pass "$3"; else fail "$3: [$2] not in [$1]"; fi
+assert_contains() { # haystack needle what; an empty needle fails (it is in everything: an unset variable)
+        if [ -z "$2" ]; then
+                fail "$3: nothing to look for in [$1]"
+        elif [[ "$1" == *"$2"* ]]; then
+                pass "$3"
+        else
+                fail "$3: [$2] not in [$1]"
+        fi
 }
 assert_not_contains() { # haystack needle what; an empty haystack fails (a command that printed nothing, failing)
         if [ -z "$1" ]; then

@@ -6,14 +6,13 @@ M=/org/gpupass/agent1
 
 # refuse_all ERROR MESSAGE: every mutating call, made as nobody, is refused with ERROR.
 refuse_all() {
-        local call path method iface
+        local error=$1 message=$2 call path method iface
         for call in "$P Prepare" "$P ReturnToHost" "$P Claim s $VM1" "$P Release s $VM1" "$P OpenVfio s $VM1" \
                     "$P AllowUser su $VM1 1000" "$M Rescan" "$M SetMaintenance b true"; do
                 set -- $call
                 path=$1 method=$2; shift 2
-                iface=org.gpupass.agent1.Gpu
-                [ "$path" == "$M" ] && iface=org.gpupass.agent1.Manager
-                expect_error "$ERROR" "$MESSAGE" --as "$NOBODY" -- "$path" "$iface" "$method" "$@"
+                if [ "$path" == "$M" ]; then iface=org.gpupass.agent1.Manager; else iface=org.gpupass.agent1.Gpu; fi
+                expect_error "$error" "$message" --as "$NOBODY" -- "$path" "$iface" "$method" "$@"
         done
 }
 
@@ -36,7 +35,7 @@ out=$(as_user "$NOBODY" "$GPUPASSCTL" list 2>&1)
 assert_contains "$out" "6 GPUs listed." "gpupassctl list works unprivileged"
 
 # Every mutating call is refused by the bus policy for an unprivileged caller; nothing changes.
-ERROR=org.freedesktop.DBus.Error.AccessDenied MESSAGE="" refuse_all
+refuse_all org.freedesktop.DBus.Error.AccessDenied ""
 assert_eq "nouveau" "$(sysfs_driver 0000:3c:00.0)" "nothing was bound"
 assert_eq '""' "$(gpu_prop 0000:3c:00.0 Owner)" "nothing was claimed"
 assert_eq 'b false' "$(busctl --system get-property org.gpupass.agent1 $M org.gpupass.agent1.Manager Maintenance)" "maintenance unchanged"
@@ -51,7 +50,7 @@ start_bus open
 start_agent "[Agent]
 AdminGroup=100"
 P=$(gpu_path 0000:3c:00.0)
-ERROR=org.gpupass.Error.AccessDenied MESSAGE="uid 65534 may not change GPU state" refuse_all
+refuse_all org.gpupass.Error.AccessDenied "uid 65534 may not change GPU state"
 assert_eq "nouveau" "$(sysfs_driver 0000:3c:00.0)" "still nothing bound"
 # The caller check comes before the argument check: a malformed VM is still AccessDenied.
 expect_error org.gpupass.Error.AccessDenied "may not change" --as "$NOBODY" -- "$P" org.gpupass.agent1.Gpu Claim s not-a-uuid

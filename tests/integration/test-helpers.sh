@@ -19,28 +19,23 @@ counted() {
               echo "checks=$CHECKS failures=$FAILURES")
         echo "${out//$'\n'/ | }"
 }
-# must_fail WHAT COMMAND...: COMMAND records one failed check (printed as such), and nothing else.
-must_fail() {
-        local what=$1 out
-        shift
+# must pass|fail WHAT COMMAND...: COMMAND records exactly one check, printed as such, passed or failed.
+must() {
+        local want=$1 what=$2 out line=ok failures=0
+        shift 2
+        if [ "$want" == fail ]; then
+                line=FAIL
+                failures=1
+        fi
         out=$(counted "$@")
-        if [[ "$out" == *"FAIL - "*"checks=1 failures=1" ]]; then
-                pass "$what: fails"
+        if [[ "$out" == *"$line - "*"checks=1 failures=$failures" ]]; then
+                pass "$what: ${want}s"
         else
-                fail "$what: should record one failure: $out"
+                fail "$what: should record one check that ${want}s: $out"
         fi
 }
-# must_pass WHAT COMMAND...: COMMAND records one passed check.
-must_pass() {
-        local what=$1 out
-        shift
-        out=$(counted "$@")
-        if [[ "$out" == *"ok - "*"checks=1 failures=0" ]]; then
-                pass "$what: passes"
-        else
-                fail "$what: should record one pass: $out"
-        fi
-}
+must_fail() { must fail "$@"; }
+must_pass() { must pass "$@"; }
 
 # The assert helpers.
 must_fail "assert_eq, different" assert_eq a b "x"
@@ -49,6 +44,7 @@ must_fail "assert_eq, a prefix is not equal" assert_eq abc ab "x"
 must_fail "assert_contains, absent" assert_contains "haystack" "needle" "x"
 must_pass "assert_contains, present" assert_contains "a needle here" "needle" "x"
 must_fail "assert_contains, a glob is not a pattern" assert_contains "abc" "a*c" "x"
+must_fail "assert_contains, an empty needle (an unset variable)" assert_contains "abc" "" "x"
 must_fail "assert_not_contains, present" assert_not_contains "a needle here" "needle" "x"
 must_pass "assert_not_contains, absent" assert_not_contains "haystack" "needle" "x"
 must_fail "assert_not_contains, an empty haystack (a command that printed nothing)" assert_not_contains "" "needle" "x"
