@@ -226,7 +226,7 @@ static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *
         struct manager *m = userdata;
 
         (void) sd_notify(/* unset_environment= */ false, "STOPPING=1");
-        return sd_event_exit(m->event, 0);
+        return sd_event_exit(m->event, /* code= */ 0);
 }
 
 int manager_startup(struct manager *m) {
