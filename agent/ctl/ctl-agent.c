@@ -7,23 +7,17 @@
 
 #include "ctl-table.h"
 #include "ctl.h"
+#include "gpu-entry.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
-
-struct gpu_row {
-        const char *path, *address, *model, *mode, *state, *driver, *owner, *serial, *problem;
-        int32_t group, numa;
-        char **companions;
-        bool boot_vga, needs_reconfiguration;
-};
 
 static const TableColumn gpu_columns[] = {
         { "ADDRESS", 13, false }, { "MODEL", 28, false }, { "MODE", 9, false },  { "STATE", 11, false },
         { "DRIVER", 14, false },  { "GROUP", 5, false },  { "OWNER", 36, false }, { "PROBLEM", 0, false },
 };
 
-static int add_gpu_row(Table *t, const struct gpu_row *g) {
+static int add_gpu_row(Table *t, const struct gpu_entry *g) {
         char group[16];
 
         if (g->group >= 0)
@@ -36,7 +30,7 @@ static int add_gpu_row(Table *t, const struct gpu_row *g) {
                                                           *g->problem ? g->problem : "-" });
 }
 
-static json_object *gpu_row_json(const struct gpu_row *g) {
+static json_object *gpu_row_json(const struct gpu_entry *g) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
         if (!o || json_add_string(o, "Address", g->address) < 0 || json_add_string(o, "Model", g->model) < 0 ||
@@ -49,29 +43,6 @@ static json_object *gpu_row_json(const struct gpu_row *g) {
             json_add_string(o, "Problem", g->problem) < 0 || json_add_string(o, "Object", g->path) < 0)
                 return NULL;
         return TAKE_PTR(o);
-}
-
-/* One ListGpus entry into *g; g->companions is the caller's to free. 0 at the end of the array. */
-static int read_gpu_row(sd_bus_message *reply, struct gpu_row *g) {
-        int boot_vga, needs, r;
-
-        r = sd_bus_message_enter_container(reply, 'r', "osssssssiiasbbs");
-        if (r <= 0)
-                return r;
-        r = sd_bus_message_read(reply, "osssssssii", &g->path, &g->address, &g->model, &g->mode, &g->state,
-                                &g->driver, &g->owner, &g->serial, &g->group, &g->numa);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read_strv(reply, &g->companions);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "bbs", &boot_vga, &needs, &g->problem);
-        if (r < 0)
-                return r;
-        g->boot_vga = boot_vga;
-        g->needs_reconfiguration = needs;
-        r = sd_bus_message_exit_container(reply);
-        return r < 0 ? r : 1;
 }
 
 /* The GPU table, or the GPUs appended to the JSON array `json` when it is not NULL. */
@@ -94,9 +65,9 @@ static int list_gpus(sd_bus *bus, json_object *json) {
         if (!json && !(t = table_new(gpu_columns, ELEMENTSOF(gpu_columns))))
                 return -ENOMEM;
         for (;;) {
-                struct gpu_row g = {};
+                struct gpu_entry g = {};
 
-                r = read_gpu_row(reply, &g);
+                r = gpu_entry_read(reply, &g);
                 if (r > 0) {
                         if (json) {
                                 if (json_append(json, gpu_row_json(&g)) < 0)
@@ -333,6 +304,22 @@ static int show_property_value(sd_bus_message *reply, json_object **ret_json, co
         return 0;
 }
 
+/* Release resets a GPU so that a VM finds nothing of the one before; an operator must see when it cannot. */
+static int show_reset_method(sd_bus_message *reply) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(reply, "s", &s);
+        if (r < 0)
+                return r;
+        if (*s)
+                printf("%s\n", s);
+        else
+                printf("- (warning: the kernel has no way to reset this GPU; what one VM leaves in it can be "
+                       "seen by the next)\n");
+        return 0;
+}
+
 int verb_show(sd_bus *bus, char **args) {
         _cleanup_free_ char *path = NULL;
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
@@ -378,7 +365,10 @@ int verb_show(sd_bus *bus, char **args) {
                         }
                 } else {
                         printf("%22s: ", name);
-                        r = show_property_value(reply, /* ret_json= */ NULL, contents);
+                        if (strcmp(name, "ResetMethod") == 0)
+                                r = show_reset_method(reply);
+                        else
+                                r = show_property_value(reply, /* ret_json= */ NULL, contents);
                 }
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);

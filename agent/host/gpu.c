@@ -56,6 +56,7 @@ struct gpu *gpu_free(struct gpu *g) {
         free(g->model);
         strv_free(g->companions);
         free(g->driver);
+        free(g->reset_method);
         free(g->problem);
         free(g->owner);
         free(g->previous_model);
@@ -130,12 +131,14 @@ struct gpu_reading {
         int iommu_group;
         bool boot_vga;
         int numa_node;
+        char *reset_method;
         struct iommu_group *group; /* NULL when iommu_group < 0 */
 };
 
 static void gpu_reading_done(struct gpu_reading *rd) {
         free(rd->model);
         free(rd->driver);
+        free(rd->reset_method);
         iommu_group_free(rd->group);
 }
 
@@ -199,6 +202,7 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         }
         (void) update_string(&g->model, TAKE_PTR(rd->model), "Model", &changed);
         (void) update_string(&g->driver, TAKE_PTR(rd->driver), "Driver", &changed);
+        (void) update_string(&g->reset_method, TAKE_PTR(rd->reset_method), "ResetMethod", &changed);
         (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
         if (g->iommu_group != rd->iommu_group) {
                 g->iommu_group = rd->iommu_group;
@@ -272,6 +276,8 @@ int gpu_refresh(struct gpu *g) {
         }
         if (r >= 0 && rd.iommu_group >= 0)
                 r = iommu_group_load(m->pacc, rd.iommu_group, &rd.group);
+        if (r >= 0)
+                r = sysfs_pci_read_reset_method(g->address, &rd.reset_method);
         if (r < 0)
                 return r;
         rd.boot_vga = sysfs_pci_is_boot_vga(g->address);
@@ -300,6 +306,8 @@ int gpu_refresh_drivers(struct gpu *g) {
         rd.numa_node = g->numa_node;
         rd.model = strdup(g->model);
         if (!rd.model)
+                return -ENOMEM;
+        if (g->reset_method && !(rd.reset_method = strdup(g->reset_method)))
                 return -ENOMEM;
         for (size_t i = 0; group && i < group->n_members && r >= 0; i++) {
                 struct group_member *mb = &group->members[i];

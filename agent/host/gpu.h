@@ -37,6 +37,7 @@ struct gpu {
         int iommu_group;      /* -1: none */
         int numa_node;
         bool boot_vga;
+        char *reset_method;   /* sysfs reset_method ("flr pm bus"); NULL: the kernel cannot reset it */
         char **companions;    /* full addresses, sorted */
         char *driver;         /* NULL when unbound */
         enum gpu_state state;

@@ -90,6 +90,10 @@ int manager_add_gpu(struct manager *m, const char *address) {
 
         log_full(LOG_INFO, g->address, "Found GPU %s: %s (%s), IOMMU group %d, %s", g->address, g->model, g->mode,
                  g->iommu_group, gpu_state_to_string(g->state));
+        /* Release resets a GPU so that the next VM gets it clean; the kernel offers no way to reset this one. */
+        if (!g->reset_method)
+                log_full(LOG_WARNING, g->address, "GPU %s has no reset method (no sysfs reset_method): what one VM "
+                         "leaves in it can be seen by the next", g->address);
         (void) manager_emit_gpu_added(m, g);
         if (m->bus_ready)
                 (void) manager_check_identity(m, g); /* at start-up, apply_state() does it after the claims */
