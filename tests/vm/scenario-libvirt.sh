@@ -47,8 +47,9 @@ auth_unix_rw = "none"
 auth_unix_ro = "none"
 log_outputs = "3:file:$TEST_DIR/libvirtd.log"
 EOF
-# The default network's autostart would need dnsmasq and a bridge: not what this is about.
-rm -f /etc/libvirt/qemu/networks/autostart/*
+# The default network's autostart would need dnsmasq and a bridge, and a domain the machine itself has set to
+# autostart would start in here too: neither is what this is about (the overlay's copies only).
+rm -f /etc/libvirt/qemu/networks/autostart/* /etc/libvirt/qemu/autostart/*
 # start_libvirtd: libvirtd in the background (LIBVIRTD_PID), up to 5 min for it to answer (its first
 # connection probes QEMU's capabilities: slow with TCG inside TCG).
 start_libvirtd() {
