@@ -94,7 +94,7 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
 static void reserve(struct clusterd *c, const struct vm_record *vm, int sign) {
         struct host_view *v;
 
-        if (!vm || !vm->on)
+        if (!vm || vm->power == VM_POWER_OFF)
                 return;
         v = host_view_find(c, vm->host);
         if (!v)
@@ -108,8 +108,8 @@ void host_views_vm_changed(struct clusterd *c, const struct vm_record *old, cons
 
         reserve(c, old, -1);
         reserve(c, new, +1);
-        a = old && old->on ? host_view_find(c, old->host) : NULL;
-        b = new && new->on ? host_view_find(c, new->host) : NULL;
+        a = old && old->power != VM_POWER_OFF ? host_view_find(c, old->host) : NULL;
+        b = new && new->power != VM_POWER_OFF ? host_view_find(c, new->host) : NULL;
         if (a)
                 host_view_refresh(c, a->link);
         if (b && b != a)
