@@ -48,10 +48,6 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
                 ret->free_gpus += cluster_gpu_is_free_on(l, k);
 }
 
-static bool streq_ptr(const char *a, const char *b) {
-        return strcmp(a ?: "", b ?: "") == 0;
-}
-
 void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         struct host_view *v = host_view_find(c, l->name);
         struct host_values now;
@@ -62,9 +58,9 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         if (!v)
                 return;
         host_values_compute(v, &now);
-        if (!streq_ptr(now.state, v->shown.state))
+        if (!streq_ptr(strempty(now.state), strempty(v->shown.state)))
                 names[n++] = "State";
-        if (!streq_ptr(now.unreachable_reason, v->shown.unreachable_reason))
+        if (!streq_ptr(strempty(now.unreachable_reason), strempty(v->shown.unreachable_reason)))
                 names[n++] = "UnreachableReason";
         if (now.cpus != v->shown.cpus)
                 names[n++] = "CpuCount";

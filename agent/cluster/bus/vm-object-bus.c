@@ -145,10 +145,6 @@ int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***re
         return 0;
 }
 
-static bool streq(const char *a, const char *b) {
-        return strcmp(a ?: "", b ?: "") == 0;
-}
-
 void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struct vm_record *new) {
         _cleanup_free_ char *path = NULL;
         const char *names[12];
@@ -168,17 +164,17 @@ void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struc
                 names[n++] = "Vcpus";
         if (old->memory_mib != new->memory_mib)
                 names[n++] = "MemoryMiB";
-        if (!streq(old->gpus, new->gpus))
+        if (!streq_ptr(strempty(old->gpus), strempty(new->gpus)))
                 names[n++] = "GpuRequests";
-        if (!streq(old->affinity, new->affinity))
+        if (!streq_ptr(strempty(old->affinity), strempty(new->affinity)))
                 names[n++] = "Affinity";
         if (old->power != new->power)
                 names[n++] = "Power";
-        if (!streq(old->host, new->host))
+        if (!streq_ptr(strempty(old->host), strempty(new->host)))
                 names[n++] = "Host";
-        if (!streq(old->held, new->held))
+        if (!streq_ptr(strempty(old->held), strempty(new->held)))
                 names[n++] = "Gpus";
-        if (!streq(old->flags, new->flags))
+        if (!streq_ptr(strempty(old->flags), strempty(new->flags)))
                 names[n++] = "Flags";
         if (needs_reconfiguration(old) != needs_reconfiguration(new))
                 names[n++] = "NeedsReconfiguration";
