@@ -46,7 +46,8 @@ static void task_round_done(struct reconcile_task *t) {
         t->release_refused = mfree(t->release_refused);
         t->error_message = mfree(t->error_message);
         t->error_name = NULL;
-        t->claim_refused = t->released_some = t->unpinned = false;
+        t->claim_refused = t->released_some = t->unpinned = t->want_unsaved = false;
+        t->want = -1;
 }
 
 static void task_free(struct reconcile_task *t) {
@@ -98,6 +99,26 @@ static void task_set_error(struct reconcile_task *t, const char *name, const cha
         t->error_message = strdup(message);
 }
 
+int reconcile_task_write(struct reconcile_task *t, struct vm_record *v, bool durable) {
+        int r = (durable ? vmstore_update : vmstore_update_lazy)(t->rc->c->db, v);
+
+        if (r >= 0)
+                t->want_unsaved = false;
+        return r;
+}
+
+/* An operator's wish, into the record in memory: the step's write carries it. */
+static int apply_want(struct reconcile_task *t, struct vm_record *v) {
+        if (t->want < 0)
+                return 0;
+        v->desired_on = t->want;
+        if (!t->want && vm_flag_set(&v->flags, "restart", NULL) < 0)
+                return -ENOMEM;
+        t->want = -1;
+        t->want_unsaved = true;
+        return 0;
+}
+
 static void task_run(struct reconcile_task *t) {
         struct clusterd *c = t->rc->c;
 
@@ -113,11 +134,16 @@ static void task_run(struct reconcile_task *t) {
                 r = vmstore_get_by_uuid(c->db, t->uuid, &v);
                 if (r == -ENOENT)
                         break; /* deleted: nothing to reconcile */
+                if (r >= 0)
+                        r = apply_want(t, &v);
                 if (r < 0) {
                         task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Reading the VM registry failed");
                         break;
                 }
                 s = reconcile_step(t, &v);
+                /* A wish the step did not write (nothing else to do): written now. */
+                if (t->want_unsaved && reconcile_task_write(t, &v, true) < 0)
+                        task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Writing the VM registry failed");
                 if (s == STEP_WAIT)
                         return;
                 if (s == STEP_DONE) {
@@ -202,6 +228,7 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
                 r = t && strlen(uuid) < sizeof(t->uuid) ? 0 : -ENOMEM;
                 if (r >= 0) {
                         t->rc = rc;
+                        t->want = -1;
                         strcpy(t->uuid, uuid);
                         r = vm_table_put(rc->tasks, uuid, t);
                 }
@@ -218,11 +245,17 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
         return 0;
 }
 
-void reconcile_unpin(struct reconciler *rc, const char *uuid) {
-        struct reconcile_task *t = vm_table_get(rc->tasks, uuid);
+int reconcile_vm_want(struct reconciler *rc, const char *uuid, bool on, reconcile_done_t done, void *userdata) {
+        struct reconcile_task *t;
+        int r;
 
-        if (t)
-                t->unpinned = true;
+        r = reconcile_vm(rc, uuid, done, userdata);
+        if (r < 0)
+                return r;
+        t = vm_table_get(rc->tasks, uuid);
+        t->want = on;
+        t->unpinned = on;
+        return 0;
 }
 
 bool reconcile_busy(const struct reconciler *rc, const char *uuid) {
