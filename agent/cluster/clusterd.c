@@ -109,10 +109,21 @@ static void on_registry_change(const struct vm_record *old, const struct vm_reco
         cluster_objects_vm_changed(c, old, new);
 }
 
+/* Every operator call still waiting is answered now, while the bus is up: sd-bus closes it when the
+ * event loop exits. The reconciler stops deciding and the agents' calls still waiting fail. */
+static void clusterd_stop(struct clusterd *c) {
+        if (!c->reconciler)
+                return;
+        reconciler_stop(c->reconciler);
+        for (size_t i = 0; i < c->n_hosts; i++)
+                hostlink_calls_fail(c->hosts[i], SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping");
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct clusterd *c = userdata;
 
         (void) sd_notify(false, "STOPPING=1");
+        clusterd_stop(c);
         return sd_event_exit(c->event, 0);
 }
 
@@ -126,14 +137,16 @@ struct clusterd *clusterd_free(struct clusterd *c) {
                 return NULL;
         sd_event_source_disable_unref(c->reload_defer);
         sd_event_source_disable_unref(c->hosts_prepare);
-        /* The links first: their calls still waiting are answered (failed) to the reconciler, which then
-         * answers every operator call still waiting, while the bus is there to carry the replies. */
-        for (size_t i = 0; i < c->n_hosts; i++)
-                hostlink_free(c->hosts[i]);
-        c->n_hosts = 0;
+        /* The reconciler stops deciding; the links go, answering their calls still waiting (failed), so
+         * that every reconcile ends and answers the operator calls waiting for it, while the bus is there
+         * to carry the replies. */
+        if (c->reconciler)
+                reconciler_stop(c->reconciler);
+        cluster_objects_done(c);
+        while (c->n_hosts > 0) /* out of the list first: the calls it fails may look the list up */
+                hostlink_free(c->hosts[--c->n_hosts]);
         c->reconciler = reconciler_free(c->reconciler);
         c->placement = placement_view_free(c->placement);
-        cluster_objects_done(c);
         free(c->hosts);
         sd_bus_flush_close_unref(c->bus);
         vmstore_close(c->db);

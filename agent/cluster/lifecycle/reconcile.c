@@ -19,6 +19,7 @@
 
 /* A VM's steps per look: each moves its record forward, so a handful suffices; more is a loop. */
 #define STEPS_MAX 32
+#define STOPPING_MESSAGE "gpupass-clusterd is stopping; the VM's record shows where it stands"
 
 struct reconciler {
         struct clusterd *c;
@@ -106,8 +107,7 @@ static void task_run(struct reconcile_task *t) {
                 int r;
 
                 if (t->rc->stopping) {
-                        task_set_error(t, SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping; the VM's record "
-                                       "shows where it stands");
+                        task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
                         break;
                 }
                 r = vmstore_get_by_uuid(c->db, t->uuid, &v);
@@ -253,6 +253,22 @@ int reconciler_new(struct clusterd *c, struct reconciler **ret) {
         return 0;
 }
 
+void reconciler_stop(struct reconciler *rc) {
+        rc->stopping = true;
+        /* The queued ones end now; the running ones at their next step. */
+        while (rc->queue_head) {
+                struct reconcile_task *t = rc->queue_head;
+
+                rc->queue_head = t->queue_next;
+                if (!rc->queue_head)
+                        rc->queue_tail = NULL;
+                t->queue_next = NULL;
+                t->queued = false;
+                task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
+                task_answer(t);
+        }
+}
+
 struct reconciler *reconciler_free(struct reconciler *rc) {
         struct reconcile_task *t;
 
@@ -264,8 +280,7 @@ struct reconciler *reconciler_free(struct reconciler *rc) {
                 if (t->running)
                         clusterd_job_end(rc->c);
                 (void) vm_table_put(rc->tasks, t->uuid, t); /* task_answer takes it out */
-                task_set_error(t, SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping; the VM's record shows where "
-                               "it stands");
+                task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
                 task_answer(t);
         }
         sd_event_source_disable_unref(rc->defer);

@@ -45,24 +45,31 @@ static int on_close_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-static void hostlink_drop_bus(struct hostlink *l) {
+/* The connection leaves the event loop now; it is closed, and its calls failed, once the callback that
+ * dropped it has returned (deferred), or at once when the link goes (defer false). */
+static void hostlink_drop_bus(struct hostlink *l, bool defer) {
         hostlink_io_detach(l);
+        if (l->bus)
+                (void) sd_bus_detach_event(l->bus);
         hostlink_calls_disconnected(l);
         if (l->closing) /* a second drop before the first was done with: finish the first now */
                 on_close_defer(NULL, l);
         l->closing = TAKE_PTR(l->bus);
-        if (l->closing && sd_event_add_defer(l->event, &l->close_defer, on_close_defer, l) < 0)
-                log_error("Host %s: cannot defer closing its connection; it stays open until the next drop", l->name);
+        if (!defer)
+                on_close_defer(NULL, l);
+        else if (sd_event_add_defer(l->event, &l->close_defer, on_close_defer, l) < 0) {
+                log_error("Host %s: cannot defer closing its connection: closed now", l->name);
+                on_close_defer(NULL, l);
+        }
 }
 
 struct hostlink *hostlink_free(struct hostlink *l) {
         if (!l)
                 return NULL;
         sd_event_source_disable_unref(l->retry);
-        hostlink_drop_bus(l);
         free(l->error);
         l->error = strdup("host removed");
-        on_close_defer(NULL, l);
+        hostlink_drop_bus(l, false);
         hostlink_clear_gpus(l);
         free(l->name);
         free(l->configured_address);
@@ -110,6 +117,16 @@ static void report_identity(struct hostlink *l, const char *address, const char 
 
 static void hostlink_schedule_reconnect(struct hostlink *l, const char *why);
 
+/* The connection stays, the agent is not on it: NameOwnerChanged brings it back at once. */
+static void hostlink_agent_absent(struct hostlink *l, const char *why) {
+        if (l->state != LINK_UNREACHABLE || !streq_ptr(l->error, why))
+                log_struct(LOG_WARNING, NULL, NULL, l->name, "Host %s is unreachable: %s", l->name, why);
+        l->state = LINK_UNREACHABLE;
+        free(l->error);
+        l->error = strdup(why);
+        report_changed(l);
+}
+
 static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -119,6 +136,12 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         /* After dropping the connection, return 1 (handled): sd-bus, on a 0 from a reply callback, goes on
          * processing the bus it called us on (writing its queue) and aborts on one that is closed. A
          * method call that timed out (the agent hangs) came this way and took clusterd down. */
+        if (e && sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                /* The host's bus is there, its agent is not running: waiting for its name is quicker
+                 * than reconnecting with backoff (up to 30 s late). */
+                hostlink_agent_absent(l, "the agent is not running");
+                return 1;
+        }
         if (e) {
                 hostlink_schedule_reconnect(l, e->message ?: e->name);
                 return 1;
@@ -294,12 +317,8 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
         if (*new_owner)
                 (void) hostlink_load(l);
-        else {
-                l->state = LINK_UNREACHABLE;
-                free(l->error);
-                l->error = strdup("the agent left the bus");
-                report_changed(l);
-        }
+        else
+                hostlink_agent_absent(l, "the agent left the bus");
         return 0;
 }
 
@@ -323,7 +342,7 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
         free(l->error);
         l->error = strdup(why);
         /* The objects stay as last seen: the view shows what the host had, marked unreachable. */
-        hostlink_drop_bus(l);
+        hostlink_drop_bus(l, true);
         l->retry = sd_event_source_disable_unref(l->retry);
         r = sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
                                        on_retry, l);
