@@ -502,10 +502,9 @@ class Model:
                 return f"PowerOn {m.name} (flagged): {self.expect_error(e, 'configuration|reconfigur')}"
             self.expect_error(e, "No host can run")
             self.check_no_host(m, e.message)
-            if m.want == "pending":
-                m.want = "either"
-            else:
-                m.want = "off"
+            # Refused: wanted off, unless it still waits for its host's maintenance or return (restart:HOST),
+            # which may bring it back there (the PowerOn asked for on; either is defensible).
+            m.want = "either" if m.want == "pending" or "restart:" in v["Flags"] else "off"
             self.outcomes["PowerOn refused: no host"] += 1
             return f"PowerOn {m.name}: no host"
         if v["Power"] == "on":
