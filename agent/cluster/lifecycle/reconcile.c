@@ -28,6 +28,7 @@ struct reconciler {
         sd_event_source *defer;
         void (*idle_hook)(struct clusterd *c, const char *uuid);
         bool stopping;
+        bool batching;     /* on_queue: inside one registry transaction */
 };
 
 struct clusterd *reconciler_clusterd(const struct reconciler *rc) {
@@ -46,7 +47,8 @@ static void task_round_done(struct reconcile_task *t) {
         t->release_refused = mfree(t->release_refused);
         t->error_message = mfree(t->error_message);
         t->error_name = NULL;
-        t->claim_refused = t->released_some = t->unpinned = false;
+        t->claim_refused = t->released_some = t->unpinned = t->want_unsaved = false;
+        t->want = -1;
 }
 
 static void task_free(struct reconcile_task *t) {
@@ -98,6 +100,26 @@ static void task_set_error(struct reconcile_task *t, const char *name, const cha
         t->error_message = strdup(message);
 }
 
+int reconcile_task_write(struct reconcile_task *t, struct vm_record *v, bool durable) {
+        int r = (durable ? vmstore_update : vmstore_update_lazy)(t->rc->c->db, v);
+
+        if (r >= 0)
+                t->want_unsaved = false;
+        return r;
+}
+
+/* An operator's wish, into the record in memory: the step's write carries it. */
+static int apply_want(struct reconcile_task *t, struct vm_record *v) {
+        if (t->want < 0)
+                return 0;
+        v->desired_on = t->want;
+        if (!t->want && vm_flag_set(&v->flags, "restart", NULL) < 0)
+                return -ENOMEM;
+        t->want = -1;
+        t->want_unsaved = true;
+        return 0;
+}
+
 static void task_run(struct reconcile_task *t) {
         struct clusterd *c = t->rc->c;
 
@@ -113,11 +135,16 @@ static void task_run(struct reconcile_task *t) {
                 r = vmstore_get_by_uuid(c->db, t->uuid, &v);
                 if (r == -ENOENT)
                         break; /* deleted: nothing to reconcile */
+                if (r >= 0)
+                        r = apply_want(t, &v);
                 if (r < 0) {
                         task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Reading the VM registry failed");
                         break;
                 }
                 s = reconcile_step(t, &v);
+                /* A wish the step did not write (nothing else to do): written now. */
+                if (t->want_unsaved && reconcile_task_write(t, &v, true) < 0)
+                        task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Writing the VM registry failed");
                 if (s == STEP_WAIT)
                         return;
                 if (s == STEP_DONE) {
@@ -157,23 +184,49 @@ static int task_start(struct reconcile_task *t) {
         return 0;
 }
 
+bool reconcile_task_batching(const struct reconcile_task *t) {
+        return t->rc->batching;
+}
+
+/* Takes the queued tasks (not those queued meanwhile: a requeue waits for the next turn) into a list. */
+static struct reconcile_task *queue_take(struct reconciler *rc) {
+        struct reconcile_task *head = rc->queue_head;
+
+        rc->queue_head = rc->queue_tail = NULL;
+        return head;
+}
+
 static int on_queue(sd_event_source *s, void *userdata) {
         struct reconciler *rc = userdata;
+        struct reconcile_task *started = NULL;
+        bool committed;
 
+        (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
         /* Started in order, each placing before the next is looked at: a batch sees its own reservations.
-         * Tasks queued meanwhile (a requeue) wait for the next iteration. */
-        for (struct reconcile_task *last = rc->queue_tail, *t; rc->queue_head;) {
-                t = rc->queue_head;
-                rc->queue_head = t->queue_next;
-                if (!rc->queue_head)
-                        rc->queue_tail = NULL;
+         * All their first writes are one transaction, one fsync; their Claims go after the commit. */
+        rc->batching = vmstore_begin(rc->c->db) >= 0;
+        for (struct reconcile_task *t = queue_take(rc), *next, *still; t; t = next) {
+                char uuid[sizeof(t->uuid)];
+
+                next = t->queue_next;
                 t->queue_next = NULL;
-                (void) task_start(t);
-                if (t == last)
-                        break;
+                memcpy(uuid, t->uuid, sizeof(uuid));
+                (void) task_start(t); /* t may be answered and freed: look it up again */
+                still = vm_table_get(rc->tasks, uuid);
+                if (still && still->running && still->deferred && !still->queued) {
+                        still->queue_next = started; /* waits for its calls, sent after the commit */
+                        started = still;
+                }
         }
-        if (!rc->queue_head)
-                (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
+        committed = !rc->batching || vmstore_commit(rc->c->db) >= 0;
+        if (!committed)
+                log_error("Cannot commit the registry's writes: the reconciles' agent calls are not sent");
+        rc->batching = false;
+        for (struct reconcile_task *t = started, *next; t; t = next) {
+                next = t->queue_next;
+                t->queue_next = NULL;
+                reconcile_task_send_deferred(t, committed);
+        }
         return 0;
 }
 
@@ -202,6 +255,7 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
                 r = t && strlen(uuid) < sizeof(t->uuid) ? 0 : -ENOMEM;
                 if (r >= 0) {
                         t->rc = rc;
+                        t->want = -1;
                         strcpy(t->uuid, uuid);
                         r = vm_table_put(rc->tasks, uuid, t);
                 }
@@ -218,11 +272,17 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
         return 0;
 }
 
-void reconcile_unpin(struct reconciler *rc, const char *uuid) {
-        struct reconcile_task *t = vm_table_get(rc->tasks, uuid);
+int reconcile_vm_want(struct reconciler *rc, const char *uuid, bool on, reconcile_done_t done, void *userdata) {
+        struct reconcile_task *t;
+        int r;
 
-        if (t)
-                t->unpinned = true;
+        r = reconcile_vm(rc, uuid, done, userdata);
+        if (r < 0)
+                return r;
+        t = vm_table_get(rc->tasks, uuid);
+        t->want = on;
+        t->unpinned = on;
+        return 0;
 }
 
 bool reconcile_busy(const struct reconciler *rc, const char *uuid) {
@@ -245,6 +305,9 @@ int reconciler_new(struct clusterd *c, struct reconciler **ret) {
                 r = sd_event_add_defer(c->event, &rc->defer, on_queue, rc);
         if (r >= 0)
                 r = sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
+        /* After the bus has handed over every call waiting: a burst of PowerOn is one batch. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(rc->defer, SD_EVENT_PRIORITY_NORMAL + 1);
         if (r < 0) {
                 reconciler_free(rc);
                 return r;
