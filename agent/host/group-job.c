@@ -273,12 +273,20 @@ static struct release_job *release_job_free(struct release_job *j) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct release_job *, release_job_free);
 
+/* While the owner's Release runs, its Release again is answered success and its Claim Busy (claim.c). */
+static void set_group_releasing(struct manager *m, int group, bool releasing) {
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == group)
+                        m->gpus[i]->releasing = releasing;
+}
+
 static void release_job_done(int result, void *userdata) {
         _cleanup_(release_job_freep) struct release_job *j = userdata;
         struct manager *m = j->manager;
         int r;
 
         manager_set_group_job(m, j->group, false);
+        set_group_releasing(m, j->group, false);
         if (result < 0 && !j->busy && !j->failure) {
                 /* A failure before any reset said what failed (out of memory): the errno is all there is. */
                 errno = -result;
@@ -330,5 +338,6 @@ int release_job_start(struct gpu *g, sd_bus_message *call, const char *vm, sd_bu
                 return r;
         TAKE_PTR(j); /* release_job_done() frees it */
         manager_set_group_job(m, g->iommu_group, true);
+        set_group_releasing(m, g->iommu_group, true);
         return 1;
 }
