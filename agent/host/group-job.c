@@ -274,9 +274,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct release_job *, release_job_free);
 
 /* While the owner's Release runs, its Release again is answered success and its Claim Busy (claim.c). */
 static void set_group_releasing(struct manager *m, int group, bool releasing) {
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->releasing = releasing;
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->releasing = releasing;
 }
 
 static void release_job_done(int result, void *userdata) {
