@@ -55,11 +55,8 @@ start_libvirtd() {
         libvirtd -f "$TEST_DIR/libvirtd.conf" >>"$TEST_DIR/libvirtd.log" 2>&1 &
         LIBVIRTD_PID=$!
         PIDS+=("$LIBVIRTD_PID")
-        for _ in $(seq 600); do
-                if virsh version >/dev/null 2>&1; then return 0; fi
-                if ! kill -0 "$LIBVIRTD_PID" 2>/dev/null; then break; fi
-                sleep 0.5
-        done
+        virsh_answers() { virsh version >/dev/null 2>&1; }
+        wait_until --while "$LIBVIRTD_PID" 300 "libvirtd to answer virsh" virsh_answers && return 0
         echo "libvirtd did not answer:"; tail -20 "$TEST_DIR/libvirtd.log"; exit 1
 }
 start_libvirtd
