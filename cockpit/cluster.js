@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The cluster page, over org.gpupass.cluster1. All of it comes from one watch on the ObjectManager at
- * /org/gpupass/cluster1: Cockpit's bridge calls GetManagedObjects, then forwards InterfacesAdded,
- * InterfacesRemoved and PropertiesChanged as "notify". Host objects carry their host's GPUs (the Gpus
- * property, ListGpus' records of that host), Vm objects the registry. Each change updates the rows it
- * concerns, cell by cell. No timer, no list call.
+ * The cluster page, over org.gpupass.cluster1. All of it comes from the ObjectManager at /org/gpupass/cluster1:
+ * GetManagedObjects once, then InterfacesAdded, InterfacesRemoved and every PropertiesChanged below it. Host
+ * objects carry their host's GPUs (the Gpus property, ListGpus' records of that host), Vm objects the
+ * registry. Each change updates the rows it concerns, cell by cell. No timer, no list call.
  */
 import { h, mib, label, button, actionButton, KeyedTable, errorAlert, dialog } from "./ui.js";
 import { parseRequests, formatRequests, reconfigureModel } from "./requests.js";
@@ -13,6 +12,23 @@ const ROOT = "/org/gpupass/cluster1";
 const MANAGER = "org.gpupass.cluster1.Manager";
 const HOST = "org.gpupass.cluster1.Host";
 const VM = "org.gpupass.cluster1.Vm";
+const PROPERTIES = "org.freedesktop.DBus.Properties";
+const OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager";
+
+/* Cockpit gives a variant as { t: signature, v: value }. */
+function unwrap(props) {
+    const out = {};
+    for (const [name, variant] of Object.entries(props))
+        out[name] = variant.v;
+    return out;
+}
+
+function unwrapInterfaces(ifaces) {
+    const out = {};
+    for (const [name, props] of Object.entries(ifaces))
+        out[name] = unwrap(props);
+    return out;
+}
 
 const byName = (a, b) => a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0;
 
@@ -48,24 +64,40 @@ export class ClusterPage {
                  h("div", { class: "gp-table-scroll" }, table.table), table.pagination);
     }
 
-    /* The watch, started before the page exists; its notify messages are kept until start() takes them. */
+    /*
+     * The objects and their signals, asked for before the page exists: the PropertiesChanged and
+     * ObjectManager signals first (matches in place before the call), then GetManagedObjects. A plain call and
+     * plain signals, not the bridge's watch: its property cache costs the bridge seconds for 2,000 VMs where
+     * the call costs a JSON conversion (README "Performance"). Signals that arrive before the answer are kept
+     * and applied after it, in order: each carries a value at least as new as the answer's.
+     */
     static load(client) {
-        const early = { notified: [] };
-        early.listener = (ev, data) => early.notified.push(data);
-        client.addEventListener("notify", early.listener);
-        early.watched = client.watch({ path_namespace: ROOT });
+        const early = { signals: [], take: null };
+        const deliver = data => early.take ? early.take(data) : early.signals.push(data);
+        early.subscriptions = [
+            client.subscribe({ path_namespace: ROOT, interface: PROPERTIES, member: "PropertiesChanged" },
+                             (path, iface, signal, [changedIface, changed]) => deliver({ [path]: { [changedIface]: unwrap(changed) } })),
+            client.subscribe({ path: ROOT, interface: OBJECT_MANAGER, member: "InterfacesAdded" },
+                             (path, iface, signal, [object, ifaces]) => deliver({ [object]: unwrapInterfaces(ifaces) })),
+            client.subscribe({ path: ROOT, interface: OBJECT_MANAGER, member: "InterfacesRemoved" },
+                             (path, iface, signal, [object, ifaces]) => deliver({ [object]: Object.fromEntries(ifaces.map(i => [i, null])) })),
+        ];
+        early.objects = client.call(ROOT, OBJECT_MANAGER, "GetManagedObjects", [], { timeout: 600000 });
         return early;
     }
 
     /* Everything the page needs, then live: resolves once the first complete render is in the DOM. */
     start(early) {
         early = early || ClusterPage.load(this.client);
-        this.client.removeEventListener("notify", early.listener);
-        this.client.addEventListener("notify", (ev, data) => this.onNotify(data));
-        for (const data of early.notified)
-            this.onNotify(data);
-        return early.watched.then(() => {
+        return early.objects.then(([objects]) => {
             performance.mark("gpupass-data");
+            const data = {};
+            for (const [path, ifaces] of Object.entries(objects))
+                data[path] = unwrapInterfaces(ifaces);
+            this.onNotify(data);
+            for (const signal of early.signals)
+                this.onNotify(signal);
+            early.take = d => this.onNotify(d);
             this.loaded = true;
             this.renderAll();
             performance.mark("gpupass-dom");

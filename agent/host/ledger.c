@@ -164,8 +164,9 @@ struct text {
 };
 
 static void _printf_(2, 3) text_append(struct text *t, const char *format, ...) {
+        _cleanup_free_ char *line = NULL;
         va_list ap;
-        char *line = NULL, *n;
+        char *n;
         int len;
 
         if (t->failed)
@@ -179,14 +180,12 @@ static void _printf_(2, 3) text_append(struct text *t, const char *format, ...) 
         }
         n = realloc(t->data, t->len + (size_t) len + 1);
         if (!n) {
-                free(line);
                 t->failed = true;
                 return;
         }
         memcpy(n + t->len, line, (size_t) len + 1);
         t->data = n;
         t->len += (size_t) len;
-        free(line);
 }
 
 unsigned long ledger_checksum(const char *text, size_t len) {
@@ -344,7 +343,7 @@ static int parse_line(struct ledger *l, char *line, bool *seen_version) {
 
 int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret_line) {
         _cleanup_free_ char *copy = NULL;
-        struct ledger l = {};
+        _cleanup_(ledger_done) struct ledger l = {};
         const char *checksum_line;
         unsigned long long crc;
         bool seen_version = false;
@@ -389,17 +388,15 @@ int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret
                 line_no++;
                 r = parse_line(&l, p, &seen_version);
                 if (r < 0) {
-                        ledger_done(&l);
                         if (ret_line)
                                 *ret_line = line_no;
                         return r;
                 }
         }
-        if (!seen_version) {
-                ledger_done(&l);
+        if (!seen_version)
                 return -EBADMSG;
-        }
         *ret = l;
+        l = (struct ledger) {}; /* handed over */
         return 0;
 }
 

@@ -26,7 +26,7 @@
 #include "vfio.h"
 
 int manager_save_state(struct manager *m) {
-        struct ledger l = {};
+        _cleanup_(ledger_done) struct ledger l = {};
         int r = 0;
 
         l.maintenance = m->maintenance;
@@ -47,7 +47,6 @@ int manager_save_state(struct manager *m) {
         }
         if (r >= 0)
                 r = ledger_save(m->state_dir, &l);
-        ledger_done(&l);
         if (r < 0)
                 log_error_errno(r, "Failed to write %s/%s: %m", m->state_dir, LEDGER_FILE);
         return r;

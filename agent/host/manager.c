@@ -145,16 +145,15 @@ int manager_add_missing_gpu(struct manager *m, const char *address, const struct
 }
 
 int manager_forget_missing_gpu(struct manager *m, struct gpu *g) {
-        char *owner = TAKE_PTR(g->owner);
+        _cleanup_free_ char *owner = TAKE_PTR(g->owner);
         int r;
 
         r = manager_save_state(m);
         if (r < 0) {
-                g->owner = owner;
+                g->owner = TAKE_PTR(owner); /* not released after all */
                 return r;
         }
         log_full(LOG_NOTICE, g->address, "Claim of missing GPU %s by VM %s released", g->address, owner);
-        free(owner);
         manager_remove_gpu(m, g);
         return 0;
 }
@@ -231,7 +230,7 @@ static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *
         struct manager *m = userdata;
 
         (void) sd_notify(/* unset_environment= */ false, "STOPPING=1");
-        return sd_event_exit(m->event, 0);
+        return sd_event_exit(m->event, /* code= */ 0);
 }
 
 int manager_startup(struct manager *m) {

@@ -55,10 +55,12 @@ start_libvirtd() {
         libvirtd -f "$TEST_DIR/libvirtd.conf" >>"$TEST_DIR/libvirtd.log" 2>&1 &
         LIBVIRTD_PID=$!
         PIDS+=("$LIBVIRTD_PID")
-        virsh_answers() { virsh version >/dev/null 2>&1; }
-        wait_until --while "$LIBVIRTD_PID" 300 "libvirtd to answer virsh" virsh_answers && return 0
-        echo "libvirtd did not answer:"; tail -20 "$TEST_DIR/libvirtd.log"; exit 1
+        if ! wait_until --while "$LIBVIRTD_PID" 300 "libvirtd to answer virsh" virsh_answers; then
+                tail -20 "$TEST_DIR/libvirtd.log"
+                exit 1
+        fi
 }
+virsh_answers() { virsh version >/dev/null 2>&1; }
 start_libvirtd
 echo "# $(virsh version 2>&1 | tr '\n' ' ')"
 
