@@ -157,7 +157,7 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAf
 s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
 host_ctl alpha unbind-delay 1500
-start_monitor alpha-monitor.log --address="unix:path=$TEST_DIR/alpha/bus" monitor org.gpupass.agent1
+start_monitor alpha-monitor.log org.gpupass.agent1 --address="unix:path=$TEST_DIR/alpha/bus"
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
 # In flight once its Claim has reached alpha's agent (whose unbind then takes 1.5 s).

@@ -42,7 +42,7 @@ start_bus open
 start_clusterd agg alpha beta delta
 wait_host alpha || true
 wait_host beta || true
-start_monitor cmon.log --system monitor --json=short org.gpupass.cluster1
+start_monitor cmon.log org.gpupass.cluster1 --system --json=short
 
 # The tree: one object per configured host, reachable or not.
 tree=$(busctl --system tree --list org.gpupass.cluster1)
