@@ -4,7 +4,6 @@
  * to the VM named by its UUID (not to the D-Bus connection that made it), is on disk before the reply, and
  * ends only with Release, which resets the devices before anyone else can claim them.
  */
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +12,8 @@
 #include "claim.h"
 #include "gpu-bus.h"
 #include "gpu.h"
-#include "group-job.h"
 #include "gpupass/bus-names.h"
+#include "group-job.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -103,6 +102,11 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                 return sd_bus_error_setf(error, GPUPASS_ERROR_IN_MAINTENANCE,
                                          "The host is in maintenance: no new claims (%s)", g->address);
         if (g->owner) {
+                /* Its own Release runs (the reset): held no more, and not yet free. */
+                if (strcasecmp(g->owner, vm) == 0 && g->releasing)
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is releasing IOMMU group %d of %s; "
+                                                 "claim it again once the release is done", vm, g->iommu_group,
+                                                 g->address);
                 if (strcasecmp(g->owner, vm) == 0)
                         return sd_bus_reply_method_return(call, /* types= */ NULL); /* the VM holds it already */
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s", g->address, g->owner);
@@ -130,6 +134,10 @@ int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_erro
         r = check_vm(vm, error);
         if (r < 0)
                 return r;
+        /* Idempotent for the VM: a group it no longer holds (released already, or its release running for
+         * another of the group's GPUs) is released, which is what was asked. */
+        if (!g->owner || (g->releasing && strcasecmp(g->owner, vm) == 0))
+                return sd_bus_reply_method_return(call, NULL);
         r = check_owner(g, vm, error);
         if (r < 0)
                 return r;

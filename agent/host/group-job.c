@@ -4,7 +4,6 @@
  * drivers (Prepare, ReturnToHost, Claim, and a claimed card that came back), and the reset at Release. Each
  * marks the group busy while it runs and answers its call from the loop thread when done.
  */
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,12 +272,21 @@ static struct release_job *release_job_free(struct release_job *j) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct release_job *, release_job_free);
 
+/* While the owner's Release runs, its Release again is answered success and its Claim Busy (claim.c). */
+static void set_group_releasing(struct manager *m, int group, bool releasing) {
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->releasing = releasing;
+}
+
 static void release_job_done(int result, void *userdata) {
         _cleanup_(release_job_freep) struct release_job *j = userdata;
         struct manager *m = j->manager;
         int r;
 
         manager_set_group_job(m, j->group, false);
+        set_group_releasing(m, j->group, false);
         if (result < 0 && !j->busy && !j->failure) {
                 /* A failure before any reset said what failed (out of memory): the errno is all there is. */
                 errno = -result;
@@ -330,5 +338,6 @@ int release_job_start(struct gpu *g, sd_bus_message *call, const char *vm, sd_bu
                 return r;
         TAKE_PTR(j); /* release_job_done() frees it */
         manager_set_group_job(m, g->iommu_group, true);
+        set_group_releasing(m, g->iommu_group, true);
         return 1;
 }
