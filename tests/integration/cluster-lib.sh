@@ -36,6 +36,11 @@ plug_m60_compute() { # name: the M60 at 3b:00.0 and its HDMI audio come back, in
                 class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
         host_ctl "$1" add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
 }
+# host_monitor NAME LOG: records the messages to and from the agent on that host's bus into $TEST_DIR/LOG
+# (start_monitor), e.g. to see the aggregator's call reach the agent.
+host_monitor() {
+        start_monitor "$2" org.gpupass.agent1 "--address=unix:path=$TEST_DIR/$1/bus"
+}
 host_call() { # name busctl-args...
         local h=$1; shift
         busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"
