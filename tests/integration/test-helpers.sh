@@ -88,6 +88,8 @@ if output_is "b" echo "a"; then fail "output_is: a is not b"; else pass "output_
 if output_is "a" false; then fail "output_is: a failed command"; else pass "output_is: a failed command fails"; fi
 if output_has "needle" echo "haystack"; then fail "output_has: absent"; else pass "output_has: absent fails"; fi
 if output_has "a*c" echo "abc"; then fail "output_has: a*c is not a pattern"; else pass "output_has: fixed string"; fi
+if output_matches "a[bc]d" echo "aed"; then fail "output_matches: a[bc]d"; else pass "output_matches: no match fails"; fi
+if output_matches "a[bc]d" echo "xacdx"; then pass "output_matches: a glob"; else fail "output_matches: a[bc]d in xacdx"; fi
 if file_has "$TEST_DIR/none" x; then fail "file_has: no file"; else pass "file_has: no file fails"; fi
 
 # as_user: the other user, without the simulated host's preload (that its library is readable only by

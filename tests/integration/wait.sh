@@ -49,6 +49,16 @@ output_has() {
         [[ "$out" == *"$text"* ]]
 }
 
+# output_matches PATTERN COMMAND [ARGS...]: COMMAND prints something that the shell glob *PATTERN* matches
+# ([12] is one of two characters); its exit status aside.
+output_matches() {
+        local pattern=$1 out
+        shift
+        out=$("$@" 2>/dev/null) || true
+        # shellcheck disable=SC2053 # a glob on purpose
+        [[ "$out" == *$pattern* ]]
+}
+
 # file_has FILE PATTERN: a line of FILE matches the grep PATTERN (the file may not exist yet).
 file_has() {
         grep -q -- "$2" "$1" 2>/dev/null
