@@ -53,11 +53,11 @@ kill "${CLUSTERD_PID[agg]}"
 answered stop-1 "aggregator stopped during the PowerOn"
 assert_contains "$(cat "$TEST_DIR/stop-1.out")" "gpupass-clusterd is stopping" "the answer says the aggregator stopped"
 wait "${CLUSTERD_PID[agg]}" 2>/dev/null || true
-wait_until 30 "org.gpupass.cluster1 to leave the bus" output_is "b false" cluster_name_owned || true
+wait_until 30 "org.gpupass.cluster1 to leave the bus" output_is "b false" cluster_name_owned
 host_ctl beta unbind-delay 0
 # The agent finishes the Claim it was asked for (its bind was under way): a claim held for a VM wanted on.
-wait_until 20 "beta's agent to complete the claim for stop-1" output_is "\"$u2\"" host_owner beta 0000:3b:00.0 || true
-assert_eq "\"$u2\"" "$(host_owner beta 0000:3b:00.0)" "beta's agent completed the claim for stop-1"
+wait_until 30 "beta's agent to hold the GPU for stop-1" output_is "\"$u2\"" host_owner beta 0000:3b:00.0 &&
+        pass "beta's agent completed the claim for stop-1" || fail "beta: $(host_owner beta 0000:3b:00.0)"
 run_clusterd agg
 wait_vms "\"stop-1\" 1 1024 \"=beta/0000:3b:00.0\" \"\" \"on\" \"beta\"" &&
         pass "the next aggregator finishes the PowerOn (the claim adopted)" || fail "stop-1: $(cluster ListVms)"
@@ -68,18 +68,16 @@ FOREIGN=5d41402a-bc4b-4a76-9719-d911017c5920
 p=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:3c:00.0 | cut -d'"' -f2)
 host_call alpha call org.gpupass.agent1 "$p" org.gpupass.agent1.Gpu Claim s "$FOREIGN"
 host_prop() { busctl --system get-property org.gpupass.cluster1 "$CM/host/$1" org.gpupass.cluster1.Host "$2"; }
-wait_until_host_prop() { # host property value: up to 20 s
-        wait_until 20 "$1's $2 to be $3" output_is "$3" host_prop "$1" "$2"
-}
-wait_until_host_prop alpha ForeignClaims "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" &&
+wait_until 20 "alpha's ForeignClaims" output_is "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" host_prop alpha ForeignClaims &&
         pass "alpha's ForeignClaims lists the foreign claim" ||
-        fail "ForeignClaims: $(busctl --system get-property org.gpupass.cluster1 "$CM/host/alpha" org.gpupass.cluster1.Host ForeignClaims)"
+        fail "ForeignClaims: $(host_prop alpha ForeignClaims)"
 stop_clusterd agg
 run_clusterd agg
 wait_host alpha && pass "alpha up for a new aggregator" || fail "alpha: $(cluster ListHosts)"
 # The new aggregator has read alpha's claims and judged this one foreign (the claims of VMs it knows are the
 # only ones it reconciles): from then on it would have released it, had it judged otherwise.
-wait_until_host_prop alpha ForeignClaims "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" &&
+wait_until 20 "the new aggregator's ForeignClaims of alpha" \
+        output_is "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" host_prop alpha ForeignClaims &&
         pass "the new aggregator lists the foreign claim" || fail "ForeignClaims: $(host_prop alpha ForeignClaims)"
 assert_eq "\"$FOREIGN\"" "$(host_owner alpha 0000:3c:00.0)" "the foreign claim is still held after the start-up"
 finish
