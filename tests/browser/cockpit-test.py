@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The gpupass Cockpit page in headless Chromium, against the simulated cluster test-cockpit.sh starts:
-the tables equal ListHosts/ListGpus/ListVms, actions from the page change what D-Bus says, refusals show
+the tables equal ListHosts/ListGpus/ListVms (a VM's GPUs: those ListGpus gives it as owner), actions from the page change what D-Bus says, refusals show
 their reasons where the action was taken, a reflash shows up live, and a non-admin session gets no action."""
 import os
 import subprocess
@@ -49,15 +49,18 @@ def page_gpus(driver):
 
 
 def expected_vms(vms):
+    """ListVms, and the GPUs each VM holds: the addresses ListGpus gives it as owner."""
+    gpus = cluster("ListGpus")[0]
     return [{"name": v[1], "uuid": v[0], "vcpus": str(v[2]), "memory": str(v[3]), "requests": v[4],
-             "affinity": v[5], "power": v[6], "host": v[7], "flags": v[8]}
+             "affinity": v[5], "power": v[6], "host": v[7], "flags": v[8],
+             "gpus": ", ".join(sorted(g[1] for g in gpus if g[5] == v[0]))}
             for v in sorted(vms, key=lambda v: v[1])]
 
 
 def page_vms(driver):
     return [{"name": r["name"], "uuid": r["key"], "vcpus": r["vcpus"], "memory": r["memory"],
              "requests": r["requests"], "affinity": r["affinity"], "power": r["power"], "host": r["host"],
-             "flags": r["flags"]} for r in table(driver, "vms-card")]
+             "flags": r["flags"], "gpus": r["gpus"]} for r in table(driver, "vms-card")]
 
 
 def compare_tables(driver, what):
