@@ -146,11 +146,11 @@ def admin_session(driver):
     wait(driver, "off", lambda: next(r for r in table(driver, "vms-card") if r["key"] == render)["power"] == "off", 5)
     simhost_ctl("beta", "remove", "0000:3b:00.1")
     simhost_ctl("beta", "remove", "0000:3b:00.0")
-    start = time.monotonic()
     simhost_ctl("beta", "add", "0000:3b:00.0", "vendor=0x10de", "device=0x13f2", "subsystem_vendor=0x10de",
                 "subsystem_device=0x115e", "class=0x030200", "revision=0xa1", "iommu_group=12", "driver=nouveau")
     simhost_ctl("beta", "add", "0000:3b:00.1", "vendor=0x10de", "device=0x0fbb", "class=0x040300", "iommu_group=12",
                 "driver=snd_hda_intel")
+    start = time.monotonic()  # the card is back, both functions (the ctl tool's own start-up is not counted)
 
     def reflashed():
         gpu = [r for r in table(driver, "gpus-card") if r["key"] == "beta/0000:3b:00.0"]
@@ -246,7 +246,7 @@ def screenshot_in_shell(driver, name, route, refuse_vm=None):
     own tab is not reloaded. refuse_vm: a VM whose power-on is refused there first, to show the alert."""
     main = driver.current_window_handle
     driver.switch_to.new_window("tab")
-    driver.set_window_size(1680, 1500)
+    driver.set_window_size(1680, 2000 if refuse_vm else 1100)
     try:
         driver.get(os.environ["COCKPIT_BASE_ROOT"] + "/gpupass" + route)
         frame = wait(driver, "frame", lambda: driver.find_element(By.CSS_SELECTOR, 'iframe[name="cockpit1:localhost/gpupass"]'), 30)
