@@ -69,6 +69,7 @@ export class ClusterPage {
         this.vms = new Map(); /* uuid -> Vm properties */
         this.gpus = new Map(); /* "host/address" -> a GPU as ListGpus gives it */
         this.held = new Map(); /* VM UUID -> the keys of the GPUs it owns */
+        this.gpusOf = new Map(); /* host name -> the keys of its GPUs */
         this.loaded = false;
         this.buildTables();
         this.root = h("div", { class: "gp-cluster", id: "cluster-page" },
@@ -179,14 +180,15 @@ export class ClusterPage {
     setHostGpus(host, records) {
         const keys = new Set(records.map(gpuKey));
         const owners = new Set();
-        for (const [key, g] of this.gpus) {
-            if (g[0] === host && !keys.has(key)) {
+        for (const key of this.gpusOf.get(host) || []) {
+            if (!keys.has(key)) {
+                this.own(this.gpus.get(key)[5], key, false, owners);
                 this.gpus.delete(key);
-                this.own(g[5], key, false, owners);
                 if (this.loaded)
                     this.gpuTable.remove(key);
             }
         }
+        this.gpusOf.set(host, keys);
         for (const g of records) {
             const key = gpuKey(g);
             const old = this.gpus.get(key);
