@@ -29,6 +29,7 @@ struct host_values {
         uint32_t gpus;
         uint32_t free_gpus;
         bool maintenance;
+        char **foreign;           /* "ADDRESS OWNER": claims of VMs this registry does not know */
 };
 
 struct host_view {
@@ -47,8 +48,9 @@ int host_views_setup(struct clusterd *c);
 void host_views_free(struct clusterd *c);
 int host_views_rebuild(struct clusterd *c, char **old_paths);
 struct host_view *host_view_find(struct clusterd *c, const char *name);
-/* The values now (unreachable_reason points into the link). */
+/* The values now (unreachable_reason points into the link; foreign is allocated: host_values_done). */
 void host_values_compute(const struct host_view *v, struct host_values *ret);
+void host_values_done(struct host_values *h);
 /* Recomputes the values of l's object and emits PropertiesChanged for those that differ. */
 void host_view_refresh(struct clusterd *c, struct hostlink *l);
 /* A VM changed: moves its reservation from old's host to new's (either may be NULL) and refreshes both. */
@@ -74,9 +76,22 @@ int vm_object_find(sd_bus *bus, const char *path, const char *interface, void *u
                    sd_bus_error *error);
 int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
 /* InterfacesAdded (old NULL), InterfacesRemoved (new NULL) or PropertiesChanged for what differs. */
-void vm_object_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+
+/* vm-signals.c: a Vm's PropertiesChanged is held back while a reconcile of the VM is queued or runs and
+ * then carries the difference between before and after in one signal (a PowerOn: Power, Host and Gpus
+ * together, not its intermediate "starting"); other changes go out from the event loop's next idle turn,
+ * all writes of one call in one signal. InterfacesAdded/Removed go at once. */
+struct vm_signals;
+int vm_signals_new(struct clusterd *c, struct vm_signals **ret);
+struct vm_signals *vm_signals_free(struct vm_signals *s);
+void vm_signals_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+/* The VM's reconcile is over: what it changed is announced now. */
+void vm_signals_flush(struct clusterd *c, const char *uuid);
 
 /* cluster-objects.c */
+/* A registry write (the hook): the Vm object's signals and the Host objects' reservations. */
+void cluster_objects_vm_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
 /* Registers both object kinds on c->bus (after the ObjectManager) and hooks the registry. */
 int cluster_objects_bus_setup(struct clusterd *c);
 void cluster_objects_done(struct clusterd *c);

@@ -5,6 +5,7 @@
  * registry once at start-up and then moved by each VM change, so a change costs no registry scan.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 #include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
+#include "registry/vm-table.h"
 #include "registry/vmstore.h"
 
 bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index) {
@@ -30,6 +32,30 @@ struct host_view *host_view_find(struct clusterd *c, const char *name) {
         return &c->host_views[i];
 }
 
+/* Claims the agent shows for VMs this registry does not know: another aggregator's, or a host-local
+ * hook's. Never released by this aggregator; shown so that an operator sees who holds the GPU. */
+static char **foreign_claims(const struct host_view *v) {
+        const struct hostlink *l = v->link;
+        char **list = NULL;
+
+        for (size_t k = 0; k < l->n_gpus; k++) {
+                const struct cluster_gpu *g = l->gpus[k];
+                _cleanup_free_ char *item = NULL;
+
+                if (!g->owner || !g->owner[0] || !v->clusterd->known_vms ||
+                    vm_table_get(v->clusterd->known_vms, g->owner))
+                        continue;
+                if (asprintf(&item, "%s %s", g->address, g->owner) < 0 || strv_consume(&list, TAKE_PTR(item)) < 0)
+                        break; /* shown in part: the next change tries again */
+        }
+        return list;
+}
+
+void host_values_done(struct host_values *h) {
+        strv_free(h->foreign);
+        h->foreign = NULL;
+}
+
 void host_values_compute(const struct host_view *v, struct host_values *ret) {
         const struct hostlink *l = v->link;
 
@@ -43,6 +69,7 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
                 .free_memory_mib = l->memory_mib > v->memory_used_mib ? l->memory_mib - v->memory_used_mib : 0,
                 .gpus = (uint32_t) l->n_gpus,
                 .maintenance = l->maintenance,
+                .foreign = foreign_claims(v),
         };
         for (size_t k = 0; k < l->n_gpus; k++)
                 ret->free_gpus += cluster_gpu_is_free_on(l, k);
@@ -71,7 +98,7 @@ static void host_view_refresh_gpus(struct host_view *v) {
 void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         struct host_view *v = host_view_find(c, l->name);
         struct host_values now;
-        const char *names[10];
+        const char *names[11];
         size_t n = 0;
         char *reason;
 
@@ -96,22 +123,26 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
                 names[n++] = "FreeGpuCount";
         if (now.maintenance != v->shown.maintenance)
                 names[n++] = "Maintenance";
+        if (!strv_equal(now.foreign, v->shown.foreign))
+                names[n++] = "ForeignClaims";
         names[n] = NULL;
         if (n > 0) {
                 /* The link's error text changes under us: keep a copy of what was announced. */
                 reason = now.unreachable_reason ? strdup(now.unreachable_reason) : NULL;
                 free(v->shown.unreachable_reason);
+                host_values_done(&v->shown);
                 v->shown = now;
                 v->shown.unreachable_reason = reason;
                 host_emit_properties_changed(v, (char **) names);
-        }
+        } else
+                host_values_done(&now);
         host_view_refresh_gpus(v);
 }
 
 static void reserve(struct clusterd *c, const struct vm_record *vm, int sign) {
         struct host_view *v;
 
-        if (!vm || !vm->on)
+        if (!vm || vm->power == VM_POWER_OFF)
                 return;
         v = host_view_find(c, vm->host);
         if (!v)
@@ -125,8 +156,8 @@ void host_views_vm_changed(struct clusterd *c, const struct vm_record *old, cons
 
         reserve(c, old, -1);
         reserve(c, new, +1);
-        a = old && old->on ? host_view_find(c, old->host) : NULL;
-        b = new && new->on ? host_view_find(c, new->host) : NULL;
+        a = old && old->power != VM_POWER_OFF ? host_view_find(c, old->host) : NULL;
+        b = new && new->power != VM_POWER_OFF ? host_view_find(c, new->host) : NULL;
         if (a)
                 host_view_refresh(c, a->link);
         if (b && b != a)
@@ -195,6 +226,7 @@ void host_views_free(struct clusterd *c) {
                 free(c->host_views[i].path);
                 free(c->host_views[i].shown.unreachable_reason);
                 free(c->host_views[i].shown_gpus);
+                host_values_done(&c->host_views[i].shown);
         }
         c->host_views = mfree(c->host_views);
 }
