@@ -107,6 +107,15 @@ function route() {
     /* The cluster's objects are asked for at once, alongside whether the aggregator runs and whether the
      * session may act, not after them: the first render waits for the slowest of the three only. */
     const early = path.length === 0 ? ClusterPage.load(client) : null;
+    /* The aggregator going away or coming back (the bus's NameOwnerChanged): the default view starts over
+     * from what is there. */
+    if (path.length === 0) {
+        bus.subscribe({ path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "NameOwnerChanged", arg0: CLUSTER },
+                      () => {
+                          if (document.body.dataset.ready)
+                              route();
+                      });
+    }
     Promise.all([adminKnown, bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER])]).then(([allowed, [clusterUp]]) => {
         admin = allowed;
         document.body.dataset.admin = String(allowed);
@@ -115,11 +124,6 @@ function route() {
             openHost("This machine", null);
             return;
         }
-        /* The aggregator leaving or coming back: the page starts over from what is there. */
-        client.addEventListener("owner", (ev, owner) => {
-            if (owner === null && document.body.dataset.ready)
-                route();
-        });
         if (path[0] === "host") {
             client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", "ListHosts", []).then(([hosts]) => {
                 const host = hosts.find(x => x[0] === path[1]);

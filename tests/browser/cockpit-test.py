@@ -3,6 +3,7 @@
 the tables equal ListHosts/ListGpus/ListVms (a VM's GPUs: those ListGpus gives it as owner), actions from the page change what D-Bus says, refusals show
 their reasons where the action was taken, a reflash shows up live, and a non-admin session gets no action."""
 import os
+import signal
 import subprocess
 import time
 
@@ -321,12 +322,34 @@ def host_without_aggregator(driver):
     check(free and row_button(driver, "host-gpus-card", free[0], "prepare") is not None, "root may prepare a free GPU there")
 
 
+def aggregator_restart(driver):
+    """The aggregator stops and another starts (same configuration and registry): the page follows both, without
+    a reload."""
+    check(open_page(driver, ROOT_URL, "cluster"), "the cluster page again")
+    driver.execute_script("window.notReloaded = true")
+    os.kill(int(os.environ["GPUPASS_TEST_CLUSTERD_PID"]), signal.SIGTERM)
+    check(wait(driver, "gone", lambda: driver.execute_script("return document.body.dataset.ready") == "host", 20),
+          "the aggregator stops: the page shows this machine's view")
+    env = {**os.environ, "CONFIGURATION_DIRECTORY": f"{TEST_DIR}/agg/etc", "STATE_DIRECTORY": f"{TEST_DIR}/agg/state"}
+    with open(f"{TEST_DIR}/agg.log", "a") as log:
+        clusterd = subprocess.Popen([os.environ["GPUPASS_CLUSTERD"]], env=env, stderr=log)
+    try:
+        check(wait(driver, "back", lambda: driver.execute_script("return document.body.dataset.ready") == "cluster"
+                   and len(table(driver, "vms-card")) == len(cluster("ListVms")[0]), 30),
+              "another aggregator starts: the cluster view is back, with every VM")
+        check(driver.execute_script("return window.notReloaded === true"), "without a reload")
+    finally:
+        clusterd.terminate()
+        clusterd.wait()
+
+
 def main():
     driver = chromium()
     try:
         admin_session(driver)
         unprivileged_session(driver)
         host_without_aggregator(driver)
+        aggregator_restart(driver)
     finally:
         errors = [e["message"] for e in browser_log(driver) if e["level"] == "SEVERE"]
         check(not errors, "no error in the browser's console", "; ".join(errors))
