@@ -75,7 +75,8 @@ function navigation(path, clusterUp) {
     nav.replaceChildren(...items);
 }
 
-function openHost(title, address) {
+/* vmNames: VM UUID -> name, from the aggregator's registry when the host is one of its hosts */
+function openHost(title, address, vmNames) {
     const options = busOptions(address);
     if (!options) {
         show(message(title, `The aggregator reaches this host by ${address}, which Cockpit cannot open; use gpupassctl -H or ` +
@@ -88,7 +89,7 @@ function openHost(title, address) {
         clients.push(client);
         return client;
     };
-    const page = new HostPage(connect, admin, title);
+    const page = new HostPage(connect, admin, title, vmNames || new Map());
     show(page.root);
     page.start().then(() => ready("host"), ex => {
         show(message(title, `No gpupass agent answers there (${ex.message}).`));
@@ -125,10 +126,11 @@ function route() {
             return;
         }
         if (path[0] === "host") {
-            client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", "ListHosts", []).then(([hosts]) => {
+            const list = method => client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", method, []);
+            Promise.all([list("ListHosts"), list("ListVms")]).then(([[hosts], [vms]]) => {
                 const host = hosts.find(x => x[0] === path[1]);
                 if (host)
-                    openHost("Host " + host[0], host[1]);
+                    openHost("Host " + host[0], host[1], new Map(vms.map(v => [v[0], v[1]])));
                 else
                     show(message("Unknown host", `The aggregator has no host named ${path[1]}.`));
             });
