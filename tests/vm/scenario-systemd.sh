@@ -37,12 +37,23 @@ if ! declare -F wait_until >/dev/null; then
 fi
 unit_prop() { systemctl show -p "$2" --value "$1"; }
 is_active() { [ "$(systemctl is-active "$1")" == active ]; }
-journal_has() { journalctl --no-pager -o cat "$@" 2>/dev/null | grep -q -- "${JOURNAL_TEXT:?}"; }
-# journal_wait TEXT MATCHES...: the journal shows a line with TEXT among the entries that MATCH, up to 20 s.
-journal_wait() {
-        JOURNAL_TEXT=$1
+# journal_has TEXT MATCHES...: a journal entry that MATCHES (journalctl's matches or -u UNIT) has TEXT.
+journal_has() {
+        local text=$1
         shift
-        wait_until 20 "the journal to show \"$JOURNAL_TEXT\"" journal_has "$@"
+        journalctl --no-pager -o cat "$@" 2>/dev/null | grep -qF -- "$text"
+}
+# journal_wait TEXT MATCHES...: the same, waiting up to 20 s (journald gets the lines asynchronously).
+journal_wait() { wait_until 20 "the journal to show \"$1\"" journal_has "$@"; }
+# check_exposure UNIT: systemd-analyze security of the running UNIT, printed; at most 3.0.
+check_exposure() {
+        local out score
+        out=$(systemd-analyze security --no-pager "$1" 2>&1) || true
+        echo "$out" | grep -F "✗" | sed "s/^/# $1: /"
+        score=$(echo "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+        echo "# systemd-analyze security $1 (running): exposure $score"
+        if [ -n "$score" ] && awk "BEGIN { exit !($score <= 3.0) }"; then pass "$1 exposure $score <= 3.0"
+        else fail "$1 exposure [$score] above 3.0"; fi
 }
 on_driver() { [ "$(sysfs_driver "$1")" == "$2" ]; }
 agent_state_is() { [ "$(gpu_prop "$1" State 2>/dev/null)" == "\"$2\"" ]; }
@@ -74,14 +85,7 @@ watchdog_start=$(unit_prop gpupassd.service WatchdogTimestampMonotonic)
 assert_eq "30s" "$(unit_prop gpupassd.service WatchdogUSec)" "the unit's watchdog is armed (WatchdogSec=30s)"
 
 # 3. The hardening as systemd applies it to the running unit.
-for unit in gpupassd.service; do
-        out=$(systemd-analyze security --no-pager "$unit" 2>&1) || true
-        echo "$out" | grep -F "✗" | sed "s/^/# $unit: /"
-        score=$(echo "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
-        echo "# systemd-analyze security $unit (running): exposure $score"
-        if [ -n "$score" ] && awk "BEGIN { exit !($score <= 3.0) }"; then pass "$unit exposure $score <= 3.0"
-        else fail "$unit exposure [$score] above 3.0"; fi
-done
+check_exposure gpupassd.service
 
 # 4. The cycle through the hardened unit, on the virtio-gpu-pci, which the kernel can reset by FLR.
 assert_eq "flr pm bus" "$(cat /sys/bus/pci/devices/$V/reset_method)" "(the kernel offers flr pm bus for $V)"
@@ -98,10 +102,16 @@ ids="$(sed 's/0x//' /sys/bus/pci/devices/$V/vendor):$(sed 's/0x//' /sys/bus/pci/
 out=$("$GPUPASS_VM_CLIENT" openvfio $V $VM1 2>&1) || true
 echo "$out" | sed 's/^/# /'
 assert_contains "$out" "ids $ids uid 65534" "OpenVfio through the unit: an unprivileged process reads the IDs through VFIO"
+# AllowUser: the unit's CAP_CHOWN and CAP_FOWNER on the group's node (DeviceAllow char-vfio).
+out=$(ctl allow-user $V $VM1 65534 2>&1) && pass "gpupassctl allow-user $V $VM1 65534" || fail "allow-user: $out"
+assert_eq "65534 600" "$(stat -c '%u %a' /dev/vfio/$G)" "/dev/vfio/$G belongs to uid 65534, mode 0600"
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASS_VM_CLIENT" open $G $V 2>&1) || true
+assert_contains "$out" "ids $ids uid 65534" "the granted uid opens /dev/vfio/$G itself and reads the IDs"
 out=$(ctl release $V $VM1 2>&1) && pass "gpupassctl release (the reset under the unit's DeviceAllow)" || fail "release: $out"
 journal_wait "IOMMU group $G released by VM $VM1, 1 device(s) reset" GPUPASS_VM=$VM1 &&
         pass "the journal says the release reset $V (journalctl GPUPASS_VM=$VM1)" || fail "no reset of $V in the journal"
 journalctl --no-pager -o cat GPUPASS_VM=$VM1 | sed 's/^/# journal GPUPASS_VM: /'
+assert_eq "0 600" "$(stat -c '%u %a' /dev/vfio/$G)" "the release gave /dev/vfio/$G back to root (the unit's CAP_CHOWN)"
 out=$(journalctl --no-pager -o cat GPUPASS_GPU=$V)
 assert_contains "$out" "claimed by VM $VM1" "journalctl GPUPASS_GPU=$V: the claim"
 assert_contains "$out" "Handed 1 VFIO descriptor(s) of $V" "journalctl GPUPASS_GPU=$V: OpenVfio"
@@ -141,8 +151,7 @@ hosts() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gp
 host_up() { [[ $(hosts) == *'"vm" "unix:path=/run/dbus/system_bus_socket" "up"'* ]]; }
 wait_until 30 "the aggregator to see the host up" host_up || true
 assert_contains "$(hosts)" '"vm" "unix:path=/run/dbus/system_bus_socket" "up"' "gpupass-clusterd.service sees the host up"
-out=$(systemd-analyze security --no-pager gpupass-clusterd.service 2>&1) || true
-echo "# systemd-analyze security gpupass-clusterd.service (running): exposure $(echo "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')"
+check_exposure gpupass-clusterd.service
 
 # 8. The watchdog: the daemon pings (the timestamp moves on; sd-event pings every half WatchdogSec).
 watchdog_moved() { [ "$(unit_prop gpupassd.service WatchdogTimestampMonotonic)" != "$watchdog_start" ]; }
