@@ -4,22 +4,21 @@
  * to the VM named by its UUID (not to the D-Bus connection that made it), is on disk before the reply, and
  * ends only with Release, which resets the devices before anyone else can claim them.
  */
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-error.h"
 #include "claim.h"
-#include "fileio.h"
 #include "gpu-bus.h"
 #include "gpu.h"
+#include "group-job.h"
 #include "gpupass/bus-names.h"
-#include "job.h"
-#include "ledger.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "strv.h"
-#include "sysfs-pci.h"
 #include "vfio.h"
 
 static int check_vm(const char *vm, sd_bus_error *error) {
@@ -54,24 +53,17 @@ static int check_claim_holder(struct gpu *g, const char *vm, sd_bus_error *error
 }
 
 int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
-        struct gpu *owned_by_other = NULL;
+        struct gpu *g, *owned_by_other = NULL;
         int r;
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group == group && g->owner && strcasecmp(g->owner, vm) != 0)
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                if (g->owner && strcasecmp(g->owner, vm) != 0)
                         owned_by_other = g;
-        }
         if (owned_by_other)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s",
                                          owned_by_other->address, owned_by_other->owner);
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group != group)
-                        continue;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 free(g->owner);
                 g->owner = strdup(vm);
                 if (!g->owner) {
@@ -83,27 +75,21 @@ int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_er
         if (r < 0)
                 goto revert;
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-                char *names[] = { (char *) "Owner", NULL };
-
-                if (g->iommu_group != group)
-                        continue;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 /* A new claim means the VM was configured for the GPU as it is now. */
                 gpu_set_string(g, &g->previous_model, NULL, "PreviousModel");
-                gpu_emit_properties_changed(g, names);
+                gpu_send_changed(g, "Owner");
                 (void) gpu_refresh(g);
-                log_struct(LOG_NOTICE, g->address, vm, NULL, "%s (%s) claimed by VM %s", g->address, g->model, vm);
+                log_struct(LOG_NOTICE, g->address, vm, /* host= */ NULL, "%s (%s) claimed by VM %s", g->address,
+                           g->model, vm);
         }
         return 0;
 
 revert:
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->owner = mfree(m->gpus[i]->owner);
-        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                 "Cannot record the claim of IOMMU group %d on disk (%s); not claimed", group,
-                                 strerror(-r));
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->owner = mfree(g->owner);
+        return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                    "Cannot record the claim of IOMMU group %d on disk (%m); not claimed", group);
 }
 
 int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
@@ -118,7 +104,7 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                                          "The host is in maintenance: no new claims (%s)", g->address);
         if (g->owner) {
                 if (strcasecmp(g->owner, vm) == 0)
-                        return sd_bus_reply_method_return(call, NULL); /* the VM holds it already */
+                        return sd_bus_reply_method_return(call, /* types= */ NULL); /* the VM holds it already */
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s", g->address, g->owner);
         }
         r = gpu_check_actionable(g, error);
@@ -131,106 +117,14 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                 r = manager_record_claim(m, g->iommu_group, vm, error);
                 if (r < 0)
                         return r;
-                return sd_bus_reply_method_return(call, NULL);
+                return sd_bus_reply_method_return(call, /* types= */ NULL);
         }
         /* Not on vfio-pci yet: bind first, all or nothing; the job records the claim when the group is bound. */
-        return gpu_start_bind_job(g, call, true, vm, error);
-}
-
-/* Release: reset every assigned member through VFIO (or the kernel's sysfs reset where no VFIO node exists),
- * off the event loop: a reset can take a second or more. */
-struct release_job {
-        struct manager *manager;
-        sd_bus_message *call;
-        int group;
-        char *vm;
-        char **members;
-        bool busy;          /* a VMM still holds the group open: nothing done */
-        char *failure;      /* the reset failed: the GPU becomes unavailable */
-        unsigned n_reset;
-};
-
-static int reset_member(int group, const char *address) {
-        _cleanup_free_ char *path = NULL;
-        int r;
-
-        r = vfio_reset_device(group, address);
-        if (r != -ENOENT)
-                return r;
-        /* No VFIO node: use the kernel's own reset attribute, which exists only when the device has a
-         * reset method (pci_reset_function()). */
-        if (asprintf(&path, SYSFS_PCI_DEVICES "/%s/reset", address) < 0)
-                return -ENOMEM;
-        r = write_string_file(path, "1");
-        if (r == -ENOENT)
-                return 0;
-        return r < 0 ? r : 1;
-}
-
-static int release_job_work(void *userdata) {
-        struct release_job *j = userdata;
-
-        for (char **a = j->members; a && *a; a++) {
-                int r = reset_member(j->group, *a);
-
-                if (r == -EBUSY) {
-                        j->busy = true;
-                        return r;
-                }
-                if (r < 0) {
-                        if (asprintf(&j->failure, "reset of %s failed: %s", *a, strerror(-r)) < 0)
-                                j->failure = NULL;
-                        return r;
-                }
-                j->n_reset += (unsigned) r;
-        }
-        return 0;
-}
-
-static void release_job_free(struct release_job *j) {
-        sd_bus_message_unref(j->call);
-        free(j->vm);
-        strv_free(j->members);
-        free(j->failure);
-        free(j);
-}
-
-static void release_job_done(int result, void *userdata) {
-        struct release_job *j = userdata;
-        struct manager *m = j->manager;
-        int r;
-
-        manager_set_group_job(m, j->group, false);
-        if (j->busy) {
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BUSY,
-                                               "IOMMU group %d is still open by another process (is the VM still "
-                                               "running?); VM %s keeps its claim", j->group, j->vm);
-                goto finish;
-        }
-        r = manager_end_claim(m, j->group, result < 0 ? (j->failure ?: strerror(-result)) : NULL);
-        if (r < 0)
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                               "Cannot record the release of IOMMU group %d on disk (%s); VM %s "
-                                               "keeps its claim", j->group, strerror(-r), j->vm);
-        else if (result < 0)
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_RESET_FAILED,
-                                               "Released IOMMU group %d of VM %s, but %s: the GPU is unavailable "
-                                               "until it is returned to the host", j->group, j->vm,
-                                               j->failure ?: strerror(-result));
-        else {
-                log_struct(LOG_INFO, NULL, j->vm, NULL, "IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
-                r = sd_bus_reply_method_return(j->call, NULL);
-        }
-finish:
-        if (r < 0)
-                log_warning_errno(r, "Failed to reply to Release, ignoring: %m");
-        manager_set_status(m);
-        release_job_free(j);
+        return gpu_start_bind_job(g, call, /* to_vfio= */ true, vm, error);
 }
 
 int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
         struct manager *m = g->manager;
-        struct release_job *j;
         int r;
 
         r = check_vm(vm, error);
@@ -247,36 +141,12 @@ int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_erro
                 /* Gone from the bus: nothing to reset, the claim simply ends and the object with it. */
                 r = manager_forget_missing_gpu(m, g);
                 if (r < 0)
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                                 "Cannot record the release on disk (%s); VM %s keeps its claim",
-                                                 strerror(-r), vm);
-                return sd_bus_reply_method_return(call, NULL);
+                        return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                                    "Cannot record the release on disk (%m); VM %s keeps its claim",
+                                                    vm);
+                return sd_bus_reply_method_return(call, /* types= */ NULL);
         }
-
-        j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->manager = m;
-        j->group = g->iommu_group;
-        j->vm = strdup(vm);
-        if (!j->vm)
-                goto oom;
-        r = manager_group_assigned_members(m, g->iommu_group, &j->members);
-        if (r < 0) {
-                release_job_free(j);
-                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
-        }
-        j->call = sd_bus_message_ref(call);
-        r = job_start(m->event, release_job_work, release_job_done, j);
-        if (r < 0) {
-                release_job_free(j);
-                return r;
-        }
-        manager_set_group_job(m, g->iommu_group, true);
-        return 1;
-oom:
-        release_job_free(j);
-        return -ENOMEM;
+        return release_job_start(g, call, vm, error);
 }
 
 static int vfio_error(struct gpu *g, int r, sd_bus_error *error) {
@@ -301,8 +171,8 @@ static int vfio_error(struct gpu *g, int r, sd_bus_error *error) {
 
 int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
         _cleanup_strv_free_ char **addresses = NULL;
-        sd_bus_message *reply = NULL;
-        int *fds = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ int *fds = NULL;
         size_t n = 0;
         int r;
 
@@ -328,21 +198,20 @@ int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_er
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
+                r = sd_bus_send(/* bus= */ NULL, reply, /* ret_cookie= */ NULL);
         /* Our copies go now: the agent must not hold the group open (unbinding would block on it). */
         for (size_t i = 0; i < n; i++)
                 close(fds[i]);
-        free(fds);
         if (r >= 0)
-                log_struct(LOG_INFO, g->address, vm, NULL, "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n,
-                         g->address, vm);
+                log_struct(LOG_INFO, g->address, vm, /* host= */ NULL,
+                           "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n, g->address, vm);
         return r;
 }
 
 int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t uid, sd_bus_error *error) {
         struct manager *m = g->manager;
         _cleanup_strv_free_ char **members = NULL;
+        struct gpu *peer;
         int r;
 
         if (uid == (uid_t) -1)
@@ -357,19 +226,17 @@ int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t ui
         if (r < 0)
                 return vfio_error(g, r, error);
 
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == g->iommu_group)
-                        m->gpus[i]->allowed_uid = uid;
+        FOREACH_GPU_IN_GROUP(peer, m, g->iommu_group)
+                peer->allowed_uid = uid;
         r = manager_save_state(m);
         if (r < 0) {
                 (void) vfio_chown_nodes(g->iommu_group, members, 0);
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (m->gpus[i]->iommu_group == g->iommu_group)
-                                m->gpus[i]->allowed_uid = (uid_t) -1;
-                return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                         "Cannot record the grant on disk (%s); access not granted", strerror(-r));
+                FOREACH_GPU_IN_GROUP(peer, m, g->iommu_group)
+                        peer->allowed_uid = (uid_t) -1;
+                return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                            "Cannot record the grant on disk (%m); access not granted");
         }
-        log_struct(LOG_NOTICE, g->address, vm, NULL, "uid %u may open /dev/vfio/%d of VM %s until its release", (unsigned) uid,
-                 g->iommu_group, vm);
-        return sd_bus_reply_method_return(call, NULL);
+        log_struct(LOG_NOTICE, g->address, vm, /* host= */ NULL, "uid %u may open /dev/vfio/%d of VM %s until its release",
+                   (unsigned) uid, g->iommu_group, vm);
+        return sd_bus_reply_method_return(call, /* types= */ NULL);
 }

@@ -8,6 +8,7 @@
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
 #include "gpu.h"
+#include "group-job.h"
 #include "macro.h"
 #include "manager.h"
 #include "strv.h"
@@ -210,7 +211,7 @@ int gpu_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***r
         return 0;
 }
 
-void gpu_emit_properties_changed(struct gpu *g, char **names) {
+void gpu_send_changed_strv(struct gpu *g, char **names) {
         sd_bus *bus = g->manager->bus;
 
         if (!bus || !names)

@@ -1,22 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <systemd/sd-bus.h>
-
-#include "bind.h"
-#include "claim.h"
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
 #include "gpu.h"
 #include "iommu-group.h"
-#include "job.h"
-#include "log.h"
 #include "macro.h"
 #include "manager.h"
-#include "pci-access.h"
 #include "strv.h"
 #include "sysfs-pci.h"
 
@@ -33,7 +27,7 @@ const char *gpu_state_to_string(enum gpu_state s) {
 }
 
 int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
-        struct gpu *g;
+        _cleanup_(gpu_freep) struct gpu *g = NULL;
         int r;
 
         g = calloc(1, sizeof(*g));
@@ -45,17 +39,13 @@ int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
         g->iommu_group = -1;
         g->numa_node = -1;
         r = pci_address_parse(address, &g->pci);
-        if (r < 0) {
-                free(g);
+        if (r < 0)
                 return r;
-        }
         pci_address_format(&g->pci, g->address);
         r = sd_bus_path_encode(GPUPASS_AGENT_GPU_PREFIX, g->address, &g->object_path);
-        if (r < 0) {
-                free(g);
+        if (r < 0)
                 return r;
-        }
-        *ret = g;
+        *ret = TAKE_PTR(g);
         return 0;
 }
 
@@ -91,7 +81,7 @@ static void group_view_done(struct group_view *v) {
 
 /* The view from members as last read; only their drivers change between two full refreshes. */
 static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct group_view *ret) {
-        struct group_view v = { .all_on_vfio = true };
+        _cleanup_(group_view_done) struct group_view v = { .all_on_vfio = true };
         int r;
 
         for (size_t i = 0; i < group->n_members; i++) {
@@ -99,28 +89,20 @@ static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct
 
                 if (!member_is_assigned(mb))
                         continue;
-                if (!mb->driver || strcmp(mb->driver, "vfio-pci") != 0)
+                if (!streq_ptr(mb->driver, "vfio-pci"))
                         v.all_on_vfio = false;
                 if (mb->role == MEMBER_COMPANION && pci_address_same_slot(&mb->pci, &g->pci)) {
                         r = strv_extend(&v.companions, mb->address);
                         if (r < 0)
-                                goto fail;
+                                return r;
                 }
         }
         r = iommu_group_describe_blockers(group, &v.blocker);
         if (r < 0)
-                goto fail;
+                return r;
         *ret = v;
+        v = (struct group_view) {}; /* handed over */
         return 0;
-fail:
-        group_view_done(&v);
-        return r;
-}
-
-static bool streq_null(const char *a, const char *b) {
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
 }
 
 /* A property name for PropertiesChanged. On OOM the signal is incomplete, which is all that can happen:
@@ -131,7 +113,7 @@ static void mark_changed(char ***changed, const char *name) {
 
 /* Replaces *field with value (taking ownership) and records `name` as changed when it differs. */
 static int update_string(char **field, char *value, const char *name, char ***changed) {
-        if (streq_null(*field, value)) {
+        if (streq_ptr(*field, value)) {
                 free(value);
                 return 0;
         }
@@ -164,7 +146,7 @@ static void gpu_reading_done(struct gpu_reading *rd) {
 static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *problem = NULL;
-        struct group_view view = { .all_on_vfio = false };
+        _cleanup_(group_view_done) struct group_view view = { .all_on_vfio = false };
         const struct pci_identity *id = &rd->identity;
         enum gpu_state state;
         int r;
@@ -185,10 +167,8 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
                 r = asprintf(&problem, "no IOMMU group: the IOMMU is off or does not cover this device");
         else if (view.blocker)
                 r = asprintf(&problem, "IOMMU group %d not viable: %s", rd->iommu_group, view.blocker);
-        if (r < 0) {
-                group_view_done(&view);
+        if (r < 0)
                 return -ENOMEM;
-        }
 
         if (g->owner)
                 state = GPU_STATE_CLAIMED;
@@ -233,7 +213,6 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
                 g->companions = TAKE_PTR(view.companions);
                 mark_changed(&changed, "Companions");
         }
-        group_view_done(&view);
         if (g->boot_vga != rd->boot_vga) {
                 g->boot_vga = rd->boot_vga;
                 mark_changed(&changed, "BootVga");
@@ -249,7 +228,7 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         }
 
         if (g->object_path && changed)
-                gpu_emit_properties_changed(g, changed);
+                gpu_send_changed_strv(g, changed);
         return 0;
 }
 
@@ -257,7 +236,7 @@ int gpu_refresh(struct gpu *g) {
         struct manager *m = g->manager;
         _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *problem = NULL;
-        struct gpu_reading rd = { .iommu_group = -1 };
+        _cleanup_(gpu_reading_done) struct gpu_reading rd = { .iommu_group = -1 };
         int r;
 
         if (!g->present) {
@@ -272,11 +251,11 @@ int gpu_refresh(struct gpu *g) {
                 }
                 g->group = iommu_group_free(g->group); /* the members are read again when it is back */
                 if (g->object_path && changed)
-                        gpu_emit_properties_changed(g, changed);
+                        gpu_send_changed_strv(g, changed);
                 return 0;
         }
 
-        r = pci_read_identity(m->pacc, &g->pci, &rd.identity, NULL);
+        r = pci_read_identity(m->pacc, &g->pci, &rd.identity, /* ret_header_type= */ NULL);
         if (r < 0)
                 return r;
         /* The name depends on vendor, device and class only: pci.ids is read again only when those
@@ -299,15 +278,11 @@ int gpu_refresh(struct gpu *g) {
                 r = iommu_group_load(m->pacc, rd.iommu_group, &rd.group);
         if (r >= 0)
                 r = sysfs_pci_read_reset_method(g->address, &rd.reset_method);
-        if (r < 0) {
-                gpu_reading_done(&rd);
+        if (r < 0)
                 return r;
-        }
         rd.boot_vga = sysfs_pci_is_boot_vga(g->address);
         rd.numa_node = sysfs_pci_numa_node(g->address);
-        r = gpu_apply(g, &rd);
-        gpu_reading_done(&rd);
-        return r;
+        return gpu_apply(g, &rd);
 }
 
 /*
@@ -318,7 +293,8 @@ int gpu_refresh(struct gpu *g) {
  * of Prepare and ReturnToHost, and of an operator's own bind/unbind (tests/bench signal-bench).
  */
 int gpu_refresh_drivers(struct gpu *g) {
-        struct gpu_reading rd = { .iommu_group = g->iommu_group };
+        _cleanup_(gpu_reading_done) struct gpu_reading rd = { .iommu_group = g->iommu_group };
+        struct iommu_group *group = g->group; /* updated in place; gpu_apply() keeps it */
         bool found = false;
         int r = 0;
 
@@ -328,16 +304,13 @@ int gpu_refresh_drivers(struct gpu *g) {
         rd.identity = g->identity;
         rd.boot_vga = g->boot_vga;
         rd.numa_node = g->numa_node;
-        rd.group = g->group; /* updated in place; gpu_apply() keeps it */
         rd.model = strdup(g->model);
         if (!rd.model)
                 return -ENOMEM;
-        if (g->reset_method && !(rd.reset_method = strdup(g->reset_method))) {
-                free(rd.model);
+        if (g->reset_method && !(rd.reset_method = strdup(g->reset_method)))
                 return -ENOMEM;
-        }
-        for (size_t i = 0; rd.group && i < rd.group->n_members && r >= 0; i++) {
-                struct group_member *mb = &rd.group->members[i];
+        for (size_t i = 0; group && i < group->n_members && r >= 0; i++) {
+                struct group_member *mb = &group->members[i];
                 char *driver = NULL;
 
                 r = sysfs_pci_read_driver(mb->address, &driver);
@@ -354,10 +327,11 @@ int gpu_refresh_drivers(struct gpu *g) {
         }
         if (r >= 0 && !found)
                 r = sysfs_pci_read_driver(g->address, &rd.driver);
-        if (r >= 0)
-                r = gpu_apply(g, &rd);
+        if (r < 0)
+                return r;
+        rd.group = group;
+        r = gpu_apply(g, &rd);
         rd.group = NULL; /* g's */
-        gpu_reading_done(&rd);
         return r;
 }
 
@@ -411,160 +385,6 @@ int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
         return 0;
 }
 
-/* One bind job: the plan is what the worker thread may touch; the rest is for the loop thread. */
-struct bind_job {
-        struct manager *manager;
-        sd_bus_message *call;
-        struct bind_plan *plan;
-        bool to_vfio;
-        char *claim_vm; /* Claim: record this VM as owner once the group is on vfio-pci */
-        bool rebind;    /* a claimed card back after a surprise removal: no call to answer */
-};
-
-static int bind_job_work(void *userdata) {
-        struct bind_job *j = userdata;
-
-        return j->to_vfio ? bind_plan_to_vfio(j->plan) : bind_plan_to_host(j->plan);
-}
-
-static void bind_job_free(struct bind_job *j) {
-        sd_bus_message_unref(j->call);
-        bind_plan_free(j->plan);
-        free(j->claim_vm);
-        free(j);
-}
-
-static void bind_job_done(int result, void *userdata) {
-        struct bind_job *j = userdata;
-        struct manager *m = j->manager;
-        const char *verb = j->rebind ? "Re-binding the returned card" : j->claim_vm ? "Claim" :
-                           j->to_vfio ? "Prepare" : "ReturnToHost";
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int group = j->plan->group, r;
-
-        manager_set_group_job(m, j->plan->group, false);
-        /* The uevents have refreshed most of it already; read the final state before answering, so the
-         * reply never races the properties. */
-        manager_refresh_group(m, j->plan->group);
-
-        if (j->rebind) {
-                /* Functions that came back while this ran were skipped (the group was busy), and a failure is
-                 * retried (see gpu_rebind_claimed()): check again either way. */
-                unsigned failures = 0;
-
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (m->gpus[i]->iommu_group == group && m->gpus[i]->owner) {
-                                m->gpus[i]->rebind_failures = result < 0 ? m->gpus[i]->rebind_failures + 1 : 0;
-                                failures = m->gpus[i]->rebind_failures;
-                        }
-                if (result >= 0)
-                        log_notice("%s: IOMMU group %d is on vfio-pci again", verb, group);
-                else if (failures < GPU_REBIND_ATTEMPTS)
-                        log_warning("%s of IOMMU group %d to vfio-pci failed, trying again: %s", verb, group,
-                                    j->plan->error_message ?: strerror(-result));
-                else
-                        log_error("%s of IOMMU group %d to vfio-pci failed %u times, it stays on the host drivers: %s",
-                                  verb, group, failures, j->plan->error_message ?: strerror(-result));
-                manager_rebind_claimed_group(m, group);
-                manager_set_status(m);
-                bind_job_free(j);
-                return;
-        }
-
-        if (result < 0) {
-                const char *msg = j->plan->error_message ?: strerror(-result);
-
-                log_error("%s of IOMMU group %d failed, group rolled back: %s", verb, j->plan->group, msg);
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BIND_FAILED, "%s of IOMMU group %d failed: %s",
-                                               verb, j->plan->group, msg);
-        } else {
-                log_info("%s of IOMMU group %d: %s", verb, j->plan->group,
-                         j->to_vfio ? "bound to vfio-pci" : "returned to the host drivers");
-                if (j->claim_vm)
-                        r = manager_record_claim(m, j->plan->group, j->claim_vm, &error);
-                else if (!j->to_vfio)
-                        r = manager_clear_reset_failures(m, j->plan->group, &error);
-                else
-                        r = 0;
-                r = r < 0 ? sd_bus_reply_method_error(j->call, &error) : sd_bus_reply_method_return(j->call, NULL);
-        }
-        if (r < 0)
-                log_warning_errno(r, "Failed to send reply to %s, ignoring: %m", verb);
-        sd_bus_error_free(&error);
-        manager_set_status(m);
-        bind_job_free(j);
-}
-
-/* A job over every assigned member of the group; call is NULL for a rebind nobody asked for. */
-static int bind_job_start(struct gpu *g, const struct iommu_group *group, sd_bus_message *call, bool to_vfio,
-                          const char *claim_vm) {
-        struct bind_job *j;
-        int r;
-
-        j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->manager = g->manager;
-        j->to_vfio = to_vfio;
-        j->rebind = !call;
-        j->plan = calloc(1, sizeof(*j->plan));
-        j->claim_vm = claim_vm ? strdup(claim_vm) : NULL;
-        if (!j->plan || (claim_vm && !j->claim_vm)) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        j->plan->group = g->iommu_group;
-        for (size_t i = 0; i < group->n_members; i++) {
-                if (!member_is_assigned(&group->members[i]))
-                        continue;
-                r = bind_plan_add(j->plan, group->members[i].address);
-                if (r < 0)
-                        goto fail;
-        }
-        j->call = call ? sd_bus_message_ref(call) : NULL;
-        r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
-        if (r < 0)
-                goto fail;
-        manager_set_group_job(g->manager, g->iommu_group, true);
-        return 1;
-fail:
-        bind_job_free(j);
-        return r;
-}
-
-int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
-                       sd_bus_error *error) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        int r;
-
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
-        return bind_job_start(g, group, call, to_vfio, claim_vm);
-}
-
-int gpu_rebind_claimed(struct gpu *g) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        size_t elsewhere = 0;
-        int r;
-
-        if (!g->owner || !g->present || g->iommu_group < 0 || g->job_running ||
-            g->rebind_failures >= GPU_REBIND_ATTEMPTS)
-                return 0;
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < group->n_members; i++)
-                if (member_is_assigned(&group->members[i]) &&
-                    !(group->members[i].driver && strcmp(group->members[i].driver, "vfio-pci") == 0))
-                        elsewhere++;
-        if (elsewhere == 0)
-                return 0;
-        log_full(LOG_WARNING, g->address, "GPU %s, claimed by VM %s, is back with %zu function(s) of IOMMU group %d "
-                 "on host drivers: binding them to vfio-pci again", g->address, g->owner, elsewhere, g->iommu_group);
-        return bind_job_start(g, group, NULL, true, NULL);
-}
-
 /* Refusals common to every call that acts on a GPU, before its own checks. */
 int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
         if (!g->present)
@@ -578,54 +398,11 @@ int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
         return 0;
 }
 
-int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
-        int r;
-
-        r = gpu_check_actionable(g, error);
-        if (r < 0)
-                return r;
-        if (g->owner)
-                return sd_bus_reply_method_return(call, NULL); /* claimed groups are on vfio-pci already */
-        r = gpu_check_preparable(g, error);
-        if (r < 0)
-                return r;
-        return gpu_start_bind_job(g, call, true, NULL, error);
-}
-
-int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
-        int r;
-
-        r = gpu_check_actionable(g, error);
-        if (r < 0)
-                return r;
-        if (g->owner)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s; release it first",
-                                         g->address, g->owner);
-        if (g->iommu_group < 0)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU, "%s is in no IOMMU group", g->address);
-        return gpu_start_bind_job(g, call, false, NULL, error);
-}
-
-int gpu_group_peers(struct gpu *g, struct gpu ***ret) {
-        struct manager *m = g->manager;
-        struct gpu **peers;
-        size_t n = 0;
-
-        peers = calloc(m->n_gpus + 1, sizeof(*peers));
-        if (!peers)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i] == g || (g->iommu_group >= 0 && m->gpus[i]->iommu_group == g->iommu_group))
-                        peers[n++] = m->gpus[i];
-        *ret = peers;
-        return 0;
-}
 
 void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property) {
-        char *names[] = { (char *) property, NULL };
         char *copy = NULL;
 
-        if (streq_null(*field, value))
+        if (streq_ptr(*field, value))
                 return;
         if (value) {
                 copy = strdup(value);
@@ -634,7 +411,7 @@ void gpu_set_string(struct gpu *g, char **field, const char *value, const char *
         }
         free(*field);
         *field = copy;
-        gpu_emit_properties_changed(g, names);
+        gpu_send_changed(g, property);
 }
 
 void gpu_set_owner(struct gpu *g, const char *vm) {
@@ -643,10 +420,8 @@ void gpu_set_owner(struct gpu *g, const char *vm) {
 }
 
 void gpu_set_needs_reconfiguration(struct gpu *g, bool b) {
-        char *names[] = { (char *) "NeedsReconfiguration", NULL };
-
         if (g->needs_reconfiguration == b)
                 return;
         g->needs_reconfiguration = b;
-        gpu_emit_properties_changed(g, names);
+        gpu_send_changed(g, "NeedsReconfiguration");
 }

@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clusterd-config.h"
+#include "clusterd.h"
+#include "gpupass/bus-names.h"
+#include "link/hostlink.h"
+#include "log.h"
+#include "macro.h"
+#include "strv.h"
+
+#define BACKOFF_MIN_USEC (250 * 1000ULL)
+#define BACKOFF_MAX_USEC (30 * 1000 * 1000ULL)
+
+static void cluster_gpu_free(struct cluster_gpu *g) {
+        if (!g)
+                return;
+        free(g->path);
+        free(g->address);
+        free(g->model);
+        free(g->mode);
+        free(g->state);
+        free(g->owner);
+        free(g->previous_model);
+        strv_free(g->companions);
+        free(g);
+}
+
+static void hostlink_clear_gpus(struct hostlink *l) {
+        for (size_t i = 0; i < l->n_gpus; i++)
+                cluster_gpu_free(l->gpus[i]);
+        free(l->gpus);
+        l->gpus = NULL;
+        l->n_gpus = 0;
+}
+
+int hostlink_new(struct clusterd *c, const char *name, const char *configured_address, struct hostlink **ret) {
+        struct hostlink *l;
+        int r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->clusterd = c;
+        l->state = LINK_CONNECTING;
+        l->backoff_usec = BACKOFF_MIN_USEC;
+        l->name = strdup(name);
+        l->configured_address = strdup(configured_address);
+        if (!l->name || !l->configured_address) {
+                hostlink_free(l);
+                return -ENOMEM;
+        }
+        r = host_address_to_bus_address(configured_address, &l->bus_address);
+        if (r < 0) {
+                hostlink_free(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+struct hostlink *hostlink_free(struct hostlink *l) {
+        if (!l)
+                return NULL;
+        sd_event_source_disable_unref(l->retry);
+        hostlink_io_detach(l);
+        sd_bus_flush_close_unref(l->bus);
+        hostlink_clear_gpus(l);
+        free(l->name);
+        free(l->configured_address);
+        free(l->bus_address);
+        free(l->error);
+        free(l);
+        return NULL;
+}
+
+const char *hostlink_state_to_string(const struct hostlink *l) {
+        switch (l->state) {
+        case LINK_CONNECTING:
+                return "connecting";
+        case LINK_UNREACHABLE:
+                return "unreachable";
+        case LINK_UP:
+        default:
+                return l->maintenance ? "maintenance" : "up";
+        }
+}
+
+struct cluster_gpu *hostlink_find_gpu(struct hostlink *l, const char *address) {
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (strcmp(l->gpus[i]->address, address) == 0)
+                        return l->gpus[i];
+        return NULL;
+}
+
+static struct cluster_gpu *hostlink_find_gpu_by_path(struct hostlink *l, const char *path) {
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (strcmp(l->gpus[i]->path, path) == 0)
+                        return l->gpus[i];
+        return NULL;
+}
+
+static int compare_gpus(const void *a, const void *b) {
+        return strcmp((*(struct cluster_gpu * const *) a)->address, (*(struct cluster_gpu * const *) b)->address);
+}
+
+static int set_string(char **field, const char *value) {
+        char *s = strdup(value);
+
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+/* Reads an a{sv} of org.gpupass.agent1.Gpu properties into g; unknown properties are skipped. */
+static int read_gpu_properties(sd_bus_message *m, struct cluster_gpu *g) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                static const struct {
+                        const char *name;
+                        size_t offset;
+                } strings[] = {
+                        { "Address", offsetof(struct cluster_gpu, address) },
+                        { "Model", offsetof(struct cluster_gpu, model) },
+                        { "Mode", offsetof(struct cluster_gpu, mode) },
+                        { "State", offsetof(struct cluster_gpu, state) },
+                        { "Owner", offsetof(struct cluster_gpu, owner) },
+                        { "PreviousModel", offsetof(struct cluster_gpu, previous_model) },
+                };
+                const char *name, *value;
+                bool done = false;
+
+                r = sd_bus_message_read(m, "s", &name);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < ELEMENTSOF(strings) && !done; i++)
+                        if (strcmp(name, strings[i].name) == 0) {
+                                r = sd_bus_message_read(m, "v", "s", &value);
+                                if (r < 0)
+                                        return r;
+                                r = set_string((char **) ((uint8_t *) g + strings[i].offset), value);
+                                if (r < 0)
+                                        return r;
+                                done = true;
+                        }
+                if (!done && strcmp(name, "Companions") == 0) {
+                        char **l = NULL;
+
+                        r = sd_bus_message_enter_container(m, 'v', "as");
+                        if (r >= 0)
+                                r = sd_bus_message_read_strv(m, &l);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(m);
+                        if (r < 0) {
+                                strv_free(l);
+                                return r;
+                        }
+                        strv_free(g->companions);
+                        g->companions = l;
+                        done = true;
+                }
+                if (!done && strcmp(name, "NeedsReconfiguration") == 0) {
+                        int b;
+
+                        r = sd_bus_message_read(m, "v", "b", &b);
+                        if (r < 0)
+                                return r;
+                        g->needs_reconfiguration = b;
+                        done = true;
+                }
+                if (!done) {
+                        r = sd_bus_message_skip(m, "v");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+/* Reads a{sa{sv}} (interfaces of one object) and adds or updates the GPU at `path`. */
+static int read_object(struct hostlink *l, sd_bus_message *m, const char *path) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
+                const char *interface;
+
+                r = sd_bus_message_read(m, "s", &interface);
+                if (r < 0)
+                        return r;
+                if (strcmp(interface, GPUPASS_AGENT_GPU_IFACE) == 0) {
+                        struct cluster_gpu *g = hostlink_find_gpu_by_path(l, path);
+                        bool is_new = !g;
+
+                        if (is_new) {
+                                struct cluster_gpu **t;
+
+                                g = calloc(1, sizeof(*g));
+                                if (!g || !(g->path = strdup(path))) {
+                                        cluster_gpu_free(g);
+                                        return -ENOMEM;
+                                }
+                                t = realloc(l->gpus, sizeof(*t) * (l->n_gpus + 1));
+                                if (!t) {
+                                        cluster_gpu_free(g);
+                                        return -ENOMEM;
+                                }
+                                l->gpus = t;
+                                l->gpus[l->n_gpus++] = g;
+                        }
+                        r = read_gpu_properties(m, g);
+                        if (r < 0)
+                                return r;
+                        if (!g->address && set_string(&g->address, "") < 0)
+                                return -ENOMEM;
+                        qsort(l->gpus, l->n_gpus, sizeof(*l->gpus), compare_gpus);
+                } else {
+                        r = sd_bus_message_skip(m, "a{sv}");
+                        if (r < 0)
+                                return r;
+                }
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static void hostlink_schedule_reconnect(struct hostlink *l, const char *why);
+
+static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        bool returned;
+        int r;
+
+        /* After dropping the connection, return 1 (handled): sd-bus, on a 0 from a reply callback, goes on
+         * processing the bus it called us on (writing its queue) and aborts on one that is closed. A
+         * method call that timed out (the agent hangs) came this way and took clusterd down. */
+        if (e) {
+                hostlink_schedule_reconnect(l, e->message ?: e->name);
+                return 1;
+        }
+        hostlink_clear_gpus(l);
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+                const char *path;
+
+                r = sd_bus_message_read(reply, "o", &path);
+                if (r >= 0)
+                        r = read_object(l, reply, path);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0) {
+                hostlink_schedule_reconnect(l, "the agent's object list could not be parsed");
+                return 1;
+        }
+        /* Identity changes the agent found at its start-up (a reflash and a reboot) come as PreviousModel. */
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0])
+                        clusterd_flag_reflash(l->clusterd, l, l->gpus[i]->address, l->gpus[i]->previous_model,
+                                              l->gpus[i]->model ?: "");
+        returned = l->state != LINK_UP;
+        if (returned)
+                log_struct(LOG_INFO, NULL, NULL, l->name, "Host %s is up: %zu GPUs", l->name, l->n_gpus);
+        l->state = LINK_UP;
+        l->backoff_usec = BACKOFF_MIN_USEC;
+        l->error = mfree(l->error);
+        clusterd_host_changed(l->clusterd, l);
+        if (returned)
+                clusterd_host_returned(l->clusterd, l);
+        return 0;
+}
+
+static int on_manager_properties(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                return 0; /* GetManagedObjects reports the failure */
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                const char *name;
+                int b;
+
+                r = sd_bus_message_read(reply, "s", &name);
+                if (r < 0)
+                        break;
+                if (strcmp(name, "CpuCount") == 0)
+                        r = sd_bus_message_read(reply, "v", "u", &l->cpus);
+                else if (strcmp(name, "MemoryMiB") == 0)
+                        r = sd_bus_message_read(reply, "v", "t", &l->memory_mib);
+                else if (strcmp(name, "Maintenance") == 0) {
+                        r = sd_bus_message_read(reply, "v", "b", &b);
+                        l->maintenance = b;
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        clusterd_host_changed(l->clusterd, l);
+        return 0;
+}
+
+/* Loads everything: the manager's properties and every object. */
+static int hostlink_load(struct hostlink *l) {
+        int r;
+
+        r = sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
+                                     "org.freedesktop.DBus.Properties", "GetAll", on_manager_properties, l, "s",
+                                     GPUPASS_AGENT_MANAGER_IFACE);
+        if (r < 0)
+                return r;
+        return sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
+                                        "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                                        on_managed_objects, l, NULL);
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const char *path = sd_bus_message_get_path(m), *interface;
+        struct cluster_gpu *g;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &interface);
+        if (r < 0)
+                return 0;
+        if (strcmp(interface, GPUPASS_AGENT_MANAGER_IFACE) == 0)
+                return hostlink_load(l), 0; /* maintenance and the like: rare, reload */
+        if (strcmp(interface, GPUPASS_AGENT_GPU_IFACE) != 0)
+                return 0;
+        g = hostlink_find_gpu_by_path(l, path);
+        if (!g)
+                return hostlink_load(l), 0;
+        if (read_gpu_properties(m, g) < 0)
+                return hostlink_load(l), 0;
+        clusterd_host_changed(l->clusterd, l);
+        return 0;
+}
+
+static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const char *path;
+
+        if (sd_bus_message_read(m, "o", &path) < 0 || read_object(l, m, path) < 0)
+                return hostlink_load(l), 0;
+        clusterd_host_changed(l->clusterd, l);
+        return 0;
+}
+
+static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const char *path;
+
+        if (sd_bus_message_read(m, "o", &path) < 0)
+                return 0;
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (strcmp(l->gpus[i]->path, path) == 0) {
+                        cluster_gpu_free(l->gpus[i]);
+                        memmove(l->gpus + i, l->gpus + i + 1, sizeof(*l->gpus) * (l->n_gpus - i - 1));
+                        l->n_gpus--;
+                        break;
+                }
+        clusterd_host_changed(l->clusterd, l);
+        return 0;
+}
+
+static int on_identity_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const char *path, *old_model, *new_model;
+
+        struct cluster_gpu *g;
+
+        if (sd_bus_message_read(m, "oss", &path, &old_model, &new_model) < 0)
+                return 0;
+        g = hostlink_find_gpu_by_path(l, path);
+        log_struct(LOG_NOTICE, g ? g->address : NULL, NULL, l->name,
+                   "Host %s reports a GPU identity change at %s: %s -> %s", l->name, g ? g->address : path, old_model,
+                   new_model);
+        if (g)
+                clusterd_flag_reflash(l->clusterd, l, g->address, old_model, new_model);
+        return 0;
+}
+
+static int on_agent_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *path = sd_bus_message_get_path(m);
+
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties", "PropertiesChanged"))
+                return on_properties_changed(m, userdata, ret_error);
+        if (!path || strcmp(path, GPUPASS_AGENT_MANAGER_PATH) != 0)
+                return 0;
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesAdded"))
+                return on_interfaces_added(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved"))
+                return on_interfaces_removed(m, userdata, ret_error);
+        if (sd_bus_message_is_signal(m, GPUPASS_AGENT_MANAGER_IFACE, "IdentityChanged"))
+                return on_identity_changed(m, userdata, ret_error);
+        return 0;
+}
+
+/* The agent's name came or went (an agent restart without a bus restart). */
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct hostlink *l = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 ||
+            strcmp(name, GPUPASS_AGENT_BUS_NAME) != 0)
+                return 0;
+        if (*new_owner)
+                (void) hostlink_load(l);
+        else {
+                l->state = LINK_UNREACHABLE;
+                free(l->error);
+                l->error = strdup("the agent left the bus");
+                clusterd_host_changed(l->clusterd, l);
+        }
+        return 0;
+}
+
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        hostlink_schedule_reconnect(userdata, "connection lost");
+        return 1; /* the connection is gone: nothing else may look at this message (see on_managed_objects) */
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        return hostlink_connect(userdata);
+}
+
+static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
+        bool was_up = l->state == LINK_UP;
+        int r;
+
+        if (was_up || l->state == LINK_CONNECTING)
+                log_struct(LOG_WARNING, NULL, NULL, l->name, "Host %s is unreachable: %s; retrying in %llu ms", l->name, why,
+                            (unsigned long long) (l->backoff_usec / 1000));
+        l->state = LINK_UNREACHABLE;
+        free(l->error);
+        l->error = strdup(why);
+        /* The objects stay as last seen: the view shows what the host had, marked unreachable. */
+        hostlink_io_detach(l);
+        l->bus = sd_bus_flush_close_unref(l->bus);
+        l->retry = sd_event_source_disable_unref(l->retry);
+        r = sd_event_add_time_relative(clusterd_event(l->clusterd), &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
+                                       on_retry, l);
+        if (r < 0)
+                log_error_errno(r, "Cannot schedule a reconnection to %s: %m", l->name);
+        l->backoff_usec = l->backoff_usec * 2 > BACKOFF_MAX_USEC ? BACKOFF_MAX_USEC : l->backoff_usec * 2;
+        clusterd_host_changed(l->clusterd, l);
+}
+
+void hostlink_connection_failed(struct hostlink *l, const char *why) {
+        hostlink_schedule_reconnect(l, why);
+}
+
+static int hostlink_try_connect(struct hostlink *l);
+
+int hostlink_connect(struct hostlink *l) {
+        int r;
+
+        /* A host that cannot be reached now is retried with backoff, like one that goes away later. */
+        r = hostlink_try_connect(l);
+        if (r < 0)
+                hostlink_schedule_reconnect(l, strerror(-r));
+        return 0;
+}
+
+static int hostlink_try_connect(struct hostlink *l) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_address(bus, l->bus_address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, true);
+        if (r >= 0)
+                r = sd_bus_set_description(bus, l->name);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                sd_bus_unref(bus);
+                return r;
+        }
+        l->bus = bus;
+        r = hostlink_io_attach(l);
+        if (r < 0)
+                return r; /* the caller schedules the retry, which closes the bus */
+
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, l);
+        /* One match for all of the agent's signals, dispatched here: each match is an AddMatch round trip
+         * per host at every connection. */
+        if (r >= 0)
+                r = sd_bus_add_match_async(bus, NULL, "type='signal',sender='" GPUPASS_AGENT_BUS_NAME "'",
+                                           on_agent_signal, NULL, l);
+        if (r >= 0)
+                r = sd_bus_add_match_async(bus, NULL,
+                                           "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
+                                           "arg0='" GPUPASS_AGENT_BUS_NAME "'", on_name_owner_changed, NULL, l);
+        if (r >= 0)
+                r = hostlink_load(l);
+        return r;
+}
