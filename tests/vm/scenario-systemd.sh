@@ -20,21 +20,6 @@ COLD=0000:03:00.0
 HOT=0000:04:00.0
 NORESET=0000:00:03.0
 
-# wait_until SECONDS WHAT COMMAND [ARGS...] (tests/integration's helper, defined here until lib.sh has it).
-if ! declare -F wait_until >/dev/null; then
-        wait_until() {
-                local seconds=$1 what=$2 deadline
-                shift 2
-                deadline=$(($(date +%s) + seconds))
-                until "$@"; do
-                        if [ "$(date +%s)" -ge $deadline ]; then
-                                echo "wait_until: timed out after $seconds s waiting for $what" >&2
-                                return 1
-                        fi
-                        sleep 0.2
-                done
-        }
-fi
 unit_prop() { systemctl show -p "$2" --value "$1"; }
 is_active() { [ "$(systemctl is-active "$1")" == active ]; }
 # journal_has TEXT MATCHES...: a journal entry that MATCHES (journalctl's matches or -u UNIT) has TEXT.
@@ -56,7 +41,6 @@ check_exposure() {
         else fail "$1 exposure [$score] above 3.0"; fi
 }
 on_driver() { [ "$(sysfs_driver "$1")" == "$2" ]; }
-agent_state_is() { [ "$(gpu_prop "$1" State 2>/dev/null)" == "\"$2\"" ]; }
 
 echo "# $(systemd --version | head -1); guest up $(cut -d' ' -f1 /proc/uptime) s"
 assert_eq systemd "$(cat /proc/1/comm)" "systemd is PID 1"
@@ -129,7 +113,7 @@ wait_until 60 "$HOT on vfio-pci" on_driver $HOT vfio-pci || true
 assert_eq "vfio-pci" "$(sysfs_driver $HOT)" "hot add: $HOT (listed in passthrough.d) is on vfio-pci"
 assert_eq "yes" "$([ -d /sys/module/qxl ] && echo yes || echo no)" "udev loaded its host driver (qxl)"
 assert_not_contains "$(dmesg)" "Initialized qxl" "qxl never bound it"
-wait_until 20 "the agent to see $HOT prepared" agent_state_is $HOT vfio || true
+wait_until 20 "the agent to see $HOT prepared" output_is '"vfio"' gpu_prop $HOT State || true
 assert_eq '"vfio"' "$(gpu_prop $HOT State)" "the agent sees $HOT as prepared (State vfio)"
 echo "# reset_method of $HOT: $(cat /sys/bus/pci/devices/$HOT/reset_method 2>&1)"
 assert_eq "\"$(cat /sys/bus/pci/devices/$HOT/reset_method)\"" "$(gpu_prop $HOT ResetMethod)" "ResetMethod of $HOT is the kernel's"
@@ -148,8 +132,7 @@ assert_eq "active $pid" "$(systemctl is-active gpupassd.service) $(unit_prop gpu
 printf '[Host vm]\nAddress=unix:path=/run/dbus/system_bus_socket\n' >/etc/gpupass/clusterd.conf
 out=$(systemctl start gpupass-clusterd.service 2>&1) && pass "systemctl start gpupass-clusterd" || fail "start clusterd: $out"
 hosts() { busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1; }
-host_up() { [[ $(hosts) == *'"vm" "unix:path=/run/dbus/system_bus_socket" "up"'* ]]; }
-wait_until 30 "the aggregator to see the host up" host_up || true
+wait_until 30 "the aggregator to see the host up" output_has '"vm" "unix:path=/run/dbus/system_bus_socket" "up"' hosts || true
 assert_contains "$(hosts)" '"vm" "unix:path=/run/dbus/system_bus_socket" "up"' "gpupass-clusterd.service sees the host up"
 check_exposure gpupass-clusterd.service
 
