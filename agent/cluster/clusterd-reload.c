@@ -13,10 +13,10 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "clusterd.h"
 #include "group-lookup.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * gpupass-clusterd: connects to every configured host agent and keeps one view of all their GPUs.
- * (The VM registry and placement at power-on build on this view; see README.)
+ * gpupass-clusterd's life: the configuration, the registry, the event loop and its signals, the host
+ * connections, the bus; and the way down in reverse. main.c runs new -> startup -> run -> free.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
-#include "vmstore.h"
+#include "bus/cluster-objects.h"
+#include "registry/vmstore.h"
 #include "config.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
 
@@ -51,7 +51,9 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static void clusterd_done(struct clusterd *c) {
+struct clusterd *clusterd_free(struct clusterd *c) {
+        if (!c)
+                return NULL;
         sd_event_source_disable_unref(c->reload_defer);
         sd_event_source_disable_unref(c->hosts_prepare);
         cluster_objects_done(c);
@@ -63,9 +65,11 @@ static void clusterd_done(struct clusterd *c) {
         vmstore_close(c->db);
         sd_event_unref(c->event);
         clusterd_config_done(&c->config);
+        free(c);
+        return NULL;
 }
 
-static int clusterd_start(struct clusterd *c) {
+int clusterd_startup(struct clusterd *c) {
         _cleanup_free_ char *path = NULL;
         sigset_t mask;
         int line = 0, r;
@@ -138,17 +142,15 @@ static int clusterd_start(struct clusterd *c) {
         return 0;
 }
 
-int main(int argc, char *argv[]) {
-        struct clusterd c = {};
-        int r;
+int clusterd_new(struct clusterd **ret) {
+        struct clusterd *c = calloc(1, sizeof(*c));
 
-        if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-                printf("gpupass-clusterd %s\n", GPUPASS_VERSION);
-                return 0;
-        }
-        r = clusterd_start(&c);
-        if (r >= 0)
-                r = sd_event_loop(c.event);
-        clusterd_done(&c);
-        return r < 0 ? 1 : 0;
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+int clusterd_run(struct clusterd *c) {
+        return sd_event_loop(c->event);
 }

@@ -8,7 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "clusterd-config.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 struct hostlink;
 struct sqlite3;
@@ -31,6 +31,12 @@ struct clusterd {
         struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
         char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */
 };
+
+/* clusterd.c: the daemon's life, as main.c runs it. */
+int clusterd_new(struct clusterd **ret);
+int clusterd_startup(struct clusterd *c);
+int clusterd_run(struct clusterd *c);
+struct clusterd *clusterd_free(struct clusterd *c);
 
 sd_event *clusterd_event(struct clusterd *c);
 

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "placement-index.h"
+#include "placement/placement-index.h"
 
 struct vm_row {
         uint32_t vcpus;

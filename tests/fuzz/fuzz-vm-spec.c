@@ -11,8 +11,8 @@
 #include "ledger.h"
 #include "macro.h"
 #include "strv.h"
-#include "vm-spec.h"
-#include "vmstore.h"
+#include "registry/vm-spec.h"
+#include "registry/vmstore.h"
 
 static bool is_host(const char *name, void *userdata) {
         return strlen(name) == 2 && name[0] == 'h' && name[1] >= '0' && name[1] <= '9';

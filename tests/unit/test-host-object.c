@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
-#include "hostlink.h"
+#include "bus/cluster-objects.h"
+#include "link/hostlink.h"
 #include "tests.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 /* clusterd.c belongs to the executable; hostlink.c calls these two. */
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "macro.h"
-#include "placement-index.h"
+#include "placement/placement-index.h"
 #include "tests.h"
 
 #define N_MODELS 4

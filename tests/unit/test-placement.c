@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "macro.h"
-#include "placement.h"
+#include "placement/placement.h"
 #include "tests.h"
 
 static struct model_table models;

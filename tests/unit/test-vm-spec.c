@@ -7,7 +7,7 @@
 #include "macro.h"
 #include "strv.h"
 #include "tests.h"
-#include "vm-spec.h"
+#include "registry/vm-spec.h"
 
 static void test_requests(void) {
         static const char * const good[] = {

@@ -6,7 +6,7 @@
 
 #include "macro.h"
 #include "tests.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 static struct vm_record record(const char *uuid, const char *name) {
         struct vm_record v = { .vcpus = 8, .memory_mib = 16384, .gpus = (char *) "2:NVIDIA Tesla M60",

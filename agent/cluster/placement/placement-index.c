@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "placement-fit.h"
-#include "placement-index.h"
+#include "placement/placement-fit.h"
+#include "placement/placement-index.h"
 
 #define NONE SIZE_MAX
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include "placement.h"
+#include "placement/placement.h"
 
 /*
  * Best-fit placement whose cost grows with the number of different hosts, not the number of hosts.

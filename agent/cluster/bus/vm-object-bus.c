@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 static int property_get_uuid(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {

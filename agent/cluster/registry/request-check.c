@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
 

@@ -12,8 +12,8 @@
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
-#include "vm-spec.h"
-#include "vmstore.h"
+#include "registry/vm-spec.h"
+#include "registry/vmstore.h"
 
 static bool vm_has_gpus(const struct vm_record *v) {
         return v->gpus && v->gpus[0];

@@ -14,12 +14,12 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
-#include "placement-index.h"
+#include "placement/placement-index.h"
 #include "strv.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 struct power_job {
         struct clusterd *c;

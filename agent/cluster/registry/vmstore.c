@@ -9,8 +9,8 @@
 
 #include "macro.h"
 #include "pci-address.h"
-#include "vm-spec.h"
-#include "vmstore.h"
+#include "registry/vm-spec.h"
+#include "registry/vmstore.h"
 
 static const char schema[] =
         "PRAGMA journal_mode=WAL;"

@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index) {
         const char *state = l->gpus[index]->state;

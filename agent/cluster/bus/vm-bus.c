@@ -16,8 +16,8 @@
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
-#include "vm-spec.h"
-#include "vmstore.h"
+#include "registry/vm-spec.h"
+#include "registry/vmstore.h"
 
 static int method_create_vm(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;

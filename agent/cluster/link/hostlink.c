@@ -6,7 +6,7 @@
 #include "clusterd-config.h"
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"

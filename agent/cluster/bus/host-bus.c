@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
 

@@ -4,7 +4,7 @@
 /* Inside placement: how one host fits one VM, shared by the linear scan (placement.c) and the shape
  * index (placement-index.c) so that both decide by the very same rule. */
 
-#include "placement.h"
+#include "placement/placement.h"
 
 /* How well a feasible host fits; smaller is better, compared field by field. */
 struct fit {

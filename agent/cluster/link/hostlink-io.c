@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 
 #define PROCESS_MAX 64
 

@@ -4,9 +4,9 @@
  * (every VM write, from any file) and clusterd_host_changed() (every change a host link sees).
  */
 #include "clusterd.h"
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 static void on_registry_change(const struct vm_record *old, const struct vm_record *new, void *userdata) {
         struct clusterd *c = userdata;

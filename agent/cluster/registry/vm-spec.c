@@ -8,7 +8,7 @@
 #include "macro.h"
 #include "pci-address.h"
 #include "strv.h"
-#include "vm-spec.h"
+#include "registry/vm-spec.h"
 
 _printf_(3, 4) static int refuse(int error, char **ret_why, const char *format, ...) {
         va_list ap;

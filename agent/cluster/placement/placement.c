@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "placement-fit.h"
-#include "placement.h"
+#include "placement/placement-fit.h"
+#include "placement/placement.h"
 
 int model_table_find(const struct model_table *t, const char *name) {
         for (size_t i = 0; i < t->n; i++)

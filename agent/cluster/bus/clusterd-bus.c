@@ -3,14 +3,14 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "cluster-objects.h"
+#include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "bus-caller.h"
 #include "log.h"
 #include "macro.h"
-#include "vm-spec.h"
-#include "vmstore.h"
+#include "registry/vm-spec.h"
+#include "registry/vmstore.h"
 
 static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;

@@ -13,11 +13,11 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
-#include "hostlink.h"
+#include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
-#include "vmstore.h"
+#include "registry/vmstore.h"
 
 struct collect {
         const char *host;
