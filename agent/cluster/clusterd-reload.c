@@ -119,6 +119,7 @@ static int clusterd_apply_hosts(struct clusterd *c) {
                                 log_warning_errno(r, "Host %s: cannot connect yet: %m", links[i]->name);
                 }
         free(fresh);
+        (void) clusterd_runtime_sync(c); /* logs what it could not set up */
         clusterd_host_changed(c, NULL);
         return 0;
 }

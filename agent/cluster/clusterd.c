@@ -19,8 +19,10 @@
 #include "registry/vmstore.h"
 #include "config.h"
 #include "link/hostlink.h"
+#include "lifecycle/vm-runtime.h"
 #include "log.h"
 #include "macro.h"
+#include "registry/vm-template.h"
 
 sd_event *clusterd_event(struct clusterd *c) {
         return c->event;
@@ -56,6 +58,7 @@ struct clusterd *clusterd_free(struct clusterd *c) {
                 return NULL;
         sd_event_source_disable_unref(c->reload_defer);
         sd_event_source_disable_unref(c->hosts_prepare);
+        vm_runtimes_free(c); /* first: a stop it cancels answers its waiting call */
         cluster_objects_done(c);
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
@@ -94,6 +97,8 @@ int clusterd_startup(struct clusterd *c) {
                         return -ENOMEM;
                 (void) mkdir(sdir, 0700);
                 r = vmstore_open(sdir, &c->db);
+                if (r >= 0)
+                        r = vm_template_setup(c->db);
                 if (r < 0)
                         return log_error_errno(r, "Cannot open the VM registry in %s: %m", sdir);
         }
@@ -133,6 +138,9 @@ int clusterd_startup(struct clusterd *c) {
                 if (r < 0)
                         log_warning_errno(r, "Host %s: cannot connect yet: %m", c->hosts[i]->name);
         }
+        r = clusterd_runtime_sync(c);
+        if (r < 0)
+                return r;
         r = clusterd_bus_setup(c);
         if (r < 0)
                 return r;

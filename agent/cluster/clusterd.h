@@ -10,6 +10,7 @@
 #include "clusterd-config.h"
 #include "registry/vmstore.h"
 
+struct host_runtime;
 struct hostlink;
 struct sqlite3;
 
@@ -30,6 +31,8 @@ struct clusterd {
         struct host_view *host_views; /* the Host objects, one per host, same order */
         struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
         char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */
+        struct host_runtime *runtimes; /* lifecycle/vm-runtime.h: the Runtime=libvirt hosts' links */
+        size_t n_runtimes;
 };
 
 /* clusterd.c: the daemon's life, as main.c runs it. */
@@ -72,6 +75,10 @@ extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
 extern const sd_bus_vtable vm_limits_vtable[];
 extern const sd_bus_vtable maintenance_vtable[];
+extern const sd_bus_vtable vm_runtime_vtable[];
+/* clusterd-runtime.c: the runtime links as clusterd.conf says (start-up, reload), their news routed to the
+ * lifecycle and the Vm objects. */
+int clusterd_runtime_sync(struct clusterd *c);
 
 /* power.c: without a D-Bus caller (maintenance, automatic restarts). only: that host or none. */
 int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only);

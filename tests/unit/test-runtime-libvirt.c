@@ -14,8 +14,8 @@
 
 #include <libvirt/libvirt.h>
 
-#include "libvirt-event.h"
-#include "runtime-libvirt.h"
+#include "link/libvirt-event.h"
+#include "link/runtime-libvirt.h"
 #include "tests.h"
 
 #define UUID_A "6b1f4c52-0000-4000-8000-00000000000a"

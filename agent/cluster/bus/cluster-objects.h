@@ -68,6 +68,8 @@ int vm_object_find(sd_bus *bus, const char *path, const char *interface, void *u
 int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
 /* InterfacesAdded (old NULL), InterfacesRemoved (new NULL) or PropertiesChanged for what differs. */
 void vm_object_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+/* RuntimeState changed on host: for the VM uuid if it is on that host, or (uuid NULL) every VM there. */
+void vm_objects_runtime_changed(struct clusterd *c, const char *host, const char *uuid);
 
 /* cluster-objects.c */
 /* Registers both object kinds on c->bus (after the ObjectManager) and hooks the registry. */

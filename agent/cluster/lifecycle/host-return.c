@@ -16,6 +16,7 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
+#include "lifecycle/vm-runtime.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
@@ -164,4 +165,7 @@ void clusterd_host_returned(struct clusterd *c, struct hostlink *l) {
 done:
         strv_free(k.recorded_on);
         strv_free(k.to_restart);
+        /* The agent's side is known now: its VMs' domains are adopted, or started again (vm-runtime.h). */
+        if (vm_runtime_link(c, l->name))
+                vm_runtime_link_changed(c, vm_runtime_link(c, l->name));
 }

@@ -14,6 +14,7 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
+#include "lifecycle/vm-runtime.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
@@ -37,6 +38,7 @@ struct power_job {
         size_t releases_pending;
         char *release_failure;
         bool give_up_after_release;
+        char *runtime_failure;    /* the domain did not start: libvirt's error, the VM stays off */
 };
 
 /* One PowerOn per VM at a time: a second one would place it again and claim more GPUs. */
@@ -69,6 +71,7 @@ static void power_job_free(struct power_job *j) {
         free(j->excluded);
         strv_free(j->gpus);
         free(j->release_failure);
+        free(j->runtime_failure);
         free(j);
 }
 
@@ -264,28 +267,13 @@ static int claim_next(struct power_job *j) {
                                         "Claim", on_claim_done, j, "s", j->vm.uuid);
 }
 
-static void power_on_done(struct power_job *j) {
-        _cleanup_free_ char *held = strv_length(j->gpus) ? NULL : strdup("");
+static void release_claimed(struct power_job *j, bool give_up);
+
+/* Claimed: the VM's record as it will run (host, GPUs), then its domain on the host's runtime, then on. */
+static void power_on_record(struct power_job *j) {
         sd_bus_message *reply = NULL;
         int r;
 
-        if (!held) {
-                size_t len = 0;
-                for (char **a = j->gpus; *a; a++)
-                        len += strlen(*a) + 1;
-                held = calloc(1, len + 1);
-                for (char **a = j->gpus; held && *a; a++) {
-                        if (*held)
-                                strcat(held, ",");
-                        strcat(held, *a);
-                }
-        }
-        free(j->vm.host);
-        free(j->vm.held);
-        (void) vm_flag_set(&j->vm.flags, "restart", NULL);
-        j->vm.host = strdup(j->link->name);
-        j->vm.held = TAKE_PTR(held);
-        j->vm.on = true;
         r = j->vm.host && j->vm.held ? vmstore_update(j->c->db, &j->vm) : -ENOMEM;
         if (r < 0) {
                 power_reply_errorf(j, "org.gpupass.Error.StateNotSaved",
@@ -309,11 +297,58 @@ static void power_on_done(struct power_job *j) {
         power_job_free(j);
 }
 
+static void on_domain_started(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
+        struct power_job *j = userdata;
+
+        if (r >= 0)
+                return power_on_record(j);
+        /* libvirt refused: the claims go back, the VM stays off, the answer names libvirt's reason. */
+        j->vm.on = false;
+        j->runtime_failure = strdup(message ?: strerror(-r));
+        release_claimed(j, true);
+}
+
+static void power_on_done(struct power_job *j) {
+        _cleanup_free_ char *held = strv_length(j->gpus) ? NULL : strdup("");
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        if (!held) {
+                size_t len = 0;
+                for (char **a = j->gpus; *a; a++)
+                        len += strlen(*a) + 1;
+                held = calloc(1, len + 1);
+                for (char **a = j->gpus; held && *a; a++) {
+                        if (*held)
+                                strcat(held, ",");
+                        strcat(held, *a);
+                }
+        }
+        free(j->vm.host);
+        free(j->vm.held);
+        (void) vm_flag_set(&j->vm.flags, "restart", NULL);
+        j->vm.host = strdup(j->link->name);
+        j->vm.held = TAKE_PTR(held);
+        j->vm.on = true;
+        if (!j->vm.host || !j->vm.held)
+                return power_on_record(j);
+        r = vm_runtime_start(j->c, &j->vm, on_domain_started, j, &message);
+        if (r > 0)
+                return power_on_record(j);
+        if (r < 0)
+                on_domain_started(j->c, j->vm.uuid, r, message, j);
+}
+
 /* All Releases of a failed attempt have answered: go on as decided, unless one failed. Then the VM stays
  * off: a claim in its name may still be held on that host, and powering it on elsewhere would leave its
  * GPUs split over two hosts, one of them unknown to the registry. */
 static void release_finished(struct power_job *j) {
-        if (j->release_failure) {
+        if (j->runtime_failure && !j->release_failure) {
+                power_reply_errorf(j, GPUPASS_ERROR_RUNTIME_FAILED,
+                                   "VM %s stays off: libvirt on host %s did not start its domain: %s", j->vm.name,
+                                   j->link->name, j->runtime_failure);
+                power_job_free(j);
+        } else if (j->release_failure) {
                 power_reply_errorf(j, GPUPASS_ERROR_HOST_UNREACHABLE,
                                    "VM %s stays off: undoing its claims on host %s failed (%s); the GPUs may still be "
                                    "claimed in its name there: release them on that host's agent, then power it on",
@@ -565,6 +600,7 @@ int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *
 struct power_off {
         struct clusterd *c;
         struct vm_record vm;
+        struct hostlink *link;
         char *restart_on;
         size_t pending;
         char *failure;
@@ -606,12 +642,41 @@ static int on_release_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
         return 0;
 }
 
+/* The agent releases (and resets) each GPU. */
+static void release_gpus(struct power_off *p) {
+        _cleanup_free_ char *held = strdup(p->vm.held);
+        char *save = NULL;
+
+        for (char *a = held ? strtok_r(held, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save)) {
+                struct cluster_gpu *g = hostlink_find_gpu(p->link, a);
+
+                if (g && p->link->bus &&
+                    sd_bus_call_method_async(p->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
+                                             GPUPASS_AGENT_GPU_IFACE, "Release", on_release_reply, p, "s",
+                                             p->vm.uuid) >= 0)
+                        p->pending++;
+        }
+        if (p->pending == 0)
+                power_off_finish(p);
+}
+
+static void on_domain_stopped(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
+        struct power_off *p = userdata;
+
+        if (r >= 0)
+                return release_gpus(p);
+        /* The domain may still run: its GPUs stay claimed and the VM on. */
+        if (asprintf(&p->failure, "libvirt on host %s did not stop its domain: %s", p->vm.host,
+                     message ?: strerror(-r)) < 0)
+                p->failure = strdup("libvirt did not stop its domain");
+        power_off_finish(p);
+}
+
 int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
                           clusterd_power_off_done_t done, void *userdata) {
         struct power_off *p;
         struct hostlink *l;
-        char *save = NULL;
-        _cleanup_free_ char *held = NULL;
+        int r;
 
         l = clusterd_find_host(c, vm->host, NULL);
         if (!l || l->state != LINK_UP || !l->bus)
@@ -629,8 +694,7 @@ int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const 
         p->vm.held = strdup(vm->held);
         p->vm.flags = strdup(vm->flags);
         p->restart_on = restart_on ? strdup(restart_on) : NULL;
-        held = strdup(vm->held);
-        if (!p->vm.name || !p->vm.gpus || !p->vm.affinity || !p->vm.host || !p->vm.held || !p->vm.flags || !held ||
+        if (!p->vm.name || !p->vm.gpus || !p->vm.affinity || !p->vm.host || !p->vm.held || !p->vm.flags ||
             (restart_on && !p->restart_on)) {
                 vm_record_done(&p->vm);
                 free(p->restart_on);
@@ -638,17 +702,13 @@ int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const 
                 return -ENOMEM;
         }
         clusterd_job_begin(c);
-        /* The agent releases (and resets) each GPU. */
-        for (char *a = strtok_r(held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-                struct cluster_gpu *g = hostlink_find_gpu(l, a);
-
-                if (g && sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path,
-                                                  GPUPASS_AGENT_GPU_IFACE, "Release", on_release_reply, p, "s",
-                                                  vm->uuid) >= 0)
-                        p->pending++;
-        }
-        if (p->pending == 0)
-                power_off_finish(p);
+        p->link = l;
+        /* The domain stops first (ACPI shutdown, destroy at the timeout): its GPUs are free only then. */
+        r = vm_runtime_stop(c, vm, on_domain_stopped, p);
+        if (r > 0)
+                release_gpus(p);
+        else if (r < 0)
+                on_domain_stopped(c, vm->uuid, r, r == -ENOTCONN ? "its host's libvirt is not connected" : NULL, p);
         return 0;
 }
 

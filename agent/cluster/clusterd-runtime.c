@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The runtime links' news, routed: a link (link/) reports through callbacks and never decides; here each
+ * report goes to the lifecycle (what a stopped domain means for its VM) and to the Vm objects (RuntimeState).
+ */
+#include "bus/cluster-objects.h"
+#include "clusterd.h"
+#include "lifecycle/vm-runtime.h"
+#include "link/runtime-libvirt.h"
+
+static void on_state_changed(struct runtime_link *r, void *userdata) {
+        struct clusterd *c = userdata;
+
+        vm_objects_runtime_changed(c, runtime_link_name(r), NULL);
+        vm_runtime_link_changed(c, r);
+}
+
+static void on_domain_changed(struct runtime_link *r, const char *uuid, const char *state, const char *why,
+                              bool expected, void *userdata) {
+        struct clusterd *c = userdata;
+
+        vm_objects_runtime_changed(c, runtime_link_name(r), uuid);
+        vm_runtime_domain_changed(c, r, uuid, state, why, expected);
+}
+
+static const struct runtime_callbacks runtime_callbacks = {
+        .state_changed = on_state_changed,
+        .domain_changed = on_domain_changed,
+};
+
+int clusterd_runtime_sync(struct clusterd *c) {
+        return vm_runtimes_sync(c, &runtime_callbacks, c);
+}

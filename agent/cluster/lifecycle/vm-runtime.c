@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A VM's domain on its host's runtime: the links per host, the XML, start and stop, and what the lifecycle
+ * does when a domain stops by itself. The runtime is observed state: the registry says what the operator
+ * wants, libvirt says what runs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "clusterd.h"
+#include "domain-xml.h"
+#include "lifecycle/vm-runtime.h"
+#include "link/hostlink.h"
+#include "link/libvirt-event.h"
+#include "link/runtime-libvirt.h"
+#include "log.h"
+#include "macro.h"
+#include "registry/vm-template.h"
+#include "registry/vmstore.h"
+#include "strv.h"
+
+static struct host_config *config_host(struct clusterd *c, const char *name) {
+        for (size_t i = 0; i < c->config.n_hosts; i++)
+                if (strcmp(c->config.hosts[i].name, name) == 0)
+                        return &c->config.hosts[i];
+        return NULL;
+}
+
+struct runtime_link *vm_runtime_link(struct clusterd *c, const char *host) {
+        for (size_t i = 0; host && i < c->n_runtimes; i++)
+                if (strcmp(c->runtimes[i].host, host) == 0)
+                        return c->runtimes[i].link;
+        return NULL;
+}
+
+static void host_runtime_done(struct host_runtime *h) {
+        runtime_link_free(h->link);
+        free(h->host);
+        free(h->uri);
+}
+
+static int add_runtime(struct clusterd *c, const struct host_config *h, const struct runtime_callbacks *cb,
+                       void *userdata) {
+        struct host_runtime *t, n = {};
+        int r;
+
+        if (c->n_runtimes == 0) {
+                r = libvirt_event_setup(c->event);
+                if (r < 0 && r != -EALREADY)
+                        return r;
+        }
+        t = realloc(c->runtimes, sizeof(*t) * (c->n_runtimes + 1));
+        if (!t)
+                return -ENOMEM;
+        c->runtimes = t;
+        n.host = strdup(h->name);
+        n.uri = strdup(h->runtime_uri);
+        r = n.host && n.uri ? runtime_link_new(c->event, h->name, h->runtime_uri, cb, userdata, &n.link) : -ENOMEM;
+        if (r >= 0)
+                r = runtime_link_connect(n.link);
+        if (r < 0) {
+                host_runtime_done(&n);
+                return r;
+        }
+        c->runtimes[c->n_runtimes++] = n;
+        return 0;
+}
+
+int vm_runtimes_sync(struct clusterd *c, const struct runtime_callbacks *cb, void *userdata) {
+        size_t kept = 0;
+        int r;
+
+        for (size_t i = 0; i < c->n_runtimes; i++) {
+                struct host_config *h = config_host(c, c->runtimes[i].host);
+
+                if (h && h->runtime_uri && strcmp(h->runtime_uri, c->runtimes[i].uri) == 0)
+                        c->runtimes[kept++] = c->runtimes[i];
+                else
+                        host_runtime_done(&c->runtimes[i]);
+        }
+        c->n_runtimes = kept;
+        for (size_t i = 0; i < c->config.n_hosts; i++) {
+                struct host_config *h = &c->config.hosts[i];
+
+                if (!h->runtime_uri || vm_runtime_link(c, h->name))
+                        continue;
+                r = add_runtime(c, h, cb, userdata);
+                if (r < 0)
+                        return log_error_errno(r, "Host %s: cannot set up libvirt at %s: %m", h->name,
+                                               h->runtime_uri);
+        }
+        return 0;
+}
+
+void vm_runtimes_free(struct clusterd *c) {
+        for (size_t i = 0; i < c->n_runtimes; i++)
+                host_runtime_done(&c->runtimes[i]);
+        c->runtimes = mfree(c->runtimes);
+        c->n_runtimes = 0;
+        libvirt_event_detach();
+}
+
+const char *vm_runtime_state(struct clusterd *c, const struct vm_record *v) {
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        const char *s;
+
+        if (!r)
+                return "none";
+        if (runtime_link_state(r) == RUNTIME_CONNECTING)
+                return "connecting";
+        if (runtime_link_state(r) == RUNTIME_UNREACHABLE)
+                return "unreachable";
+        s = runtime_link_domain_state(r, v->uuid);
+        return s ?: "shut off";
+}
+
+static int add_address(struct pci_address **list, size_t *n, const char *text) {
+        struct pci_address a, *t;
+
+        if (pci_address_parse(text, &a) < 0)
+                return 0; /* not an address the agent would report: nothing to hand through */
+        t = realloc(*list, sizeof(*t) * (*n + 1));
+        if (!t)
+                return -ENOMEM;
+        *list = t;
+        t[(*n)++] = a;
+        return 0;
+}
+
+/* A GPU and the functions that go to the VM with it, as the agent reports them. */
+static int add_gpu_functions(struct pci_address **list, size_t *n, struct hostlink *l, const char *address) {
+        struct cluster_gpu *g = l ? hostlink_find_gpu(l, address) : NULL;
+        int r;
+
+        r = add_address(list, n, address);
+        for (char **f = g ? g->companions : NULL; r >= 0 && f && *f; f++)
+                r = add_address(list, n, *f);
+        return r;
+}
+
+int vm_runtime_managed_addresses(struct clusterd *c, struct pci_address **ret, size_t *ret_n) {
+        struct pci_address *list = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < c->n_hosts; i++)
+                for (size_t k = 0; r >= 0 && k < c->hosts[i]->n_gpus; k++)
+                        r = add_gpu_functions(&list, &n, c->hosts[i], c->hosts[i]->gpus[k]->address);
+        if (r < 0) {
+                free(list);
+                return r;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int vm_runtime_domain_xml(struct clusterd *c, const struct vm_record *v, const char *template_xml, char **ret_xml,
+                          char **ret_message) {
+        struct runtime_link *rl = vm_runtime_link(c, v->host);
+        struct hostlink *l = clusterd_find_host(c, v->host, NULL);
+        _cleanup_free_ char *stored = NULL, *held = strdup(v->held ?: "");
+        _cleanup_free_ struct pci_address *devs = NULL;
+        struct domain_xml_params p;
+        char *save = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!held)
+                return -ENOMEM;
+        if (!template_xml) {
+                r = vm_template_get(c->db, v->uuid, &stored);
+                if (r < 0)
+                        return r;
+                template_xml = stored;
+        }
+        for (char *a = strtok_r(held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+                r = add_gpu_functions(&devs, &n, l, a);
+                if (r < 0)
+                        return r;
+        }
+        p = (struct domain_xml_params) {
+                /* libvirt's test driver (the simulated cluster) runs domains of type 'test' only. */
+                .type = rl && strncmp(runtime_link_uri(rl), "test:", 5) == 0 ? "test" : "kvm",
+                .name = v->name,
+                .uuid = v->uuid,
+                .vcpus = v->vcpus,
+                .memory_kib = v->memory_mib * 1024,
+                .hostdevs = devs,
+                .n_hostdevs = n,
+        };
+        return domain_xml_build(template_xml, &p, ret_xml, ret_message);
+}
+
+struct runtime_call {
+        struct clusterd *c;
+        char uuid[37];
+        vm_runtime_done_t done;
+        void *userdata;
+};
+
+static void on_link_done(struct runtime_link *r, int error, const char *message, void *userdata) {
+        struct runtime_call *call = userdata;
+
+        call->done(call->c, call->uuid, error, message, call->userdata);
+        free(call);
+}
+
+static struct runtime_call *runtime_call_new(struct clusterd *c, const char *uuid, vm_runtime_done_t done,
+                                             void *userdata) {
+        struct runtime_call *call = calloc(1, sizeof(*call));
+
+        if (!call)
+                return NULL;
+        *call = (struct runtime_call) { .c = c, .done = done, .userdata = userdata };
+        snprintf(call->uuid, sizeof(call->uuid), "%s", uuid);
+        return call;
+}
+
+static int not_connected(struct runtime_link *r, char **ret_message) {
+        if (ret_message && asprintf(ret_message, "libvirt at %s is %s%s%s", runtime_link_uri(r),
+                                    runtime_link_state(r) == RUNTIME_CONNECTING ? "not connected yet" : "unreachable",
+                                    runtime_link_error(r) ? ": " : "", runtime_link_error(r) ?: "") < 0)
+                *ret_message = NULL;
+        return -ENOTCONN;
+}
+
+int vm_runtime_start(struct clusterd *c, const struct vm_record *v, vm_runtime_done_t done, void *userdata,
+                     char **ret_message) {
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        _cleanup_free_ char *xml = NULL;
+        struct runtime_call *call;
+        int k;
+
+        if (!r)
+                return 1;
+        if (runtime_link_state(r) != RUNTIME_UP)
+                return not_connected(r, ret_message);
+        if (runtime_link_domain_state(r, v->uuid)) {
+                log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s: its domain runs on host %s already, adopted",
+                           v->name, v->host);
+                return 1;
+        }
+        k = vm_runtime_domain_xml(c, v, NULL, &xml, ret_message);
+        if (k < 0)
+                return k;
+        call = runtime_call_new(c, v->uuid, done, userdata);
+        if (!call)
+                return -ENOMEM;
+        k = runtime_link_start(r, v->uuid, xml, on_link_done, call);
+        if (k < 0)
+                free(call);
+        return k;
+}
+
+int vm_runtime_stop(struct clusterd *c, const struct vm_record *v, vm_runtime_done_t done, void *userdata) {
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        struct runtime_call *call;
+        int k;
+
+        if (!r)
+                return 1;
+        if (runtime_link_state(r) != RUNTIME_UP)
+                return -ENOTCONN;
+        call = runtime_call_new(c, v->uuid, done, userdata);
+        if (!call)
+                return -ENOMEM;
+        k = runtime_link_stop(r, v->uuid, c->config.shutdown_timeout_usec, on_link_done, call);
+        if (k < 0)
+                free(call);
+        return k;
+}
+
+static void on_automatic_off(struct clusterd *c, const struct vm_record *vm, int r, const char *failure,
+                             void *userdata) {
+        if (failure || r < 0)
+                log_struct(LOG_WARNING, NULL, vm->uuid, vm->host, "VM %s: its domain stopped, but its GPUs could "
+                           "not be released: %s", vm->name, failure ?: strerror(-r));
+}
+
+/* The VM's domain is not running and will not be: the VM is off, its claims released. */
+static void power_off_stopped(struct clusterd *c, const char *uuid) {
+        _cleanup_(vm_record_done) struct vm_record v = {};
+        int r;
+
+        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on)
+                return;
+        r = clusterd_power_off_vm(c, &v, NULL, on_automatic_off, NULL);
+        if (r < 0)
+                log_struct(LOG_WARNING, NULL, v.uuid, v.host, "VM %s: its domain stopped, its GPUs cannot be "
+                           "released now (%s); they are when its host is back", v.name, strerror(-r));
+}
+
+static void on_restarted(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
+        if (r >= 0)
+                return;
+        log_struct(LOG_WARNING, NULL, uuid, NULL, "VM %s: its domain did not start again: %s; powering it off",
+                   uuid, message ?: strerror(-r));
+        power_off_stopped(c, uuid);
+}
+
+/* Starts v's domain again on its host (claims still held); on failure the VM goes off. */
+static void start_again(struct clusterd *c, const struct vm_record *v, const char *why) {
+        _cleanup_free_ char *message = NULL;
+        int r;
+
+        log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "VM %s: its domain on host %s %s; starting it again",
+                   v->name, v->host, why);
+        r = vm_runtime_start(c, v, on_restarted, NULL, &message);
+        if (r < 0)
+                on_restarted(c, v->uuid, r, message, NULL);
+}
+
+static void on_crashed_stopped(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
+        _cleanup_(vm_record_done) struct vm_record v = {};
+
+        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on)
+                return;
+        if (r < 0)
+                return on_restarted(c, uuid, r, message, NULL);
+        start_again(c, &v, "crashed");
+}
+
+void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
+                               const char *why, bool expected) {
+        _cleanup_(vm_record_done) struct vm_record v = {};
+        bool crashed = (state && strcmp(state, "crashed") == 0) || (why && strcmp(why, "crashed") == 0);
+
+        if (expected || (state && !crashed))
+                return; /* our own start or stop, or running/paused: nothing to decide */
+        /* Only a VM of this registry recorded on there: any other domain is not gpupass's to touch. */
+        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on || strcmp(v.host, runtime_link_name(r)) != 0 ||
+            strv_contains(c->powering_on, v.uuid))
+                return;
+        log_struct(LOG_NOTICE, NULL, v.uuid, v.host, "VM %s: its domain on host %s %s (%s)", v.name, v.host,
+                   state ? "crashed" : "stopped", why ?: "no reason given");
+        if (!crashed || !c->config.restart_on_crash)
+                return power_off_stopped(c, v.uuid);
+        if (!state) /* gone already (on_crash destroy, libvirt's default) */
+                return start_again(c, &v, "crashed");
+        /* Kept crashed (on_crash preserve): destroyed first, then started. */
+        if (vm_runtime_stop(c, &v, on_crashed_stopped, NULL) < 0)
+                power_off_stopped(c, v.uuid);
+}
+
+struct host_check {
+        struct clusterd *c;
+        struct runtime_link *r;
+        struct hostlink *l;
+        char **to_start;
+};
+
+/* Recorded on there, every GPU held by the VM at the agent, and no domain: stopped while unseen. */
+static int check_vm(const struct vm_record *v, void *userdata) {
+        struct host_check *k = userdata;
+        _cleanup_free_ char *held = strdup(v->held);
+        char *save = NULL;
+
+        if (!held)
+                return -ENOMEM;
+        if (!v->on || strcmp(v->host, runtime_link_name(k->r)) != 0 || strv_contains(k->c->powering_on, v->uuid))
+                return 0;
+        if (runtime_link_domain_state(k->r, v->uuid)) {
+                log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s: its domain runs on host %s already, adopted",
+                           v->name, v->host);
+                return 0;
+        }
+        for (char *a = strtok_r(held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+                struct cluster_gpu *g = hostlink_find_gpu(k->l, a);
+
+                if (!g || !g->owner || strcasecmp(g->owner, v->uuid) != 0)
+                        return 0; /* the claims are gone: host-return.c powers it on again */
+        }
+        return strv_extend(&k->to_start, v->uuid);
+}
+
+void vm_runtime_link_changed(struct clusterd *c, struct runtime_link *r) {
+        struct host_check k = { .c = c, .r = r, .l = clusterd_find_host(c, runtime_link_name(r), NULL) };
+
+        /* Both sides must be seen: the agent for the claims, libvirt for the domains. */
+        if (runtime_link_state(r) != RUNTIME_UP || !k.l || k.l->state != LINK_UP)
+                return;
+        if (vmstore_foreach(c->db, check_vm, &k) < 0)
+                log_warning("Host %s: cannot check its VMs against libvirt's domains", runtime_link_name(r));
+        for (char **u = k.to_start; u && *u; u++) {
+                _cleanup_(vm_record_done) struct vm_record v = {};
+
+                if (vmstore_get_by_uuid(c->db, *u, &v) >= 0)
+                        start_again(c, &v, "is not running (it stopped while the aggregator could not see it)");
+        }
+        strv_free(k.to_start);
+}

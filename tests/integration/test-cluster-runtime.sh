@@ -1,0 +1,133 @@
+#!/bin/bash
+# The VM runtime over a simulated cluster: the host runs its VMs on libvirt's test driver (Runtime=libvirt).
+# PowerOn starts the VM's domain, PowerOff stops it, a domain stopped from inside the host is seen as off
+# with its claims released, a domain libvirt refuses leaves the VM off with libvirt's error and no claim,
+# bad templates change nothing, and after an aggregator restart a running domain is adopted by UUID.
+# What libvirt runs is asked from libvirt itself, through the aggregator's own connection (libvirt-inside.c).
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
+
+CLUSTER_RUNTIME=libvirt
+start_host alpha "$FIX/single.ini" # one M60 at 3b:00.0 with its HDMI audio at 3b:00.1
+start_bus open
+start_clusterd agg alpha
+LOG=$TEST_DIR/agg.log
+URI=test://$TEST_DIR/alpha/libvirt.xml
+wait_host alpha && pass "alpha up" || fail "alpha: $(cluster ListHosts)"
+
+inside() { # verb uuid -> libvirt's answer on the aggregator's connection to alpha
+        python3 - "$TEST_DIR/libvirt-inside.sock" "$1 $URI $2" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.recv(4096).decode().strip())
+EOP
+}
+vm_path() { # uuid -> its object path (sd_bus_path_encode)
+        python3 -c 'import sys; u = sys.argv[1]; print("/org/gpupass/cluster1/vm/" + "".join(
+                c if c.isalnum() and c.isascii() and not (i == 0 and c.isdigit()) else "_%02x" % ord(c)
+                for i, c in enumerate(u)))' "$1"
+}
+vm_prop() { # uuid property -> value as busctl prints it, without the type
+        busctl --system get-property org.gpupass.cluster1 "$(vm_path "$1")" org.gpupass.cluster1.Vm "$2" | sed 's/^[a-z]* //'
+}
+wait_runtime() { # uuid state: the Vm object's RuntimeState, up to 10 s
+        for _ in $(seq 200); do
+                [ "$(vm_prop "$1" RuntimeState)" == "\"$2\"" ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+wait_released() { # uuid: neither GPU function claimed at alpha's agent (its own word), up to 10 s
+        for _ in $(seq 200); do
+                [ "$(host_owner alpha 0000:3b:00.0)" == '""' ] && return 0
+                sleep 0.05
+        done
+        return 1
+}
+xml_of() { cluster GetVmDomainXml s "$1"; }
+
+u=$(cluster CreateVm sut web 2 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss web "1:NVIDIA Tesla M60" >/dev/null
+assert_eq '"none"' "$(vm_prop "$u" RuntimeState)" "a VM never placed has no runtime state"
+
+# PowerOn: claims, then the domain; libvirt itself says it runs, with the GPU and its companion.
+assert_eq 'sas "alpha" 1 "0000:3b:00.0"' "$(cluster PowerOn s web 2>&1)" "web powered on on alpha"
+assert_eq running "$(inside state "$u")" "libvirt runs web's domain"
+wait_runtime "$u" running && pass "Vm.RuntimeState running" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "the agent holds the M60 for web"
+xml=$(xml_of web)
+assert_contains "$xml" "<uuid>$u</uuid>" "the domain has the VM's UUID"
+assert_contains "$xml" "<vcpu>2</vcpu>" "and its vCPUs"
+assert_contains "$xml" "managed=\\\"no\\\"" "its hostdevs are managed='no' (gpupassd binds them)"
+assert_contains "$xml" "bus=\\\"0x3b\\\" slot=\\\"0x00\\\" function=\\\"0x1\\\"" "the HDMI audio companion goes with the GPU"
+assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"on\" \"alpha\"" "ListVms: web on"
+
+# PowerOff: ACPI shutdown (the test driver's guests obey at once), then the release.
+cluster PowerOff s web
+assert_eq none "$(inside state "$u")" "PowerOff stopped the domain (a transient domain is gone)"
+assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "and released the M60 at the agent"
+wait_runtime "$u" "shut off" && pass "Vm.RuntimeState shut off" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+
+# Stopped from inside the host (the guest shuts down; an operator destroys it): off, claims released.
+for how in shutdown destroy; do
+        cluster PowerOn s web >/dev/null
+        assert_eq ok "$(inside "$how" "$u")" "web's domain stopped from inside ($how)"
+        wait_vms "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" && pass "web seen as off after $how" ||
+                fail "after $how: $(cluster ListVms)"
+        wait_released "$u" && pass "its claim released after $how" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+done
+wait_for_log "$LOG" "VM web: its domain on host alpha stopped (destroyed)" && pass "the log names libvirt's reason" ||
+        fail "no stop reason in the log"
+
+# Bad templates: InvalidArgument naming what is wrong, the registry unchanged.
+before=$(xml_of web)
+bad_template() { # xml what
+        SENDARGS=(string:web "string:$1")
+        cexpect org.gpupass.Error.InvalidArgument "$2" -- SetVmDomainTemplate ss web "$1"
+        assert_eq "$before" "$(xml_of web)" "the registry keeps its domain after a refused template ($2)"
+}
+bad_template "<domain type='kvm'><name>x" "XML"
+bad_template "<network><name>x</name></network>" "domain"
+bad_template "<domain type='kvm'><uuid>7c9e6679-7425-40de-944b-e07fc1f90ae7</uuid></domain>" "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+bad_template "<domain type='kvm'><devices><hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x3b' slot='0x00' function='0x1'/></source></hostdev></devices></domain>" "0000:3b:00.1"
+
+# A template libvirt refuses (two disks on one target): the VM stays off, libvirt's error named, no claim.
+cluster SetVmDomainTemplate ss web "<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
+<disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk>
+<disk type='file' device='disk'><source file='/var/lib/b.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+SENDARGS=(string:web)
+cexpect org.gpupass.Error.RuntimeFailed "target 'vda' duplicated" -- PowerOn s web
+assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" "web stays off"
+assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim was released"
+assert_eq none "$(inside state "$u")" "no domain runs"
+
+# A template libvirt takes: everything else in it is kept.
+cluster SetVmDomainTemplate ss web "<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
+<disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+cluster PowerOn s web >/dev/null
+assert_eq running "$(inside state "$u")" "web runs from its template"
+assert_contains "$(xml_of web)" "<description>kept</description>" "the template's own elements are kept"
+
+# An aggregator restart: a domain that runs is adopted by UUID (not started twice, the VM stays on).
+running_xml=$(xml_of web | sed -e 's/^s "//' -e 's/"$//' -e 's/\\"/"/g' -e 's/\\n/\n/g')
+stop_clusterd agg
+printf '<node>\n%s\n</node>\n' "$running_xml" >"$TEST_DIR/alpha/libvirt.xml"
+run_clusterd agg
+wait_for_log "$LOG" "VM web: its domain runs on host alpha already, adopted" && pass "the running domain is adopted" ||
+        fail "no adoption in the log"
+wait_runtime "$u" running && pass "RuntimeState running after the restart" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"on\" \"alpha\"" "web still on"
+# ... and one that does not run (it stopped while no aggregator watched) is started again: it is still wanted on.
+stop_clusterd agg
+printf '<node/>\n' >"$TEST_DIR/alpha/libvirt.xml"
+run_clusterd agg
+wait_runtime "$u" running && pass "a VM recorded on is started again after the restart" ||
+        fail "RuntimeState: $(vm_prop "$u" RuntimeState); $(grep web "$LOG" | tail -3)"
+assert_eq running "$(inside state "$u")" "libvirt runs it again"
+cluster PowerOff s web
+assert_eq none "$(inside state "$u")" "PowerOff stops the adopted domain"
+wait_released "$u" && pass "and releases its claim" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+
+finish
