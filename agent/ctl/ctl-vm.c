@@ -107,9 +107,9 @@ int verb_power_on(sd_bus *bus, char **args) {
         const char *host;
         int r;
 
-        r = ctl_call_cluster(bus, "PowerOn", "power on", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
+        r = ctl_call_cluster_long(bus, "PowerOn", "power on", &reply, "s", args[0]);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = sd_bus_message_read(reply, "s", &host);
         if (r >= 0)
                 r = sd_bus_message_read_strv(reply, &gpus);
@@ -136,7 +136,9 @@ int verb_power_on(sd_bus *bus, char **args) {
 }
 
 int verb_power_off(sd_bus *bus, char **args) {
-        return ctl_call_cluster(bus, "PowerOff", "power off", NULL, "s", args[0]);
+        int r = ctl_call_cluster_long(bus, "PowerOff", "power off", NULL, "s", args[0]);
+
+        return r < 0 ? r : 0;
 }
 
 int verb_migrate(sd_bus *bus, char **args) {
@@ -179,10 +181,10 @@ int verb_host_maintenance(sd_bus *bus, char **args) {
                 enter = false;
         else
                 return ctl_usage_error("host-maintenance takes 'on' or 'off' after the host, not '%s'", args[1]);
-        r = ctl_call_cluster(bus, enter ? "EnterHostMaintenance" : "ExitHostMaintenance",
-                             enter ? "enter maintenance" : "exit maintenance", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
+        r = ctl_call_cluster_long(bus, enter ? "EnterHostMaintenance" : "ExitHostMaintenance",
+                                  enter ? "enter maintenance" : "exit maintenance", &reply, "s", args[0]);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = sd_bus_message_read_strv(reply, &vms);
         if (r < 0)
                 return r;

@@ -103,15 +103,24 @@ assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim was released"
 assert_eq none "$(inside state "$u")" "no domain runs"
 
-# A template libvirt takes: everything else in it is kept.
-cluster SetVmDomainTemplate ss web "<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
-<disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
-cluster PowerOn s web >/dev/null
+# A template libvirt takes (gpupassctl set-template from a file): everything else in it is kept.
+cat >"$TEST_DIR/web.xml" <<'EOF'
+<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
+<disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>
+EOF
+ctl set-template web "$TEST_DIR/web.xml" && pass "gpupassctl set-template" || fail "set-template"
+out=$(ctl set-template web "$TEST_DIR/nonexistent.xml" 2>&1) && fail "set-template of a missing file succeeded" ||
+        assert_contains "$out" "Failed to read $TEST_DIR/nonexistent.xml" "set-template names a file it cannot read"
+ctl power-on web >/dev/null
 assert_eq running "$(inside state "$u")" "web runs from its template"
-assert_contains "$(xml_of web)" "<description>kept</description>" "the template's own elements are kept"
+assert_contains "$(ctl domain-xml web)" "<description>kept</description>" "gpupassctl domain-xml: the template's own elements are kept"
+out=$(ctl --no-legend vms)
+assert_contains "$out" "web              on    running  alpha" "gpupassctl vms shows the runtime state"
+assert_contains "$(ctl show-vm web)" "Runtime: running" "gpupassctl show-vm too"
+assert_contains "$(ctl --json=short vms)" '"RuntimeState":"running"' "and --json"
 
 # An aggregator restart: a domain that runs is adopted by UUID (not started twice, the VM stays on).
-running_xml=$(xml_of web | sed -e 's/^s "//' -e 's/"$//' -e 's/\\"/"/g' -e 's/\\n/\n/g')
+running_xml=$(ctl domain-xml web)
 stop_clusterd agg
 printf '<node>\n%s\n</node>\n' "$running_xml" >"$TEST_DIR/alpha/libvirt.xml"
 run_clusterd agg
@@ -126,8 +135,13 @@ run_clusterd agg
 wait_runtime "$u" running && pass "a VM recorded on is started again after the restart" ||
         fail "RuntimeState: $(vm_prop "$u" RuntimeState); $(grep web "$LOG" | tail -3)"
 assert_eq running "$(inside state "$u")" "libvirt runs it again"
-cluster PowerOff s web
-assert_eq none "$(inside state "$u")" "PowerOff stops the adopted domain"
-wait_released "$u" && pass "and releases its claim" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+ctl --no-block power-off web && pass "power-off --no-block returns" || fail "power-off --no-block"
+wait_vms "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" && pass "web goes off" || fail "after --no-block: $(cluster ListVms)"
+assert_eq none "$(inside state "$u")" "PowerOff stopped the adopted domain"
+wait_released "$u" && pass "and released its claim" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+out=$(ctl --no-block power-off nosuch 2>&1) && fail "--no-block power-off of an unknown VM succeeded" ||
+        assert_contains "$out" "(org.gpupass.Error.NotFound)" "--no-block still reports a refusal made at once"
+out=$(ctl --no-block vms 2>&1) && fail "--no-block vms accepted" ||
+        assert_contains "$out" "--no-block applies to power-on, power-off and host-maintenance, not vms" "--no-block only where it means something"
 
 finish

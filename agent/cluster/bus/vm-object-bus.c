@@ -172,8 +172,8 @@ void vm_object_changed(struct clusterd *c, const struct vm_record *old, const st
                 names[n++] = "Power";
         if (!streq(old->host, new->host))
                 names[n++] = "Host";
-        if (!streq(old->host, new->host) || old->on != new->on)
-                names[n++] = "RuntimeState"; /* the domain looked at, or what it means, changed */
+        if (!streq(vm_runtime_state(c, old), vm_runtime_state(c, new)))
+                names[n++] = "RuntimeState"; /* another host's runtime: the domain looked at changed */
         if (!streq(old->held, new->held))
                 names[n++] = "Gpus";
         if (!streq(old->flags, new->flags))
