@@ -16,6 +16,7 @@
 #include "bus/cluster-objects.h"
 #include "clusterd.h"
 #include "group-lookup.h"
+#include "lifecycle/placement-view.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
@@ -72,7 +73,7 @@ static int clusterd_apply_hosts(struct clusterd *c) {
                                 links[i] = old[k];
                 if (links[i])
                         continue;
-                r = hostlink_new(c, h->name, h->address, &links[i]);
+                r = clusterd_host_new(c, h, &links[i]);
                 if (r < 0)
                         log_error_errno(r, "Host %s: bad Address %s: %m", h->name, h->address);
                 fresh[i] = r >= 0;
@@ -111,6 +112,11 @@ static int clusterd_apply_hosts(struct clusterd *c) {
                 if (r < 0)
                         log_error_errno(r, "Failed to rebuild the Host objects: %m");
         }
+        /* Placement's records point at the links: built again over the new list. */
+        c->placement = placement_view_free(c->placement);
+        r = placement_view_new(c, &c->placement);
+        if (r < 0)
+                log_error_errno(r, "Failed to rebuild the placement view, no VM can be placed: %m");
         for (size_t i = 0; i < n; i++)
                 if (fresh[i]) {
                         log_info("Host %s (%s) added", links[i]->name, links[i]->configured_address);

@@ -12,7 +12,10 @@
 
 struct host_runtime;
 struct hostlink;
+struct placement_view;
+struct reconciler;
 struct sqlite3;
+struct vm_signals;
 
 /* gpupass-clusterd: every agent's objects in one view, exported as org.gpupass.cluster1. */
 struct clusterd {
@@ -24,13 +27,16 @@ struct clusterd {
         struct sqlite3 *db;       /* the VM registry */
         bool admin_gid_valid;
         gid_t admin_gid;
-        unsigned jobs;            /* PowerOn/PowerOff/maintenance calls waiting for agents' replies */
+        unsigned jobs;            /* reconciles running (lifecycle/reconcile.c) */
         bool reload_pending;      /* a reload's host changes wait for jobs to reach 0 */
         sd_event_source *reload_defer;
         sd_event_source *hosts_prepare; /* hostlink-io.c: re-arms the host connections */
+        bool started;             /* lifecycle_startup() ran: every host answered or failed once */
         struct host_view *host_views; /* the Host objects, one per host, same order */
         struct vm_record vm_slot;     /* the Vm object sd-bus is looking at (vm-object-bus.c) */
-        char **powering_on;       /* UUIDs with a PowerOn in flight: one at a time per VM */
+        struct vm_signals *vm_signals; /* Vm PropertiesChanged held back while a reconcile runs */
+        struct placement_view *placement; /* lifecycle/placement-view.c */
+        struct reconciler *reconciler;    /* lifecycle/reconcile.c */
         struct host_runtime *runtimes; /* lifecycle/vm-runtime.h: the Runtime=libvirt hosts' links */
         size_t n_runtimes;
 };
@@ -52,8 +58,10 @@ void clusterd_job_end(struct clusterd *c);
 int clusterd_reload(struct clusterd *c);
 int clusterd_config_path(char **ret);
 void clusterd_resolve_admin_group(struct clusterd *c);
-/* A host's objects or state changed (hostlink.c calls it); l NULL: the host list changed (a reload). */
+/* A host's objects or state changed (the link's callback); l NULL: the host list changed (a reload). */
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l);
+/* A new link for a configured host, reporting to the daemon. */
+int clusterd_host_new(struct clusterd *c, const struct host_config *h, struct hostlink **ret);
 int clusterd_bus_setup(struct clusterd *c);
 /* Root or the configured admin group, from the sender's credentials; AccessDenied otherwise. */
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error);
@@ -79,21 +87,7 @@ extern const sd_bus_vtable vm_runtime_vtable[];
 /* clusterd-runtime.c: the runtime links as clusterd.conf says (start-up, reload), their news routed to the
  * lifecycle and the Vm objects. */
 int clusterd_runtime_sync(struct clusterd *c);
-
-/* power.c: without a D-Bus caller (maintenance, automatic restarts). only: that host or none. */
-int clusterd_power_on_vm(struct clusterd *c, const char *uuid, struct hostlink *only);
-/* Releases the VM's GPUs (vm is on) and, once every agent Release has answered, records it off (with
- * restart_on: flagged to come back on that host) and calls done. A refused release keeps it on: done gets
- * the agent's reason as failure. -EHOSTUNREACH when its host is not up (done is not called then). */
-typedef void (*clusterd_power_off_done_t)(struct clusterd *c, const struct vm_record *vm, int r,
-                                          const char *failure, void *userdata);
-int clusterd_power_off_vm(struct clusterd *c, const struct vm_record *vm, const char *restart_on,
-                          clusterd_power_off_done_t done, void *userdata);
-/* request-check.c: -ENOENT with the reason when a request names a host, GPU or model the cluster does not have. */
+/* registry/request-check.c: -ENOENT with the reason when a request names a host, GPU or model the cluster
+ * does not have. */
 int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_error);
-/* host-return.c: a host is up again (or seen first): its VMs that lost their claims, and those flagged
- * restart:HOST, are powered on again there. */
-void clusterd_host_returned(struct clusterd *c, struct hostlink *l);
-/* maintenance.c: a GPU changed identity; flag the VMs that asked for the old model or held it. */
-void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
-                           const char *new_model);
+

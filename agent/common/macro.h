@@ -2,7 +2,9 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* Ownership in the type system, after systemd's CODING_STYLE: a variable declared with _cleanup_(f)
@@ -26,6 +28,26 @@
         })
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+/* For a type with an unref/free function taking NULL: defines func##p(type *p), which _cleanup_(func##p)
+ * calls on scope exit (as systemd's macro-fundamental.h). */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)                 \
+        static inline void func##p(type *p) {                   \
+                if (*p)                                         \
+                        func(*p);                               \
+        }
+
+/* Equal strings, NULL equal only to NULL. */
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+
+/* NULL read as "", for values where unset and empty mean the same. */
+static inline const char *strempty(const char *s) {
+        return s ?: "";
+}
 
 static inline void freep(void *p) {
         free(*(void **) p);

@@ -63,3 +63,18 @@ bool strv_equal(char * const *a, char * const *b) {
                         return false;
         return true;
 }
+
+char *strv_join(char * const *l, const char *sep) {
+        size_t len = 1, n = strlen(sep);
+        char *s, *p;
+
+        for (char * const *i = l; i && *i; i++)
+                len += strlen(*i) + n;
+        s = p = malloc(len);
+        if (!s)
+                return NULL;
+        *p = '\0';
+        for (char * const *i = l; i && *i; i++)
+                p = stpcpy(stpcpy(p, i == l ? "" : sep), *i);
+        return s;
+}

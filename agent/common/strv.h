@@ -13,3 +13,5 @@ int strv_consume(char ***l, char *s);
 int strv_extend(char ***l, const char *s);
 void strv_sort(char **l);
 bool strv_equal(char * const *a, char * const *b);
+/* The items joined with sep ("" for an empty array); NULL on -ENOMEM. */
+char *strv_join(char * const *l, const char *sep);

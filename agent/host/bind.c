@@ -130,8 +130,7 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
                 plan_fail(p, r, m->address, "reading driver_override", NULL);
                 return r;
         }
-        if (m->original_driver && strcmp(m->original_driver, VFIO_PCI) == 0 &&
-            m->original_override && strcmp(m->original_override, VFIO_PCI) == 0)
+        if (streq_ptr(m->original_driver, VFIO_PCI) && streq_ptr(m->original_override, VFIO_PCI))
                 return 0; /* already there, and it stays there across a re-probe */
 
         m->touched = true;
@@ -140,7 +139,7 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
                 plan_fail(p, r, m->address, "writing vfio-pci to driver_override", NULL);
                 return r;
         }
-        if (m->original_driver && strcmp(m->original_driver, VFIO_PCI) == 0)
+        if (streq_ptr(m->original_driver, VFIO_PCI))
                 return 0;
         if (m->original_driver) {
                 r = sysfs_pci_unbind(m->address, m->original_driver);
@@ -159,7 +158,7 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
                 plan_fail(p, r, m->address, "reading the driver link", NULL);
                 return r;
         }
-        if (!driver || strcmp(driver, VFIO_PCI) != 0) {
+        if (!streq_ptr(driver, VFIO_PCI)) {
                 if (asprintf(&p->error_message, "%s did not bind to vfio-pci after drivers_probe (driver now: %s)",
                              m->address, driver ?: "none") < 0)
                         p->error_message = NULL;
@@ -203,7 +202,7 @@ int bind_plan_to_host(struct bind_plan *p) {
                         continue;
                 }
                 r = sysfs_pci_read_driver(m->address, &driver);
-                if (r >= 0 && driver && strcmp(driver, VFIO_PCI) == 0) {
+                if (r >= 0 && streq_ptr(driver, VFIO_PCI)) {
                         r = sysfs_pci_unbind(m->address, VFIO_PCI);
                         if (r < 0) {
                                 plan_fail(p, r, m->address, "unbinding from", VFIO_PCI);

@@ -4,22 +4,20 @@
  * to the VM named by its UUID (not to the D-Bus connection that made it), is on disk before the reply, and
  * ends only with Release, which resets the devices before anyone else can claim them.
  */
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "claim.h"
-#include "fileio.h"
 #include "gpu-bus.h"
 #include "gpu.h"
+#include "group-job.h"
 #include "gpupass/bus-names.h"
-#include "job.h"
-#include "ledger.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "strv.h"
-#include "sysfs-pci.h"
 #include "vfio.h"
 
 static int check_vm(const char *vm, sd_bus_error *error) {
@@ -137,100 +135,8 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
         return gpu_start_bind_job(g, call, true, vm, error);
 }
 
-/* Release: reset every assigned member through VFIO (or the kernel's sysfs reset where no VFIO node exists),
- * off the event loop: a reset can take a second or more. */
-struct release_job {
-        struct manager *manager;
-        sd_bus_message *call;
-        int group;
-        char *vm;
-        char **members;
-        bool busy;          /* a VMM still holds the group open: nothing done */
-        char *failure;      /* the reset failed: the GPU becomes unavailable */
-        unsigned n_reset;
-};
-
-static int reset_member(int group, const char *address) {
-        _cleanup_free_ char *path = NULL;
-        int r;
-
-        r = vfio_reset_device(group, address);
-        if (r != -ENOENT)
-                return r;
-        /* No VFIO node: use the kernel's own reset attribute, which exists only when the device has a
-         * reset method (pci_reset_function()). */
-        if (asprintf(&path, SYSFS_PCI_DEVICES "/%s/reset", address) < 0)
-                return -ENOMEM;
-        r = write_string_file(path, "1");
-        if (r == -ENOENT)
-                return 0;
-        return r < 0 ? r : 1;
-}
-
-static int release_job_work(void *userdata) {
-        struct release_job *j = userdata;
-
-        for (char **a = j->members; a && *a; a++) {
-                int r = reset_member(j->group, *a);
-
-                if (r == -EBUSY) {
-                        j->busy = true;
-                        return r;
-                }
-                if (r < 0) {
-                        if (asprintf(&j->failure, "reset of %s failed: %s", *a, strerror(-r)) < 0)
-                                j->failure = NULL;
-                        return r;
-                }
-                j->n_reset += (unsigned) r;
-        }
-        return 0;
-}
-
-static void release_job_free(struct release_job *j) {
-        sd_bus_message_unref(j->call);
-        free(j->vm);
-        strv_free(j->members);
-        free(j->failure);
-        free(j);
-}
-
-static void release_job_done(int result, void *userdata) {
-        struct release_job *j = userdata;
-        struct manager *m = j->manager;
-        int r;
-
-        manager_set_group_job(m, j->group, false);
-        if (j->busy) {
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BUSY,
-                                               "IOMMU group %d is still open by another process (is the VM still "
-                                               "running?); VM %s keeps its claim", j->group, j->vm);
-                goto finish;
-        }
-        r = manager_end_claim(m, j->group, result < 0 ? (j->failure ?: strerror(-result)) : NULL);
-        if (r < 0)
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                               "Cannot record the release of IOMMU group %d on disk (%s); VM %s "
-                                               "keeps its claim", j->group, strerror(-r), j->vm);
-        else if (result < 0)
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_RESET_FAILED,
-                                               "Released IOMMU group %d of VM %s, but %s: the GPU is unavailable "
-                                               "until it is returned to the host", j->group, j->vm,
-                                               j->failure ?: strerror(-result));
-        else {
-                log_struct(LOG_INFO, NULL, j->vm, NULL, "IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
-                r = sd_bus_reply_method_return(j->call, NULL);
-        }
-finish:
-        if (r < 0)
-                log_warning_errno(r, "Failed to reply to Release, ignoring: %m");
-        manager_set_status(m);
-        release_job_free(j);
-}
-
 int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
         struct manager *m = g->manager;
-        struct release_job *j;
         int r;
 
         r = check_vm(vm, error);
@@ -252,31 +158,7 @@ int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_erro
                                                  strerror(-r), vm);
                 return sd_bus_reply_method_return(call, NULL);
         }
-
-        j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->manager = m;
-        j->group = g->iommu_group;
-        j->vm = strdup(vm);
-        if (!j->vm)
-                goto oom;
-        r = manager_group_assigned_members(m, g->iommu_group, &j->members);
-        if (r < 0) {
-                release_job_free(j);
-                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
-        }
-        j->call = sd_bus_message_ref(call);
-        r = job_start(m->event, release_job_work, release_job_done, j);
-        if (r < 0) {
-                release_job_free(j);
-                return r;
-        }
-        manager_set_group_job(m, g->iommu_group, true);
-        return 1;
-oom:
-        release_job_free(j);
-        return -ENOMEM;
+        return release_job_start(g, call, vm, error);
 }
 
 static int vfio_error(struct gpu *g, int r, sd_bus_error *error) {

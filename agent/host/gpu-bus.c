@@ -8,6 +8,7 @@
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
 #include "gpu.h"
+#include "group-job.h"
 #include "macro.h"
 #include "manager.h"
 #include "strv.h"

@@ -1,22 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <systemd/sd-bus.h>
-
-#include "bind.h"
-#include "claim.h"
 #include "gpupass/bus-names.h"
 #include "gpu-bus.h"
 #include "gpu.h"
 #include "iommu-group.h"
-#include "job.h"
-#include "log.h"
 #include "macro.h"
 #include "manager.h"
-#include "pci-access.h"
 #include "strv.h"
 #include "sysfs-pci.h"
 
@@ -98,7 +92,7 @@ static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct
 
                 if (!member_is_assigned(mb))
                         continue;
-                if (!mb->driver || strcmp(mb->driver, "vfio-pci") != 0)
+                if (!streq_ptr(mb->driver, "vfio-pci"))
                         v.all_on_vfio = false;
                 if (mb->role == MEMBER_COMPANION && pci_address_same_slot(&mb->pci, &g->pci)) {
                         r = strv_extend(&v.companions, mb->address);
@@ -116,12 +110,6 @@ fail:
         return r;
 }
 
-static bool streq_null(const char *a, const char *b) {
-        if (!a || !b)
-                return a == b;
-        return strcmp(a, b) == 0;
-}
-
 /* A property name for PropertiesChanged. On OOM the signal is incomplete, which is all that can happen:
  * the property values themselves are right. */
 static void mark_changed(char ***changed, const char *name) {
@@ -130,7 +118,7 @@ static void mark_changed(char ***changed, const char *name) {
 
 /* Replaces *field with value (taking ownership) and records `name` as changed when it differs. */
 static int update_string(char **field, char *value, const char *name, char ***changed) {
-        if (streq_null(*field, value)) {
+        if (streq_ptr(*field, value)) {
                 free(value);
                 return 0;
         }
@@ -401,160 +389,6 @@ int gpu_check_preparable(struct gpu *g, sd_bus_error *error) {
         return 0;
 }
 
-/* One bind job: the plan is what the worker thread may touch; the rest is for the loop thread. */
-struct bind_job {
-        struct manager *manager;
-        sd_bus_message *call;
-        struct bind_plan *plan;
-        bool to_vfio;
-        char *claim_vm; /* Claim: record this VM as owner once the group is on vfio-pci */
-        bool rebind;    /* a claimed card back after a surprise removal: no call to answer */
-};
-
-static int bind_job_work(void *userdata) {
-        struct bind_job *j = userdata;
-
-        return j->to_vfio ? bind_plan_to_vfio(j->plan) : bind_plan_to_host(j->plan);
-}
-
-static void bind_job_free(struct bind_job *j) {
-        sd_bus_message_unref(j->call);
-        bind_plan_free(j->plan);
-        free(j->claim_vm);
-        free(j);
-}
-
-static void bind_job_done(int result, void *userdata) {
-        struct bind_job *j = userdata;
-        struct manager *m = j->manager;
-        const char *verb = j->rebind ? "Re-binding the returned card" : j->claim_vm ? "Claim" :
-                           j->to_vfio ? "Prepare" : "ReturnToHost";
-        sd_bus_error error = SD_BUS_ERROR_NULL;
-        int group = j->plan->group, r;
-
-        manager_set_group_job(m, j->plan->group, false);
-        /* The uevents have refreshed most of it already; read the final state before answering, so the
-         * reply never races the properties. */
-        manager_refresh_group(m, j->plan->group);
-
-        if (j->rebind) {
-                /* Functions that came back while this ran were skipped (the group was busy), and a failure is
-                 * retried (see gpu_rebind_claimed()): check again either way. */
-                unsigned failures = 0;
-
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (m->gpus[i]->iommu_group == group && m->gpus[i]->owner) {
-                                m->gpus[i]->rebind_failures = result < 0 ? m->gpus[i]->rebind_failures + 1 : 0;
-                                failures = m->gpus[i]->rebind_failures;
-                        }
-                if (result >= 0)
-                        log_notice("%s: IOMMU group %d is on vfio-pci again", verb, group);
-                else if (failures < GPU_REBIND_ATTEMPTS)
-                        log_warning("%s of IOMMU group %d to vfio-pci failed, trying again: %s", verb, group,
-                                    j->plan->error_message ?: strerror(-result));
-                else
-                        log_error("%s of IOMMU group %d to vfio-pci failed %u times, it stays on the host drivers: %s",
-                                  verb, group, failures, j->plan->error_message ?: strerror(-result));
-                manager_rebind_claimed_group(m, group);
-                manager_set_status(m);
-                bind_job_free(j);
-                return;
-        }
-
-        if (result < 0) {
-                const char *msg = j->plan->error_message ?: strerror(-result);
-
-                log_error("%s of IOMMU group %d failed, group rolled back: %s", verb, j->plan->group, msg);
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BIND_FAILED, "%s of IOMMU group %d failed: %s",
-                                               verb, j->plan->group, msg);
-        } else {
-                log_info("%s of IOMMU group %d: %s", verb, j->plan->group,
-                         j->to_vfio ? "bound to vfio-pci" : "returned to the host drivers");
-                if (j->claim_vm)
-                        r = manager_record_claim(m, j->plan->group, j->claim_vm, &error);
-                else if (!j->to_vfio)
-                        r = manager_clear_reset_failures(m, j->plan->group, &error);
-                else
-                        r = 0;
-                r = r < 0 ? sd_bus_reply_method_error(j->call, &error) : sd_bus_reply_method_return(j->call, NULL);
-        }
-        if (r < 0)
-                log_warning_errno(r, "Failed to send reply to %s, ignoring: %m", verb);
-        sd_bus_error_free(&error);
-        manager_set_status(m);
-        bind_job_free(j);
-}
-
-/* A job over every assigned member of the group; call is NULL for a rebind nobody asked for. */
-static int bind_job_start(struct gpu *g, const struct iommu_group *group, sd_bus_message *call, bool to_vfio,
-                          const char *claim_vm) {
-        struct bind_job *j;
-        int r;
-
-        j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->manager = g->manager;
-        j->to_vfio = to_vfio;
-        j->rebind = !call;
-        j->plan = calloc(1, sizeof(*j->plan));
-        j->claim_vm = claim_vm ? strdup(claim_vm) : NULL;
-        if (!j->plan || (claim_vm && !j->claim_vm)) {
-                r = -ENOMEM;
-                goto fail;
-        }
-        j->plan->group = g->iommu_group;
-        for (size_t i = 0; i < group->n_members; i++) {
-                if (!member_is_assigned(&group->members[i]))
-                        continue;
-                r = bind_plan_add(j->plan, group->members[i].address);
-                if (r < 0)
-                        goto fail;
-        }
-        j->call = call ? sd_bus_message_ref(call) : NULL;
-        r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
-        if (r < 0)
-                goto fail;
-        manager_set_group_job(g->manager, g->iommu_group, true);
-        return 1;
-fail:
-        bind_job_free(j);
-        return r;
-}
-
-int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
-                       sd_bus_error *error) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        int r;
-
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
-        return bind_job_start(g, group, call, to_vfio, claim_vm);
-}
-
-int gpu_rebind_claimed(struct gpu *g) {
-        _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        size_t elsewhere = 0;
-        int r;
-
-        if (!g->owner || !g->present || g->iommu_group < 0 || g->job_running ||
-            g->rebind_failures >= GPU_REBIND_ATTEMPTS)
-                return 0;
-        r = iommu_group_load(g->manager->pacc, g->iommu_group, &group);
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < group->n_members; i++)
-                if (member_is_assigned(&group->members[i]) &&
-                    !(group->members[i].driver && strcmp(group->members[i].driver, "vfio-pci") == 0))
-                        elsewhere++;
-        if (elsewhere == 0)
-                return 0;
-        log_full(LOG_WARNING, g->address, "GPU %s, claimed by VM %s, is back with %zu function(s) of IOMMU group %d "
-                 "on host drivers: binding them to vfio-pci again", g->address, g->owner, elsewhere, g->iommu_group);
-        return bind_job_start(g, group, NULL, true, NULL);
-}
-
 /* Refusals common to every call that acts on a GPU, before its own checks. */
 int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
         if (!g->present)
@@ -566,34 +400,6 @@ int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
                                          "An operation on IOMMU group %d of %s is in progress", g->iommu_group,
                                          g->address);
         return 0;
-}
-
-int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
-        int r;
-
-        r = gpu_check_actionable(g, error);
-        if (r < 0)
-                return r;
-        if (g->owner)
-                return sd_bus_reply_method_return(call, NULL); /* claimed groups are on vfio-pci already */
-        r = gpu_check_preparable(g, error);
-        if (r < 0)
-                return r;
-        return gpu_start_bind_job(g, call, true, NULL, error);
-}
-
-int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
-        int r;
-
-        r = gpu_check_actionable(g, error);
-        if (r < 0)
-                return r;
-        if (g->owner)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s; release it first",
-                                         g->address, g->owner);
-        if (g->iommu_group < 0)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU, "%s is in no IOMMU group", g->address);
-        return gpu_start_bind_job(g, call, false, NULL, error);
 }
 
 int gpu_group_peers(struct gpu *g, struct gpu ***ret) {
@@ -615,7 +421,7 @@ void gpu_set_string(struct gpu *g, char **field, const char *value, const char *
         char *names[] = { (char *) property, NULL };
         char *copy = NULL;
 
-        if (streq_null(*field, value))
+        if (streq_ptr(*field, value))
                 return;
         if (value) {
                 copy = strdup(value);

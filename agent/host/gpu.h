@@ -67,21 +67,8 @@ bool gpu_group_has_member(const struct gpu *g, const char *address);
 /* Refusals shared by Prepare and Claim, in DESIGN.md's order. 0 if the group can be bound, else a negative
  * errno with the D-Bus error filled in. */
 int gpu_check_preparable(struct gpu *g, sd_bus_error *error);
-/* Binds the GPU's group to vfio-pci (a job); `reply` is the method call to answer when done. */
-int gpu_prepare(struct gpu *g, sd_bus_message *reply, sd_bus_error *error);
-int gpu_return_to_host(struct gpu *g, sd_bus_message *reply, sd_bus_error *error);
 /* NotFound for a missing GPU, Busy while a job holds its group. */
 int gpu_check_actionable(struct gpu *g, sd_bus_error *error);
-/* Binds (to_vfio) or returns the group; with claim_vm, records the claim when bound. Answers `call`. */
-int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
-                       sd_bus_error *error);
-/* A claimed GPU whose card came back from a surprise removal: the kernel probed the host drivers for its
- * functions again, but the claim says they belong on vfio-pci, so they go back there (a job: unbinding a
- * host driver can take long; no call to answer). 1 when a job started, 0 when nothing is to do. A failure
- * is retried (the kernel probes the host driver right after the add uevent, and that bind can land between
- * our driver_override write and drivers_probe), up to GPU_REBIND_ATTEMPTS until the card goes again. */
-#define GPU_REBIND_ATTEMPTS 5
-int gpu_rebind_claimed(struct gpu *g);
 /* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
 int gpu_group_peers(struct gpu *g, struct gpu ***ret);
 /* Sets or clears a field and emits PropertiesChanged for it. */

@@ -267,7 +267,7 @@ static int parse_line(struct ledger *l, char *line, bool *seen_version) {
                 return -EBADMSG;
         if (strcmp(keyword, "version") == 0) {
                 w = next_word(&p);
-                if (*seen_version || !w || strcmp(w, "1") != 0 || p)
+                if (*seen_version || !streq_ptr(w, "1") || p)
                         return -EBADMSG;
                 *seen_version = true;
                 return 0;

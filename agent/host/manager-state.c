@@ -67,7 +67,7 @@ static char *corrupt_file_claims(const char *path) {
                 keyword = strtok_r(line, " ", &save2);
                 a = strtok_r(NULL, " ", &save2);
                 vm = strtok_r(NULL, " ", &save2);
-                if (!keyword || strcmp(keyword, "claim") != 0 || !a || pci_address_normalize(a, address) < 0 ||
+                if (!streq_ptr(keyword, "claim") || !a || pci_address_normalize(a, address) < 0 ||
                     !vm_uuid_is_valid(vm))
                         continue;
                 if (asprintf(&more, "%s%s%s (VM %s)", out ?: "", n++ ? ", " : "", address, vm) < 0)
@@ -240,7 +240,7 @@ static void manager_reconcile_group(struct manager *m, struct gpu *g) {
                 if (!member_is_assigned(mb))
                         continue;
                 assigned++;
-                if (mb->driver && strcmp(mb->driver, "vfio-pci") == 0)
+                if (streq_ptr(mb->driver, "vfio-pci"))
                         on_vfio++;
                 else if (sysfs_pci_read_override(mb->address, &override) >= 0 && override &&
                          strcmp(override, "vfio-pci") == 0)

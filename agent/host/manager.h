@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/signalfd.h>
 
 #include <libudev.h>
 #include <systemd/sd-bus.h>
@@ -49,8 +50,10 @@ int manager_startup(struct manager *m);
 int manager_run(struct manager *m);
 
 struct gpu *manager_find_gpu(struct manager *m, const char *address);
-/* Enumerates PCI devices through udev: adds new GPUs, refreshes known ones, drops vanished ones. */
-int manager_enumerate(struct manager *m);
+/* A GPU found at `address`: read, inserted, announced on the bus. */
+int manager_add_gpu(struct manager *m, const char *address);
+/* A GPU gone from the bus (and not claimed): announced and freed. */
+void manager_remove_gpu(struct manager *m, struct gpu *g);
 /* Refreshes every GPU sharing IOMMU group `group` (a member's driver changed). */
 void manager_refresh_group(struct manager *m, int group);
 /* The same, leaving out one GPU (already refreshed by the caller; NULL: none). */
@@ -65,6 +68,18 @@ int manager_add_missing_gpu(struct manager *m, const char *address, const struct
                             struct gpu **ret);
 /* Ends the claim of a missing GPU and drops its object. */
 int manager_forget_missing_gpu(struct manager *m, struct gpu *g);
+
+/* manager-config.c */
+/* The directories and gpupassd.conf, at start-up. */
+int manager_load_config(struct manager *m);
+/* SIGHUP: gpupassd.conf again; a file that does not parse leaves the running configuration in place. */
+int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
+
+/* manager-udev.c */
+/* The udev monitor, attached to the event loop; enabled before enumerating. */
+int manager_udev_setup(struct manager *m);
+/* Enumerates PCI devices through udev: adds new GPUs, refreshes known ones, drops vanished ones. */
+int manager_enumerate(struct manager *m);
 
 /* manager-state.c */
 int manager_save_state(struct manager *m);

@@ -9,13 +9,15 @@ source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 step() { printf '\033[1m$ %s\033[0m\n' "$*"; "$@" 2>&1 || true; }
 
+# Hosts of different sizes, as a real cluster has (their sysfs says so: CPUs online, memory blocks).
 declare -A fixture=([alpha]=multi-gpu.ini [beta]=single.ini [gamma]=compute.ini [delta]=no-iommu.ini)
-for h in alpha beta gamma delta; do start_host $h "$FIX/${fixture[$h]}"; done
+declare -A size=([alpha]="32 131072" [beta]="8 16384" [gamma]="16 65536" [delta]="4 8192")
+for h in alpha beta gamma delta; do start_host $h "$(sized "$FIX/${fixture[$h]}" ${size[$h]})"; done
 start_bus open
 start_clusterd agg alpha beta gamma delta
 for h in alpha beta gamma delta; do wait_host $h || true; done
 
-bold "Four simulated GPU hosts, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
+bold "Four simulated GPU hosts of different sizes, each with gpupassd on its own bus; gpupass-clusterd connected to all:"
 step cat "$TEST_DIR/agg/etc/clusterd.conf"
 step "$GPUPASSCTL" hosts
 bold "The cluster-wide view of every GPU (host, address, model, mode, state, owner, previous model, flag):"

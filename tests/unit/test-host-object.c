@@ -11,17 +11,10 @@
 #include "tests.h"
 #include "registry/vmstore.h"
 
-/* clusterd.c belongs to the executable; hostlink.c calls these two. */
-void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {
-}
-sd_event *clusterd_event(struct clusterd *c) {
-        return NULL;
-}
-
 static struct vm_record vm(const char *uuid, const char *name, bool on, const char *host, uint32_t vcpus,
                            uint64_t mib) {
         struct vm_record v = { .vcpus = vcpus, .memory_mib = mib, .gpus = (char *) "", .affinity = (char *) "",
-                               .on = on, .host = (char *) host, .held = (char *) "", .flags = (char *) "" };
+                               .power = on ? VM_POWER_ON : VM_POWER_OFF, .host = (char *) host, .held = (char *) "", .flags = (char *) "" };
 
         strcpy(v.uuid, uuid);
         v.name = (char *) name;
@@ -74,8 +67,8 @@ int main(void) {
         ASSERT_EQ(values(&c, "alpha").free_cpus, 16);
         ASSERT_EQ(values(&c, "beta").free_cpus, 4);
         ASSERT_EQ(values(&c, "beta").free_memory_mib, 32768 - 8192);
-        moved.on = false;
-        host_views_vm_changed(&c, &(struct vm_record) { .on = true, .host = (char *) "beta", .vcpus = 4,
+        moved.power = VM_POWER_OFF;
+        host_views_vm_changed(&c, &(struct vm_record) { .power = VM_POWER_ON, .host = (char *) "beta", .vcpus = 4,
                                                          .memory_mib = 8192 }, &moved);
         ASSERT_EQ(values(&c, "beta").free_cpus, 8);
         ASSERT_EQ(values(&c, "beta").free_memory_mib, 32768);

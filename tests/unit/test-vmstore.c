@@ -38,20 +38,35 @@ static void test_store(void) {
         ASSERT_EQ(vmstore_get(db, "alpha", &got), 0);
         ASSERT_STREQ(got.uuid, a.uuid);
         ASSERT_STREQ(got.gpus, "2:NVIDIA Tesla M60");
-        ASSERT_TRUE(!got.on);
+        ASSERT_TRUE(got.power == VM_POWER_OFF && !got.desired_on);
         vm_record_done(&got);
         ASSERT_EQ(vmstore_get(db, "0F8FAD5B-D9CB-469F-A165-70867728950E", &got), 0); /* UUIDs in any case */
         vm_record_done(&got);
-        a.on = true;
+        a.power = VM_POWER_STARTING;
+        a.desired_on = true;
         a.host = (char *) "node-1";
+        a.held = (char *) "0000:3b:00.0,0000:3b:00.1";
+        a.groups = (char *) "40,40";
         ASSERT_EQ(vmstore_update(db, &a), 0);
         vmstore_close(db);
 
         /* Reopened: what was committed is there. */
         ASSERT_EQ(vmstore_open(dir, &db), 0);
         ASSERT_EQ(vmstore_get(db, a.uuid, &got), 0);
-        ASSERT_TRUE(got.on);
+        ASSERT_TRUE(got.power == VM_POWER_STARTING && got.desired_on); /* the assignment, before any claim */
         ASSERT_STREQ(got.host, "node-1");
+        ASSERT_STREQ(got.groups, "40,40");
+        {
+                struct vm_assignment as;
+
+                ASSERT_EQ(vm_assignment_parse(&got, &as), 0);
+                ASSERT_EQ(as.n, 2);
+                ASSERT_STREQ(as.addresses[1], "0000:3b:00.1");
+                ASSERT_EQ(as.groups[1], 40);
+                ASSERT_TRUE(vm_assignment_group_first(&as, 0) && !vm_assignment_group_first(&as, 1));
+                vm_assignment_done(&as);
+        }
+        ASSERT_TRUE(vmstore_has_uuid(db, a.uuid) && !vmstore_has_uuid(db, "7c9e6679-7425-40de-944b-e07fc1f90ae7"));
         vm_record_done(&got);
         ASSERT_EQ(vmstore_foreach(db, count, &n), 0);
         ASSERT_EQ(n, 1);
@@ -99,7 +114,7 @@ static void hear(const struct vm_record *old, const struct vm_record *new, void 
         snprintf(h->old_host, sizeof(h->old_host), "%s", old ? old->host : "");
         snprintf(h->new_host, sizeof(h->new_host), "%s", new ? new->host : "");
         snprintf(h->uuid, sizeof(h->uuid), "%s", (new ?: old)->uuid);
-        h->new_on = new && new->on;
+        h->new_on = new && new->power == VM_POWER_ON;
 }
 
 /* The hook hears every committed write with the record before and after, and nothing that failed. */
@@ -122,7 +137,7 @@ static void test_hook(void) {
         ASSERT_EQ(h.calls, 1); /* refused: not heard */
         ASSERT_EQ(vmstore_update(db, &ghost), -ENOENT);
         ASSERT_EQ(h.calls, 1);
-        a.on = true;
+        a.power = VM_POWER_ON;
         a.host = (char *) "node-1";
         ASSERT_EQ(vmstore_update(db, &a), 0);
         ASSERT_EQ(h.calls, 2);

@@ -67,11 +67,24 @@ int vm_object_find(sd_bus *bus, const char *path, const char *interface, void *u
                    sd_bus_error *error);
 int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);
 /* InterfacesAdded (old NULL), InterfacesRemoved (new NULL) or PropertiesChanged for what differs. */
-void vm_object_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+
+/* vm-signals.c: a Vm's PropertiesChanged is held back while a reconcile of the VM is queued or runs and
+ * then carries the difference between before and after in one signal (a PowerOn: Power, Host and Gpus
+ * together, not its intermediate "starting"); other changes go out from the event loop's next idle turn,
+ * all writes of one call in one signal. InterfacesAdded/Removed go at once. */
+struct vm_signals;
+int vm_signals_new(struct clusterd *c, struct vm_signals **ret);
+struct vm_signals *vm_signals_free(struct vm_signals *s);
+void vm_signals_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
+/* The VM's reconcile is over: what it changed is announced now. */
+void vm_signals_flush(struct clusterd *c, const char *uuid);
 /* RuntimeState changed on host: for the VM uuid if it is on that host, or (uuid NULL) every VM there. */
 void vm_objects_runtime_changed(struct clusterd *c, const char *host, const char *uuid);
 
 /* cluster-objects.c */
+/* A registry write (the hook): the Vm object's signals and the Host objects' reservations. */
+void cluster_objects_vm_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
 /* Registers both object kinds on c->bus (after the ObjectManager) and hooks the registry. */
 int cluster_objects_bus_setup(struct clusterd *c);
 void cluster_objects_done(struct clusterd *c);

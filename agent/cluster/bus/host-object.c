@@ -48,10 +48,6 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
                 ret->free_gpus += cluster_gpu_is_free_on(l, k);
 }
 
-static bool streq_ptr(const char *a, const char *b) {
-        return strcmp(a ?: "", b ?: "") == 0;
-}
-
 void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         struct host_view *v = host_view_find(c, l->name);
         struct host_values now;
@@ -62,9 +58,9 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         if (!v)
                 return;
         host_values_compute(v, &now);
-        if (!streq_ptr(now.state, v->shown.state))
+        if (!streq_ptr(strempty(now.state), strempty(v->shown.state)))
                 names[n++] = "State";
-        if (!streq_ptr(now.unreachable_reason, v->shown.unreachable_reason))
+        if (!streq_ptr(strempty(now.unreachable_reason), strempty(v->shown.unreachable_reason)))
                 names[n++] = "UnreachableReason";
         if (now.cpus != v->shown.cpus)
                 names[n++] = "CpuCount";
@@ -94,7 +90,7 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
 static void reserve(struct clusterd *c, const struct vm_record *vm, int sign) {
         struct host_view *v;
 
-        if (!vm || !vm->on)
+        if (!vm || vm->power == VM_POWER_OFF)
                 return;
         v = host_view_find(c, vm->host);
         if (!v)
@@ -108,8 +104,8 @@ void host_views_vm_changed(struct clusterd *c, const struct vm_record *old, cons
 
         reserve(c, old, -1);
         reserve(c, new, +1);
-        a = old && old->on ? host_view_find(c, old->host) : NULL;
-        b = new && new->on ? host_view_find(c, new->host) : NULL;
+        a = old && old->power != VM_POWER_OFF ? host_view_find(c, old->host) : NULL;
+        b = new && new->power != VM_POWER_OFF ? host_view_find(c, new->host) : NULL;
         if (a)
                 host_view_refresh(c, a->link);
         if (b && b != a)

@@ -13,6 +13,7 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
+#include "lifecycle/reconcile.h"
 #include "log.h"
 #include "macro.h"
 #include "strv.h"
@@ -62,13 +63,14 @@ static int method_delete_vm(sd_bus_message *call, void *userdata, sd_bus_error *
         r = clusterd_vm_from_call(c, call, true, &v, error);
         if (r < 0)
                 return r;
-        if (v.on)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF, "VM %s is on (on host %s); power it off first",
-                                         v.name, v.host);
-        /* Its claims are being taken: deleting it now would leave them held by a VM nobody knows. */
-        if (strv_contains(c->powering_on, v.uuid))
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered on; power it off first",
-                                         v.name);
+        /* Its claims are being taken or released: deleting it now would leave them held by a VM nobody
+         * knows (and foreign to this aggregator). */
+        if (reconcile_busy(c->reconciler, v.uuid))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered %s; power it off first",
+                                         v.name, v.desired_on ? "on" : "off");
+        if (v.power != VM_POWER_OFF)
+                return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF, "VM %s is %s (on host %s); power it off first",
+                                         v.name, vm_power_to_string(v.power), v.host);
         r = vmstore_delete(c->db, v.uuid);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Writing the VM registry failed: %m");
@@ -96,13 +98,14 @@ static int method_set_vm_gpus(sd_bus_message *call, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
         /* Pass-through: no GPU hot plug, the GPU configuration changes only while the VM is off. */
-        if (v.on)
+        if (reconcile_busy(c->reconciler, v.uuid))
+                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
+                                         "VM %s is being powered %s: its GPUs are being %s", v.name,
+                                         v.desired_on ? "on" : "off", v.desired_on ? "claimed" : "released");
+        if (v.power != VM_POWER_OFF)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF,
                                          "VM %s is on: GPUs cannot be added or removed while it runs (no GPU hot "
                                          "plug with pass-through); power it off first", v.name);
-        if (strv_contains(c->powering_on, v.uuid))
-                return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
-                                         "VM %s is being powered on: its GPUs are being claimed", v.name);
         why = mfree(why);
         r = clusterd_check_requests(c, requests, &why);
         if (r == -ENOENT)
@@ -124,7 +127,7 @@ static int method_set_vm_gpus(sd_bus_message *call, void *userdata, sd_bus_error
 
 static int append_vm(const struct vm_record *v, void *userdata) {
         return sd_bus_message_append(userdata, "(ssutsssss)", v->uuid, v->name, v->vcpus, v->memory_mib, v->gpus,
-                                     v->affinity, v->on ? "on" : "off", v->host, v->flags);
+                                     v->affinity, vm_power_to_string(v->power), v->host, v->flags);
 }
 
 static int method_list_vms(sd_bus_message *call, void *userdata, sd_bus_error *error) {

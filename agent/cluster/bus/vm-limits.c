@@ -68,7 +68,7 @@ static int method_get_console(sd_bus_message *call, void *userdata, sd_bus_error
                 return refuse_with_gpu(&v, "The console", "a VM with passed-through GPUs has no console (its display "
                                        "is the GPU); remove its GPUs to get the console back", error);
         /* A VM without GPUs: the console is the VM runtime's; name where to find it. */
-        return sd_bus_reply_method_return(call, "s", v.on ? v.host : "");
+        return sd_bus_reply_method_return(call, "s", v.power == VM_POWER_ON ? v.host : "");
 }
 
 static int method_set_vm_resources(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -92,11 +92,11 @@ static int method_set_vm_resources(sd_bus_message *call, void *userdata, sd_bus_
         r = clusterd_lookup_vm(c, vm, &v, error);
         if (r < 0)
                 return r;
-        if (v.on && vm_has_gpus(&v) && memory != v.memory_mib)
+        if (v.power != VM_POWER_OFF && vm_has_gpus(&v) && memory != v.memory_mib)
                 return refuse_with_gpu(&v, "Memory hot add",
                                        "the GPU maps all guest memory for DMA at power-on; change it while the VM is off",
                                        error);
-        if (v.on && vcpus != v.vcpus)
+        if (v.power != VM_POWER_OFF && vcpus != v.vcpus)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF, "VM %s is on: change its vCPUs while it is off",
                                          v.name);
         v.vcpus = vcpus;

@@ -29,7 +29,7 @@ static int property_get_power(sd_bus *bus, const char *path, const char *interfa
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct vm_record *v = userdata;
 
-        return sd_bus_message_append(reply, "s", v->on ? "on" : "off");
+        return sd_bus_message_append(reply, "s", vm_power_to_string(v->power));
 }
 
 /* The registry keeps lists comma-separated; on the bus they are arrays. */
@@ -129,11 +129,25 @@ static int add_node(const struct vm_record *v, void *userdata) {
         return strv_consume(userdata, TAKE_PTR(path));
 }
 
+/* Whether the VM objects lie under path (path is "/", the prefix, or one of its ancestors). */
+static bool path_above_vms(const char *path) {
+        size_t n = strlen(path);
+
+        return strcmp(path, "/") == 0 || (strncmp(GPUPASS_CLUSTER_VM_PREFIX, path, n) == 0 &&
+                                          (GPUPASS_CLUSTER_VM_PREFIX[n] == '/' || GPUPASS_CLUSTER_VM_PREFIX[n] == '\0'));
+}
+
 int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error) {
         struct clusterd *c = userdata;
         _cleanup_strv_free_ char **nodes = NULL;
         int r;
 
+        /* sd-bus asks for the children of the path being introspected: a VM's object has none. Without
+         * this, each VM's Introspect (busctl tree) read the whole registry: quadratic in VMs. */
+        if (!path_above_vms(path)) {
+                *ret_nodes = NULL;
+                return 0;
+        }
         r = vmstore_foreach(c->db, add_node, &nodes);
         if (r < 0)
                 return r;
@@ -141,11 +155,7 @@ int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***re
         return 0;
 }
 
-static bool streq(const char *a, const char *b) {
-        return strcmp(a ?: "", b ?: "") == 0;
-}
-
-void vm_object_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new) {
+void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struct vm_record *new) {
         _cleanup_free_ char *path = NULL;
         const char *names[13];
         size_t n = 0;
@@ -164,19 +174,19 @@ void vm_object_changed(struct clusterd *c, const struct vm_record *old, const st
                 names[n++] = "Vcpus";
         if (old->memory_mib != new->memory_mib)
                 names[n++] = "MemoryMiB";
-        if (!streq(old->gpus, new->gpus))
+        if (!streq_ptr(strempty(old->gpus), strempty(new->gpus)))
                 names[n++] = "GpuRequests";
-        if (!streq(old->affinity, new->affinity))
+        if (!streq_ptr(strempty(old->affinity), strempty(new->affinity)))
                 names[n++] = "Affinity";
-        if (old->on != new->on)
+        if (old->power != new->power)
                 names[n++] = "Power";
-        if (!streq(old->host, new->host))
+        if (!streq_ptr(strempty(old->host), strempty(new->host)))
                 names[n++] = "Host";
-        if (!streq(vm_runtime_state(c, old), vm_runtime_state(c, new)))
+        if (!streq_ptr(vm_runtime_state(c, old), vm_runtime_state(c, new)))
                 names[n++] = "RuntimeState"; /* another host's runtime: the domain looked at changed */
-        if (!streq(old->held, new->held))
+        if (!streq_ptr(strempty(old->held), strempty(new->held)))
                 names[n++] = "Gpus";
-        if (!streq(old->flags, new->flags))
+        if (!streq_ptr(strempty(old->flags), strempty(new->flags)))
                 names[n++] = "Flags";
         if (needs_reconfiguration(old) != needs_reconfiguration(new))
                 names[n++] = "NeedsReconfiguration";

@@ -1,171 +1,137 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A host is back (it was unreachable, or the aggregator has not seen it since it started): the registry is
- * matched against what its agent holds. The agent keeps claims across its own restart, so a VM recorded on
- * there whose claims the agent still holds is running there and nothing changes. A VM whose claims are gone
- * (the host rebooted and lost its state, or the claims were released while the aggregator could not see
- * it) is no longer running: what the agent still holds of it is released, it is recorded off with
- * "restart:HOST" and powered on again on that host. VMs flagged "restart:HOST" (off for a maintenance, or an
- * automatic power-on that failed earlier) are powered on again too. Not while the host is in maintenance
- * (ExitHostMaintenance does it then), and never a VM flagged "reconfigure" (a reflash): it stays off.
+ * What the agents report, as reasons to reconcile. A host up (back after being unreachable, or first seen
+ * since the aggregator started): the VMs assigned there are looked at against what its agent holds (the
+ * agent keeps claims across its own restart: a VM whose claims are all there runs there and nothing
+ * changes; one whose claims are gone is claimed again there), claims there of this registry's VMs that
+ * are not assigned there are released, and the VMs waiting for the host ("restart:HOST": off for its
+ * maintenance, or an automatic power-on that failed) are wanted on again, unless it is in maintenance
+ * (ExitHostMaintenance does it then). Claims of VMs this registry does not know are never touched:
+ * another aggregator or a host-local hook may own them (the Host object shows them as foreign).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "clusterd.h"
-#include "gpupass/bus-names.h"
-#include "lifecycle/vm-runtime.h"
+#include "lifecycle/lifecycle.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
-#include "strv.h"
 #include "registry/vmstore.h"
+#include "strv.h"
 
 struct host_vms {
-        const char *host;
-        char **recorded_on;  /* on there, with GPUs */
-        char **to_restart;   /* off, flagged restart:HOST */
+        struct hostlink *link;
+        char **assigned;  /* holding or being given GPUs there */
+        char **parked;    /* off, waiting for the host */
 };
 
 static int collect(const struct vm_record *v, void *userdata) {
         struct host_vms *k = userdata;
-        _cleanup_free_ char *restart = vm_flag_get(v->flags, "restart");
+        _cleanup_free_ char *restart = vm_flag_get(v->flags, "restart"),
+                            *reconfigure = vm_flag_get(v->flags, "reconfigure");
 
-        if (v->on && strcmp(v->host, k->host) == 0 && v->held[0])
-                return strv_extend(&k->recorded_on, v->uuid);
-        if (!v->on && restart && strcmp(restart, k->host) == 0)
-                return strv_extend(&k->to_restart, v->uuid);
+        if (v->power != VM_POWER_OFF && strcmp(v->host, k->link->name) == 0) {
+                if (v->power == VM_POWER_ON && v->held[0] && reconcile_holds_all(k->link, v))
+                        log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s still holds its GPUs on host %s: it runs "
+                                   "there", v->name, v->host);
+                return strv_extend(&k->assigned, v->uuid);
+        }
+        if (!v->desired_on && v->power == VM_POWER_OFF && restart && strcmp(restart, k->link->name) == 0 &&
+            !reconfigure)
+                return strv_extend(&k->parked, v->uuid);
         return 0;
 }
 
-static bool agent_holds(struct hostlink *l, const char *address, const char *uuid) {
-        struct cluster_gpu *g = hostlink_find_gpu(l, address);
+/* The owners of the host's claims that this registry knows. */
+static int add_claim_owners(struct clusterd *c, struct hostlink *l, char ***uuids) {
+        for (size_t i = 0; i < l->n_gpus; i++) {
+                const char *owner = l->gpus[i]->owner;
 
-        return g && g->owner && strcasecmp(g->owner, uuid) == 0;
-}
-
-/* A VM that stopped running on l: what the agent still holds of it is released, then it is recorded off and
- * (unless flagged or in maintenance) powered on again there. */
-struct lost_vm {
-        struct clusterd *c;
-        struct hostlink *link;
-        char uuid[37];
-        size_t pending;
-};
-
-static void lost_vm_restart(struct lost_vm *p) {
-        _cleanup_(vm_record_done) struct vm_record v = {};
-        _cleanup_free_ char *model = NULL;
-        int r;
-
-        r = vmstore_get(p->c->db, p->uuid, &v);
-        if (r < 0 || !v.on || strcmp(v.host, p->link->name) != 0)
-                goto done; /* deleted, or moved on meanwhile */
-        model = vm_flag_get(v.flags, "reconfigure");
-        v.on = false;
-        /* Flagged after a reflash: never powered on automatically, so no restart flag either. */
-        if (!model && vm_flag_set(&v.flags, "restart", p->link->name) < 0)
-                goto done;
-        r = vmstore_update(p->c->db, &v);
-        if (r < 0) {
-                log_error_errno(r, "Cannot record VM %s off after host %s lost its claims: %m", v.name,
-                                p->link->name);
-                goto done;
+                if (!owner || !owner[0] || strv_contains(*uuids, owner) || !vmstore_has_uuid(c->db, owner))
+                        continue;
+                if (strv_extend(uuids, owner) < 0)
+                        return -ENOMEM;
         }
-        if (model)
-                log_notice("VM %s no longer runs on host %s (its claims are gone); it stays off: it needs its GPU "
-                           "configuration redone (%s)", v.name, p->link->name, model);
-        else if (p->link->maintenance)
-                log_notice("VM %s no longer runs on host %s (its claims are gone); powered on again when its "
-                           "maintenance ends", v.name, p->link->name);
-        else {
-                log_notice("VM %s no longer runs on host %s (its claims are gone); powering it on again there",
-                           v.name, p->link->name);
-                r = clusterd_power_on_vm(p->c, v.uuid, p->link);
-                if (r < 0 && r != -EALREADY)
-                        log_warning_errno(r, "Automatic power-on of VM %s failed: %m", v.name);
-        }
-done:
-        clusterd_job_end(p->c);
-        free(p);
-}
-
-static int on_release_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        struct lost_vm *p = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
-
-        if (e && !sd_bus_error_has_name(e, GPUPASS_ERROR_NOT_OWNER))
-                log_warning("Releasing a leftover claim of VM %s on host %s failed: %s", p->uuid, p->link->name,
-                            e->message ?: e->name);
-        if (--p->pending == 0)
-                lost_vm_restart(p);
         return 0;
 }
 
-static void check_recorded_on(struct clusterd *c, struct hostlink *l, const char *uuid) {
-        _cleanup_(vm_record_done) struct vm_record v = {};
-        _cleanup_strv_free_ char **held = NULL;
-        struct lost_vm *p;
-        bool all = true;
+void lifecycle_host_up(struct clusterd *c, struct hostlink *l) {
+        struct host_vms k = { .link = l };
 
-        if (vmstore_get(c->db, uuid, &v) < 0)
-                return;
-        {
-                _cleanup_free_ char *copy = strdup(v.held);
-                char *save = NULL;
-
-                for (char *a = copy ? strtok_r(copy, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save))
-                        if (strv_extend(&held, a) < 0)
-                                return;
-                if (!held)
-                        return;
-        }
-        for (char **a = held; *a; a++)
-                all = all && agent_holds(l, *a, v.uuid);
-        if (all) {
-                log_info("VM %s still holds its GPUs on host %s: it runs there", v.name, l->name);
-                return;
-        }
-        p = calloc(1, sizeof(*p));
-        if (!p)
-                return;
-        *p = (struct lost_vm) { .c = c, .link = l };
-        clusterd_job_begin(c); /* p holds l until its releases answer: a reload waits for that */
-        memcpy(p->uuid, v.uuid, sizeof(p->uuid));
-        for (char **a = held; *a; a++) {
-                struct cluster_gpu *g = hostlink_find_gpu(l, *a);
-
-                if (agent_holds(l, *a, v.uuid) && l->bus &&
-                    sd_bus_call_method_async(l->bus, NULL, GPUPASS_AGENT_BUS_NAME, g->path, GPUPASS_AGENT_GPU_IFACE,
-                                             "Release", on_release_reply, p, "s", v.uuid) >= 0)
-                        p->pending++;
-        }
-        if (p->pending == 0)
-                lost_vm_restart(p);
-}
-
-void clusterd_host_returned(struct clusterd *c, struct hostlink *l) {
-        struct host_vms k = { .host = l->name };
-
-        if (vmstore_foreach(c->db, collect, &k) < 0) {
+        if (vmstore_foreach(c->db, collect, &k) < 0 || add_claim_owners(c, l, &k.assigned) < 0) {
                 log_error("Cannot read the VM registry for host %s coming back", l->name);
                 goto done;
         }
-        for (char **u = k.recorded_on; u && *u; u++)
-                check_recorded_on(c, l, *u);
-        if (!l->maintenance)
-                for (char **u = k.to_restart; u && *u; u++) {
-                        int r = clusterd_power_on_vm(c, *u, l);
+        for (char **u = k.assigned; u && *u; u++)
+                (void) reconcile_vm(c->reconciler, *u, NULL, NULL);
+        if (l->maintenance)
+                goto done;
+        for (char **u = k.parked; u && *u; u++) {
+                _cleanup_(vm_record_done) struct vm_record v = {};
 
-                        if (r < 0 && r != -EALREADY)
-                                log_warning_errno(r, "Automatic power-on of VM %s on host %s failed: %m", *u, l->name);
-                }
+                if (vmstore_get_by_uuid(c->db, *u, &v) < 0)
+                        continue;
+                log_struct(LOG_NOTICE, NULL, v.uuid, l->name, "VM %s waits for host %s: powering it on again there",
+                           v.name, l->name);
+                v.desired_on = true;
+                if (vmstore_update(c->db, &v) >= 0)
+                        (void) reconcile_vm(c->reconciler, v.uuid, NULL, NULL);
+        }
 done:
-        strv_free(k.recorded_on);
-        strv_free(k.to_restart);
-        /* The agent's side is known now: its VMs' domains are adopted, or started again (vm-runtime.h). */
-        if (vm_runtime_link(c, l->name))
-                vm_runtime_link_changed(c, vm_runtime_link(c, l->name));
+        strv_free(k.assigned);
+        strv_free(k.parked);
+}
+
+/* Whether the VM's record expects it to hold g's group on l. */
+static bool expects(const struct vm_record *v, struct hostlink *l, const struct cluster_gpu *g) {
+        struct vm_assignment a;
+        bool found = false;
+
+        if (v->power == VM_POWER_OFF || strcmp(v->host, l->name) != 0 || vm_assignment_parse(v, &a) < 0)
+                return false;
+        for (size_t i = 0; i < a.n && !found; i++)
+                found = g->iommu_group >= 0 ? a.groups[i] == g->iommu_group : strcmp(a.addresses[i], g->address) == 0;
+        vm_assignment_done(&a);
+        return found;
+}
+
+void lifecycle_owner_changed(struct clusterd *c, struct hostlink *l, const struct cluster_gpu *g,
+                             const char *old_owner) {
+        const char *owners[] = { g->owner, old_owner };
+
+        /* A VM being reconciled looks again after its own calls: only the others' changes are news. A new
+         * claim the record does not expect is a stray; a claim gone that the record expects is lost. */
+        for (size_t i = 0; i < ELEMENTSOF(owners); i++) {
+                _cleanup_(vm_record_done) struct vm_record v = {};
+                bool news;
+
+                if (!owners[i] || !owners[i][0] || reconcile_busy(c->reconciler, owners[i]) ||
+                    vmstore_get_by_uuid(c->db, owners[i], &v) < 0)
+                        continue;
+                news = i == 0 ? !expects(&v, l, g) : expects(&v, l, g) && v.power == VM_POWER_ON;
+                if (news)
+                        (void) reconcile_vm(c->reconciler, v.uuid, NULL, NULL);
+        }
+}
+
+static int collect_unfinished(const struct vm_record *v, void *userdata) {
+        bool done = v->desired_on ? v->power == VM_POWER_ON : v->power == VM_POWER_OFF;
+
+        return done ? 0 : strv_extend(userdata, v->uuid);
+}
+
+void lifecycle_startup(struct clusterd *c) {
+        _cleanup_strv_free_ char **uuids = NULL;
+
+        if (vmstore_foreach(c->db, collect_unfinished, &uuids) < 0) {
+                log_error("Cannot read the VM registry at start-up");
+                return;
+        }
+        if (uuids)
+                log_info("%zu VMs are not where they are wanted (an interrupted call): reconciling them",
+                         strv_length(uuids));
+        for (char **u = uuids; u && *u; u++)
+                (void) reconcile_vm(c->reconciler, *u, NULL, NULL);
 }

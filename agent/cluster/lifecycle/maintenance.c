@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Host maintenance (an upgrade: live migration is not possible with pass-through) and reflash.
- * EnterHostMaintenance powers off the host's GPU VMs, remembers them ("restart:HOST") and sets the agent's
- * maintenance flag; ExitHostMaintenance clears it and powers them on again on the same host. A GPU whose
- * identity changed (reflash) flags every VM that asks for the old model or held that GPU
- * ("reconfigure:NEW"): such a VM does not power on, also not automatically, until its GPUs are set again.
+ * Host maintenance (an upgrade: live migration is not possible with pass-through) and reflash, as desired
+ * state. EnterHostMaintenance wants the host's GPU VMs off, flagged "restart:HOST", and sets the agent's
+ * maintenance flag once every one of them is off; ExitHostMaintenance clears the flag and wants them on
+ * again there, as one batch (each placement sees the reservations of the ones before it). A GPU whose
+ * identity changed (reflash) flags every VM that asks for the old model on that host or held that GPU
+ * ("reconfigure:NEW"), wanted off until its GPUs are set again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,274 +13,211 @@
 #include <string.h>
 
 #include "clusterd.h"
-#include "gpupass/bus-names.h"
+#include "lifecycle/lifecycle.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
-#include "strv.h"
+#include "registry/vm-spec.h"
 #include "registry/vmstore.h"
+#include "strv.h"
 
 struct collect {
         const char *host;
         const char *model;   /* reflash: the old model */
         const char *address; /* reflash: the GPU's address on host */
         char **uuids;
-        bool want_on_with_gpus;
-        bool want_restart;
+        bool want_running_with_gpus;
+        bool want_parked;
 };
 
-static bool request_names_model(const char *gpus, const char *model) {
-        _cleanup_free_ char *copy = strdup(gpus);
-        char *save = NULL;
+static bool held_names(const struct vm_record *v, const char *address) {
+        struct vm_assignment a;
+        bool found = false;
 
-        for (char *req = copy ? strtok_r(copy, ";", &save) : NULL; req; req = strtok_r(NULL, ";", &save)) {
-                char *colon = strchr(req, ':'), *save2 = NULL;
-
-                if (req[0] == '=' || !colon)
-                        continue;
-                for (char *m = strtok_r(colon + 1, "|", &save2); m; m = strtok_r(NULL, "|", &save2))
-                        if (strcmp(m, model) == 0)
-                                return true;
-        }
-        return false;
+        if (vm_assignment_parse(v, &a) < 0)
+                return false;
+        for (size_t i = 0; i < a.n && !found; i++)
+                found = gpu_address_matches(address, a.addresses[i]);
+        vm_assignment_done(&a);
+        return found;
 }
 
-static bool held_names(const char *held, const char *address) {
-        size_t n = strlen(address);
+/* The VMs whose GPU configuration refers to that GPU: it held it last (host and held stay as the last
+ * placement when a VM is off), asks for it by address, or is pinned to that host and asks for the old
+ * model. A VM that asks for the model anywhere is not affected: other hosts still have it. */
+static bool refers_to_gpu(const struct vm_record *v, const struct collect *k) {
+        _cleanup_free_ char *specific = NULL;
 
-        for (const char *p = held; p && *p;) {
-                if (strncmp(p, address, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+        if (strcmp(v->host, k->host) == 0 && held_names(v, k->address))
+                return true;
+        if (strcmp(v->affinity, k->host) == 0 && gpu_requests_name_model(v->gpus, k->model))
+                return true;
+        if (asprintf(&specific, "=%s/", k->host) < 0)
+                return false;
+        for (const char *p = strstr(v->gpus, specific); p; p = strstr(p + 1, specific))
+                if (gpu_address_matches(k->address, p + strlen(specific)) ||
+                    strncmp(p + strlen(specific), k->address, strlen(k->address)) == 0)
                         return true;
-                p = strchr(p, ',');
-                p = p ? p + 1 : NULL;
-        }
         return false;
 }
 
 static int collect_vm(const struct vm_record *v, void *userdata) {
         struct collect *k = userdata;
-        _cleanup_free_ char *restart = vm_flag_get(v->flags, "restart");
+        _cleanup_free_ char *restart = vm_flag_get(v->flags, "restart"),
+                            *reconfigure = vm_flag_get(v->flags, "reconfigure");
         bool match;
 
-        if (k->want_on_with_gpus)
-                match = v->on && strcmp(v->host, k->host) == 0 && v->gpus[0];
-        else if (k->want_restart)
-                match = !v->on && restart && strcmp(restart, k->host) == 0;
-        else {
-                /* The VMs whose GPU configuration refers to that GPU: it held it last (host and held stay as
-                 * the last placement when a VM is off), asks for it by address, or is pinned to that host
-                 * and asks for the old model. A VM that asks for the model anywhere is not affected: other
-                 * hosts still have it. */
-                _cleanup_free_ char *specific = NULL;
-                bool held_it = strcmp(v->host, k->host) == 0 && held_names(v->held, k->address);
-                bool pinned = strcmp(v->affinity, k->host) == 0 && request_names_model(v->gpus, k->model);
-
-                if (asprintf(&specific, "=%s/%s", k->host, k->address) < 0)
-                        return -ENOMEM;
-                match = held_it || pinned || strstr(v->gpus, specific) != NULL;
-        }
+        if (k->want_running_with_gpus)
+                match = v->power != VM_POWER_OFF && strcmp(v->host, k->host) == 0 && v->gpus[0];
+        else if (k->want_parked)
+                match = !v->desired_on && v->power == VM_POWER_OFF && restart && strcmp(restart, k->host) == 0 &&
+                        !reconfigure;
+        else
+                match = refers_to_gpu(v, k);
         return match ? strv_extend(&k->uuids, v->uuid) : 0;
 }
 
-void clusterd_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
-                           const char *new_model) {
+/* Sets the desired power (and a flag) of each VM and adds it to the batch. */
+static void want_all(struct clusterd *c, char **uuids, bool on, const char *flag, const char *value,
+                     struct reconcile_batch *b) {
+        for (char **u = uuids; u && *u; u++) {
+                _cleanup_(vm_record_done) struct vm_record v = {};
+
+                if (vmstore_get_by_uuid(c->db, *u, &v) < 0)
+                        continue;
+                v.desired_on = on;
+                if ((flag && vm_flag_set(&v.flags, flag, value) < 0) || vmstore_update(c->db, &v) < 0) {
+                        log_error("VM %s: cannot record it wanted %s", v.name, on ? "on" : "off");
+                        continue;
+                }
+                if (b && reconcile_batch_add(b, v.uuid) < 0)
+                        log_error("VM %s: cannot reconcile it", v.name);
+                else if (!b)
+                        (void) reconcile_vm(c->reconciler, v.uuid, NULL, NULL);
+        }
+}
+
+void lifecycle_flag_reflash(struct clusterd *c, struct hostlink *l, const char *address, const char *old_model,
+                            const char *new_model) {
         struct collect k = { .host = l->name, .model = old_model, .address = address };
 
         if (vmstore_foreach(c->db, collect_vm, &k) < 0)
                 return;
+        for (char **u = k.uuids; u && *u; u++)
+                log_struct(LOG_NOTICE, address, *u, l->name, "VM %s needs its GPU configuration redone: %s on %s is "
+                           "now %s (was %s)", *u, address, l->name, new_model, old_model);
+        /* Flagged, never restarted automatically: the restart flag goes. */
+        want_all(c, k.uuids, false, "restart", NULL, NULL);
         for (char **u = k.uuids; u && *u; u++) {
-                struct vm_record v = {};
+                _cleanup_(vm_record_done) struct vm_record v = {};
 
-                if (vmstore_get(c->db, *u, &v) >= 0 && vm_flag_set(&v.flags, "reconfigure", new_model) >= 0 &&
-                    vmstore_update(c->db, &v) >= 0)
-                        log_struct(LOG_NOTICE, address, v.uuid, l->name,
-                                   "VM %s needs its GPU configuration redone: %s on %s is now %s (was %s)", v.name,
-                                   address, l->name, new_model, old_model);
-                vm_record_done(&v);
+                if (vmstore_get_by_uuid(c->db, *u, &v) >= 0 && vm_flag_set(&v.flags, "reconfigure", new_model) >= 0)
+                        (void) vmstore_update(c->db, &v);
         }
         strv_free(k.uuids);
 }
 
 struct maintenance_call {
         struct clusterd *c;
-        sd_bus_message *call;
         struct hostlink *link;
-        char **vms;          /* enter: the VMs powered off; exit: the VMs to power on */
-        char **refused;      /* enter: "NAME: reason" of the VMs whose release the agent refused */
-        size_t pending;      /* enter: power-offs not answered yet */
         bool enter;
+        char **vms;
+        char **refused;
+        lifecycle_maintenance_done_t done;
+        void *userdata;
 };
 
-static void maintenance_call_free(struct maintenance_call *m) {
-        sd_bus_message_unref(m->call);
+static void maintenance_finish(struct maintenance_call *m, const sd_bus_error *error) {
+        m->done(m->c, error, m->vms, m->refused, m->userdata);
         strv_free(m->vms);
         strv_free(m->refused);
-        clusterd_job_end(m->c);
         free(m);
 }
 
-static int on_agent_maintenance(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+static void on_exit_batch(struct clusterd *c, struct reconcile_batch *b, void *userdata) {
+        maintenance_finish(userdata, NULL);
+}
+
+/* The agent said yes. Enter: done. Exit: the parked VMs are wanted on again, one batch. */
+static void on_agent_maintenance(struct hostlink *l, const sd_bus_error *e, void *userdata) {
         struct maintenance_call *m = userdata;
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        struct collect k = { .host = l->name, .want_parked = true };
+        struct reconcile_batch *b;
 
-        if (e)
-                (void) sd_bus_reply_method_errorf(m->call, e->name, "Host %s: %s", m->link->name, e->message ?: "");
-        else {
-                sd_bus_message *out = NULL;
-
-                log_struct(LOG_NOTICE, NULL, NULL, m->link->name, "Host %s %s maintenance", m->link->name, m->enter ? "entered" : "left");
-                /* The agent said yes: the view need not wait for its PropertiesChanged. */
-                m->link->maintenance = m->enter;
-                /* Back from maintenance: its VMs go on again, on this host (they answer nobody: logged). */
-                if (!m->enter)
-                        for (char **u = m->vms; u && *u; u++)
-                                (void) clusterd_power_on_vm(m->c, *u, m->link);
-                if (sd_bus_message_new_method_return(m->call, &out) >= 0 &&
-                    sd_bus_message_append_strv(out, m->vms) >= 0)
-                        (void) sd_bus_send(NULL, out, NULL);
-                sd_bus_message_unref(out);
+        if (e || m->enter) {
+                if (!e)
+                        log_struct(LOG_NOTICE, NULL, NULL, l->name, "Host %s entered maintenance", l->name);
+                maintenance_finish(m, e);
+                return;
         }
-        maintenance_call_free(m);
-        return 0;
+        log_struct(LOG_NOTICE, NULL, NULL, l->name, "Host %s left maintenance", l->name);
+        if (vmstore_foreach(m->c->db, collect_vm, &k) < 0 ||
+            reconcile_batch_new(m->c->reconciler, on_exit_batch, m, &b) < 0) {
+                strv_free(k.uuids);
+                maintenance_finish(m, NULL);
+                return;
+        }
+        m->vms = TAKE_PTR(k.uuids);
+        want_all(m->c, m->vms, true, NULL, NULL, b);
+        reconcile_batch_seal(b);
 }
 
 static void set_agent_maintenance(struct maintenance_call *m) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         int r;
 
-        if (!m->link->bus) {
-                (void) sd_bus_reply_method_errorf(m->call, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s went away",
-                                                  m->link->name);
-                maintenance_call_free(m);
-                return;
-        }
-        r = sd_bus_call_method_async(m->link->bus, NULL, GPUPASS_AGENT_BUS_NAME, GPUPASS_AGENT_MANAGER_PATH,
-                                     GPUPASS_AGENT_MANAGER_IFACE, "SetMaintenance", on_agent_maintenance, m, "b",
-                                     (int) m->enter);
+        r = hostlink_set_maintenance(m->link, m->enter, on_agent_maintenance, m);
         if (r < 0) {
-                (void) sd_bus_reply_method_errnof(m->call, -r, "Cannot ask host %s: %m", m->link->name);
-                maintenance_call_free(m);
+                (void) sd_bus_error_setf(&e, "org.gpupass.Error.HostUnreachable", "Host %s went away",
+                                         m->link->name);
+                maintenance_finish(m, &e);
         }
 }
 
-/* Every power-off answered: with a refusal, the host does not go into maintenance (an upgrade would stop a
- * VM that still runs); the others stay off, flagged to come back with ExitHostMaintenance. */
-static void enter_powered_off(struct maintenance_call *m) {
-        _cleanup_free_ char *refused = NULL, *off = NULL;
-        size_t len = 0;
-
-        if (!m->refused) {
-                set_agent_maintenance(m);
-                return;
-        }
-        for (char **r = m->refused; *r; r++)
-                len += strlen(*r) + 2;
-        refused = calloc(1, len + 1);
-        len = 0;
-        for (char **u = m->vms; u && *u; u++)
-                len += strlen(*u) + 2;
-        off = calloc(1, len + 1);
-        for (char **r = m->refused; refused && *r; r++) {
-                if (*refused)
-                        strcat(refused, "; ");
-                strcat(refused, *r);
-        }
-        for (char **u = m->vms; off && u && *u; u++) {
-                if (*off)
-                        strcat(off, ", ");
-                strcat(off, *u);
-        }
-        (void) sd_bus_reply_method_errorf(m->call, GPUPASS_ERROR_BUSY,
-                                          "Host %s does not go into maintenance: %s. Powered off (ExitHostMaintenance "
-                                          "powers them on again): %s", m->link->name, refused ?: "a release was refused",
-                                          off && *off ? off : "none");
-        maintenance_call_free(m);
-}
-
-static void on_vm_off(struct clusterd *c, const struct vm_record *vm, int r, const char *failure, void *userdata) {
+/* Every VM of the host reconciled off, or refused: with a refusal the host does not go into maintenance
+ * (an upgrade would stop a VM that still runs); the others stay off, flagged to come back. */
+static void on_enter_batch(struct clusterd *c, struct reconcile_batch *b, void *userdata) {
         struct maintenance_call *m = userdata;
-        _cleanup_free_ char *why = NULL;
+        char **off = reconcile_batch_ended(b, false), **powered_off = NULL;
 
-        if (failure || r < 0) {
-                if (asprintf(&why, "VM %s stays on: %s", vm->name, failure ?: strerror(-r)) < 0 ||
-                    strv_consume(&m->refused, TAKE_PTR(why)) < 0)
-                        (void) strv_extend(&m->refused, vm->name);
-        } else
-                (void) strv_extend(&m->vms, vm->uuid);
-        if (--m->pending == 0)
-                enter_powered_off(m);
+        for (char **u = m->vms; u && *u; u++)
+                if (strv_contains(off, *u))
+                        (void) strv_extend(&powered_off, *u);
+        strv_free(m->vms);
+        m->vms = powered_off;
+        for (char **f = reconcile_batch_failures(b); f && *f; f++)
+                (void) strv_extend(&m->refused, *f);
+        if (m->refused)
+                maintenance_finish(m, NULL);
+        else
+                set_agent_maintenance(m);
 }
 
-static int maintenance(sd_bus_message *call, struct clusterd *c, bool enter, sd_bus_error *error) {
+int lifecycle_maintenance(struct clusterd *c, struct hostlink *l, bool enter, lifecycle_maintenance_done_t done,
+                          void *userdata) {
+        struct collect k = { .host = l->name, .want_running_with_gpus = true };
         struct maintenance_call *m;
-        struct collect k = { .want_on_with_gpus = enter, .want_restart = !enter };
-        struct hostlink *l = NULL;
-        const char *host;
+        struct reconcile_batch *b;
         int r;
-
-        r = clusterd_check_admin(c, call, error);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(call, "s", &host);
-        if (r < 0)
-                return r;
-        l = clusterd_find_host(c, host, NULL);
-        if (!l)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_NOT_FOUND, "Host %s is not in the cluster", host);
-        if (l->state != LINK_UP || !l->bus)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s is unreachable", host);
-        k.host = l->name;
-        r = vmstore_foreach(c->db, collect_vm, &k);
-        if (r < 0)
-                return sd_bus_error_set_errnof(error, -r, "Reading the VM registry failed: %m");
 
         m = calloc(1, sizeof(*m));
-        if (!m) {
-                strv_free(k.uuids);
+        if (!m)
                 return -ENOMEM;
-        }
-        *m = (struct maintenance_call) { .c = c, .call = sd_bus_message_ref(call), .link = l, .enter = enter };
-        clusterd_job_begin(c);
+        *m = (struct maintenance_call) { .c = c, .link = l, .enter = enter, .done = done, .userdata = userdata };
         if (!enter) {
-                m->vms = k.uuids;
                 set_agent_maintenance(m);
-                return 1;
+                return 0;
         }
-        /* Its GPU VMs go off first, remembered to come back on this host; the answer waits for every
-         * release. pending counts one extra until all are sent, so that no early answer finishes m. */
-        m->pending = 1;
-        for (char **u = k.uuids; u && *u; u++) {
-                _cleanup_(vm_record_done) struct vm_record v = {};
-
-                if (vmstore_get(c->db, *u, &v) < 0)
-                        continue;
-                m->pending++;
-                r = clusterd_power_off_vm(c, &v, l->name, on_vm_off, m);
-                if (r < 0) {
-                        m->pending--;
-                        log_warning_errno(r, "Powering off VM %s for the maintenance of %s failed: %m", v.name, host);
-                        if (strv_extend(&m->refused, v.name) < 0)
-                                break;
-                }
+        r = vmstore_foreach(c->db, collect_vm, &k);
+        if (r >= 0)
+                r = reconcile_batch_new(c->reconciler, on_enter_batch, m, &b);
+        if (r < 0) {
+                strv_free(k.uuids);
+                free(m);
+                return r;
         }
-        strv_free(k.uuids);
-        if (--m->pending == 0)
-                enter_powered_off(m);
-        return 1;
+        m->vms = TAKE_PTR(k.uuids);
+        want_all(c, m->vms, false, "restart", l->name, b);
+        reconcile_batch_seal(b);
+        return 0;
 }
-
-static int method_enter(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        return maintenance(call, userdata, true, error);
-}
-
-static int method_exit(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        return maintenance(call, userdata, false, error);
-}
-
-const sd_bus_vtable maintenance_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("EnterHostMaintenance", SD_BUS_ARGS("s", host), SD_BUS_RESULT("as", vms),
-                                method_enter, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_METHOD_WITH_ARGS("ExitHostMaintenance", SD_BUS_ARGS("s", host), SD_BUS_RESULT("as", vms),
-                                method_exit, SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_VTABLE_END,
-};

@@ -5,6 +5,7 @@
  * wants, libvirt says what runs.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "clusterd.h"
 #include "domain-xml.h"
+#include "lifecycle/reconcile-private.h"
 #include "lifecycle/vm-runtime.h"
 #include "link/hostlink.h"
 #include "link/libvirt-event.h"
@@ -20,7 +22,6 @@
 #include "macro.h"
 #include "registry/vm-template.h"
 #include "registry/vmstore.h"
-#include "strv.h"
 
 static struct host_config *config_host(struct clusterd *c, const char *name) {
         for (size_t i = 0; i < c->config.n_hosts; i++)
@@ -239,11 +240,8 @@ int vm_runtime_start(struct clusterd *c, const struct vm_record *v, vm_runtime_d
                 return 1;
         if (runtime_link_state(r) != RUNTIME_UP)
                 return not_connected(r, ret_message);
-        if (runtime_link_domain_state(r, v->uuid)) {
-                log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s: its domain runs on host %s already, adopted",
-                           v->name, v->host);
-                return 1;
-        }
+        if (runtime_link_domain_state(r, v->uuid))
+                return 1; /* running already: adopted */
         k = vm_runtime_domain_xml(c, v, NULL, &xml, ret_message);
         if (k < 0)
                 return k;
@@ -274,54 +272,111 @@ int vm_runtime_stop(struct clusterd *c, const struct vm_record *v, vm_runtime_do
         return k;
 }
 
-static void on_automatic_off(struct clusterd *c, const struct vm_record *vm, int r, const char *failure,
-                             void *userdata) {
-        if (failure || r < 0)
-                log_struct(LOG_WARNING, NULL, vm->uuid, vm->host, "VM %s: its domain stopped, but its GPUs could "
-                           "not be released: %s", vm->name, failure ?: strerror(-r));
+/* A domain call of a reconcile answered: its error (if any) kept for the next step. */
+static void on_task_call(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
+        struct reconcile_task *t = userdata;
+
+        if (r < 0 && !t->runtime_error && asprintf(&t->runtime_error, "%s", message ?: strerror(-r)) < 0)
+                t->runtime_error = NULL;
+        if (r < 0 && !t->runtime_error)
+                t->runtime_error = strdup("out of memory");
+        reconcile_task_call_done(t);
 }
 
-/* The VM's domain is not running and will not be: the VM is off, its claims released. */
-static void power_off_stopped(struct clusterd *c, const char *uuid) {
-        _cleanup_(vm_record_done) struct vm_record v = {};
-        int r;
+static enum vm_runtime_step runtime_failed(char **ret_message, const char *format, ...) _printf_(2, 3);
+static enum vm_runtime_step runtime_failed(char **ret_message, const char *format, ...) {
+        va_list ap;
 
-        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on)
-                return;
-        r = clusterd_power_off_vm(c, &v, NULL, on_automatic_off, NULL);
-        if (r < 0)
-                log_struct(LOG_WARNING, NULL, v.uuid, v.host, "VM %s: its domain stopped, its GPUs cannot be "
-                           "released now (%s); they are when its host is back", v.name, strerror(-r));
+        va_start(ap, format);
+        if (vasprintf(ret_message, format, ap) < 0)
+                *ret_message = NULL;
+        va_end(ap);
+        return VM_RUNTIME_FAILED;
 }
 
-static void on_restarted(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
-        if (r >= 0)
-                return;
-        log_struct(LOG_WARNING, NULL, uuid, NULL, "VM %s: its domain did not start again: %s; powering it off",
-                   uuid, message ?: strerror(-r));
-        power_off_stopped(c, uuid);
+enum vm_runtime_step vm_runtime_step_start(struct reconcile_task *t, const struct vm_record *v, char **ret_message) {
+        struct clusterd *c = reconcile_task_clusterd(t);
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        _cleanup_free_ char *error = TAKE_PTR(t->runtime_error), *message = NULL;
+        int k;
+
+        if (!r)
+                return VM_RUNTIME_READY;
+        if (error)
+                return runtime_failed(ret_message, "VM %s stays off: libvirt on host %s did not start its domain: %s",
+                                      v->name, v->host, error);
+        if (runtime_link_state(r) != RUNTIME_UP) {
+                t->domain_never_started = true; /* so the undo may release without libvirt's word */
+                (void) not_connected(r, &message);
+                return runtime_failed(ret_message, "VM %s stays off: %s", v->name, message ?: "libvirt is unreachable");
+        }
+        if (runtime_link_domain_state(r, v->uuid))
+                return VM_RUNTIME_READY; /* started by this reconcile, or found running: adopted */
+        if (t->domain_started)
+                return runtime_failed(ret_message, "VM %s stays off: its domain stopped right after its start on "
+                                      "host %s", v->name, v->host);
+        k = vm_runtime_start(c, v, on_task_call, t, &message);
+        if (k < 0)
+                return runtime_failed(ret_message, "VM %s stays off: its domain cannot be started on host %s: %s",
+                                      v->name, v->host, message ?: strerror(-k));
+        t->domain_started = true;
+        t->calls++;
+        return VM_RUNTIME_WAIT;
 }
 
-/* Starts v's domain again on its host (claims still held); on failure the VM goes off. */
-static void start_again(struct clusterd *c, const struct vm_record *v, const char *why) {
+enum vm_runtime_step vm_runtime_step_stop(struct reconcile_task *t, const struct vm_record *v, char **ret_message) {
+        struct clusterd *c = reconcile_task_clusterd(t);
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        _cleanup_free_ char *error = TAKE_PTR(t->runtime_error);
+        int k;
+
+        if (!r)
+                return VM_RUNTIME_READY;
+        if (error)
+                return runtime_failed(ret_message, "VM %s stays on: libvirt on host %s did not stop its domain: %s",
+                                      v->name, v->host, error);
+        if (runtime_link_state(r) != RUNTIME_UP) {
+                if (t->domain_never_started)
+                        return VM_RUNTIME_READY; /* this reconcile's start was never sent */
+                (void) runtime_failed(ret_message, "libvirt at %s (host %s) is unreachable: the domain of VM %s cannot "
+                                      "be stopped now", runtime_link_uri(r), v->host, v->name);
+                return VM_RUNTIME_UNREACHABLE;
+        }
+        if (!runtime_link_domain_state(r, v->uuid))
+                return VM_RUNTIME_READY;
+        if (t->domain_stop_sent)
+                return runtime_failed(ret_message, "VM %s stays on: its domain on host %s runs again after its stop",
+                                      v->name, v->host);
+        k = vm_runtime_stop(c, v, on_task_call, t);
+        if (k < 0)
+                return runtime_failed(ret_message, "VM %s stays on: its domain on host %s cannot be stopped: %s",
+                                      v->name, v->host, strerror(-k));
+        t->domain_stop_sent = true;
+        t->calls++;
+        return VM_RUNTIME_WAIT;
+}
+
+enum vm_runtime_step vm_runtime_step_on(struct reconcile_task *t, const struct vm_record *v) {
+        struct clusterd *c = reconcile_task_clusterd(t);
+        struct runtime_link *r = vm_runtime_link(c, v->host);
+        const char *state = r && runtime_link_state(r) == RUNTIME_UP ? runtime_link_domain_state(r, v->uuid) : NULL;
         _cleanup_free_ char *message = NULL;
-        int r;
 
-        log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "VM %s: its domain on host %s %s; starting it again",
-                   v->name, v->host, why);
-        r = vm_runtime_start(c, v, on_restarted, NULL, &message);
-        if (r < 0)
-                on_restarted(c, v->uuid, r, message, NULL);
-}
-
-static void on_crashed_stopped(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata) {
-        _cleanup_(vm_record_done) struct vm_record v = {};
-
-        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on)
-                return;
-        if (r < 0)
-                return on_restarted(c, uuid, r, message, NULL);
-        start_again(c, &v, "crashed");
+        if (!r || runtime_link_state(r) != RUNTIME_UP)
+                return VM_RUNTIME_READY; /* no runtime, or unknown while unreachable: as recorded */
+        if (state && strcmp(state, "crashed") != 0)
+                return VM_RUNTIME_READY;
+        if (state) { /* kept crashed (on_crash preserve), OnCrash=restart: destroyed, then started again */
+                if (vm_runtime_step_stop(t, v, &message) == VM_RUNTIME_WAIT)
+                        return VM_RUNTIME_WAIT;
+                log_struct(LOG_WARNING, NULL, v->uuid, v->host, "VM %s: %s", v->name, message ?: "stop failed");
+                return VM_RUNTIME_READY;
+        }
+        /* Wanted on, claimed, no domain: it stopped unseen (an aggregator restart, a lost connection) or
+         * crashed with OnCrash=restart. */
+        log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "VM %s: its domain does not run on host %s; starting it again",
+                   v->name, v->host);
+        return VM_RUNTIME_RESTART;
 }
 
 void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
@@ -330,66 +385,39 @@ void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const
         bool crashed = (state && strcmp(state, "crashed") == 0) || (why && strcmp(why, "crashed") == 0);
 
         if (expected || (state && !crashed))
-                return; /* our own start or stop, or running/paused: nothing to decide */
-        /* Only a VM of this registry recorded on there: any other domain is not gpupass's to touch. */
-        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || !v.on || strcmp(v.host, runtime_link_name(r)) != 0 ||
-            strv_contains(c->powering_on, v.uuid))
+                return; /* a start or stop of a reconcile, or running/paused: nothing to decide */
+        /* Only a VM of this registry assigned there: any other domain is not gpupass's to touch. */
+        if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || v.power == VM_POWER_OFF ||
+            strcmp(v.host, runtime_link_name(r)) != 0)
                 return;
         log_struct(LOG_NOTICE, NULL, v.uuid, v.host, "VM %s: its domain on host %s %s (%s)", v.name, v.host,
                    state ? "crashed" : "stopped", why ?: "no reason given");
-        if (!crashed || !c->config.restart_on_crash)
-                return power_off_stopped(c, v.uuid);
-        if (!state) /* gone already (on_crash destroy, libvirt's default) */
-                return start_again(c, &v, "crashed");
-        /* Kept crashed (on_crash preserve): destroyed first, then started. */
-        if (vm_runtime_stop(c, &v, on_crashed_stopped, NULL) < 0)
-                power_off_stopped(c, v.uuid);
+        /* The guest's own decision: it is off now (its claims go), unless it crashed and is to be restarted.
+         * A reconcile under way sees the domain gone at its next step. */
+        if (v.power == VM_POWER_ON && !reconcile_busy(c->reconciler, v.uuid) && v.desired_on &&
+            !(crashed && c->config.restart_on_crash)) {
+                v.desired_on = false;
+                if (vmstore_update(c->db, &v) < 0)
+                        log_warning("VM %s: cannot record it off", v.name);
+        }
+        (void) reconcile_vm(c->reconciler, v.uuid, NULL, NULL);
 }
 
-struct host_check {
-        struct clusterd *c;
-        struct runtime_link *r;
-        struct hostlink *l;
-        char **to_start;
-};
+static int reconcile_on_host(const struct vm_record *v, void *userdata) {
+        struct clusterd *c = ((void **) userdata)[0];
+        struct runtime_link *r = ((void **) userdata)[1];
 
-/* Recorded on there, every GPU held by the VM at the agent, and no domain: stopped while unseen. */
-static int check_vm(const struct vm_record *v, void *userdata) {
-        struct host_check *k = userdata;
-        _cleanup_free_ char *held = strdup(v->held);
-        char *save = NULL;
-
-        if (!held)
-                return -ENOMEM;
-        if (!v->on || strcmp(v->host, runtime_link_name(k->r)) != 0 || strv_contains(k->c->powering_on, v->uuid))
+        if (v->power == VM_POWER_OFF || strcmp(v->host, runtime_link_name(r)) != 0)
                 return 0;
-        if (runtime_link_domain_state(k->r, v->uuid)) {
+        if (v->power == VM_POWER_ON && runtime_link_domain_state(r, v->uuid))
                 log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s: its domain runs on host %s already, adopted",
                            v->name, v->host);
-                return 0;
-        }
-        for (char *a = strtok_r(held, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-                struct cluster_gpu *g = hostlink_find_gpu(k->l, a);
-
-                if (!g || !g->owner || strcasecmp(g->owner, v->uuid) != 0)
-                        return 0; /* the claims are gone: host-return.c powers it on again */
-        }
-        return strv_extend(&k->to_start, v->uuid);
+        return reconcile_vm(c->reconciler, v->uuid, NULL, NULL);
 }
 
 void vm_runtime_link_changed(struct clusterd *c, struct runtime_link *r) {
-        struct host_check k = { .c = c, .r = r, .l = clusterd_find_host(c, runtime_link_name(r), NULL) };
-
-        /* Both sides must be seen: the agent for the claims, libvirt for the domains. */
-        if (runtime_link_state(r) != RUNTIME_UP || !k.l || k.l->state != LINK_UP)
-                return;
-        if (vmstore_foreach(c->db, check_vm, &k) < 0)
+        /* Up: what libvirt runs is known now; lost: a stop waiting for it may go on. Every VM there is
+         * looked at again. */
+        if (vmstore_foreach(c->db, reconcile_on_host, (void *[]) { c, r }) < 0)
                 log_warning("Host %s: cannot check its VMs against libvirt's domains", runtime_link_name(r));
-        for (char **u = k.to_start; u && *u; u++) {
-                _cleanup_(vm_record_done) struct vm_record v = {};
-
-                if (vmstore_get_by_uuid(c->db, *u, &v) >= 0)
-                        start_again(c, &v, "is not running (it stopped while the aggregator could not see it)");
-        }
-        strv_free(k.to_start);
 }

@@ -45,21 +45,39 @@ int vm_runtime_managed_addresses(struct clusterd *c, struct pci_address **ret, s
 
 /* r: 0 or negative errno; message: libvirt's error (or why) when r < 0. */
 typedef void (*vm_runtime_done_t)(struct clusterd *c, const char *uuid, int r, const char *message, void *userdata);
-/* Starts v's domain on v->host (after its claims; v->held set). 1: the host has Runtime=none (nothing to do,
- * done is not called); 0: done follows; < 0 with *ret_message: not started (the host's libvirt is not
- * connected, or the XML cannot be built). A domain of that UUID already running there is adopted (done
- * with 0 at once). */
+/* Starts v's domain on v->host (after its claims; v->held set). 1: nothing to do (the host has Runtime=none,
+ * or a domain of that UUID runs there already: adopted), done is not called; 0: done follows; < 0 with
+ * *ret_message: not started (the host's libvirt is not connected, or the XML cannot be built). */
 int vm_runtime_start(struct clusterd *c, const struct vm_record *v, vm_runtime_done_t done, void *userdata,
                      char **ret_message);
 /* Stops v's domain on v->host: ACPI shutdown, destroy after ShutdownTimeoutSec. 1: Runtime=none, nothing to
  * do; 0: done follows (with 0 once it is stopped or was not running). */
 int vm_runtime_stop(struct clusterd *c, const struct vm_record *v, vm_runtime_done_t done, void *userdata);
 
+/* The runtime's part of a reconcile step (reconcile-step.c), for a VM assigned to v->host. */
+struct reconcile_task;
+enum vm_runtime_step {
+        VM_RUNTIME_READY,       /* nothing (more) to do: no runtime, or the domain is where it should be */
+        VM_RUNTIME_WAIT,        /* a start or stop was sent: look again once it is answered */
+        VM_RUNTIME_FAILED,      /* libvirt refused (*ret_message names its error) */
+        VM_RUNTIME_UNREACHABLE, /* libvirt cannot be asked now (*ret_message) */
+        VM_RUNTIME_RESTART,     /* step_on: wanted on, claimed, its domain gone: start it again */
+};
+/* Starting, every group claimed: its domain runs (READY: started by this reconcile, or adopted), its start
+ * was sent (WAIT), or it cannot run (FAILED). */
+enum vm_runtime_step vm_runtime_step_start(struct reconcile_task *t, const struct vm_record *v, char **ret_message);
+/* Stopping, before the releases: no domain runs (READY), its stop was sent (WAIT: ACPI shutdown, destroy at
+ * the timeout), libvirt refused (FAILED: it may still run) or is unreachable (UNREACHABLE). */
+enum vm_runtime_step vm_runtime_step_stop(struct reconcile_task *t, const struct vm_record *v, char **ret_message);
+/* On, every group claimed: its domain runs (READY), or is gone (RESTART), or crashed and kept (WAIT: it is
+ * destroyed first, OnCrash=restart). */
+enum vm_runtime_step vm_runtime_step_on(struct reconcile_task *t, const struct vm_record *v);
+
 /* The observed state moved (callbacks of the runtime links, routed by clusterd-runtime.c). A domain that
- * stopped without being asked: its VM is off (claims released), or, crashed with OnCrash=restart, started
- * again there. A link that is up again: each VM recorded on there whose domain is not running (it stopped
- * while the aggregator could not see it, e.g. across its restart) is started again; running ones are
- * adopted as they are. */
+ * stopped without being asked: its VM is wanted off (its claims are released), or, crashed with
+ * OnCrash=restart, reconciled (started again there). A link up or lost: every VM assigned there is
+ * reconciled: a domain running is adopted, one missing while the VM is on is started again (it stopped
+ * while the aggregator could not see it, e.g. across its restart). */
 void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
                                const char *why, bool expected);
 void vm_runtime_link_changed(struct clusterd *c, struct runtime_link *r);

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "clusterd.h"
 #include "link/hostlink.h"
 
 #define PROCESS_MAX 64
@@ -80,8 +79,29 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return hostlink_io_process(l);
 }
 
+/* The links whose connection is in the event loop: the one prepare callback looks at these. */
+static struct hostlink *attached;
+
+static void attached_add(struct hostlink *l) {
+        l->io_prev = NULL;
+        l->io_next = attached;
+        if (attached)
+                attached->io_prev = l;
+        attached = l;
+}
+
+static void attached_remove(struct hostlink *l) {
+        if (l->io_prev)
+                l->io_prev->io_next = l->io_next;
+        else if (attached == l)
+                attached = l->io_next;
+        if (l->io_next)
+                l->io_next->io_prev = l->io_prev;
+        l->io_prev = l->io_next = NULL;
+}
+
 int hostlink_io_attach(struct hostlink *l) {
-        sd_event *e = clusterd_event(l->clusterd);
+        sd_event *e = l->event;
         int fd, r;
 
         fd = sd_bus_get_fd(l->bus);
@@ -102,11 +122,14 @@ int hostlink_io_attach(struct hostlink *l) {
         }
         l->timer_armed = true; /* fires at once: the first look at the connection */
         l->timer_until = 0;
+        attached_add(l);
         (void) sd_event_source_set_description(l->io, l->name);
         return 0;
 }
 
 void hostlink_io_detach(struct hostlink *l) {
+        if (l->io)
+                attached_remove(l);
         l->io = sd_event_source_disable_unref(l->io);
         l->timer = sd_event_source_disable_unref(l->timer);
         l->timer_armed = false;
@@ -114,10 +137,8 @@ void hostlink_io_detach(struct hostlink *l) {
 }
 
 static int on_prepare(sd_event_source *s, void *userdata) {
-        struct clusterd *c = userdata;
-
-        for (size_t i = 0; i < c->n_hosts; i++)
-                hostlink_io_rearm(c->hosts[i]);
+        for (struct hostlink *l = attached; l; l = l->io_next)
+                hostlink_io_rearm(l);
         return 0;
 }
 
@@ -125,12 +146,12 @@ static int on_never(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-int hostlinks_io_setup(struct clusterd *c) {
+int hostlinks_io_setup(sd_event *event, sd_event_source **ret) {
         int r;
 
         /* The prepare callback needs an enabled source to hang on: a timer that never elapses. */
-        r = sd_event_add_time(c->event, &c->hosts_prepare, CLOCK_MONOTONIC, UINT64_MAX, 0, on_never, c);
+        r = sd_event_add_time(event, ret, CLOCK_MONOTONIC, UINT64_MAX, 0, on_never, NULL);
         if (r < 0)
                 return r;
-        return sd_event_source_set_prepare(c->hosts_prepare, on_prepare);
+        return sd_event_source_set_prepare(*ret, on_prepare);
 }

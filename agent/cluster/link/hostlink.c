@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clusterd-config.h"
-#include "clusterd.h"
 #include "gpupass/bus-names.h"
 #include "link/hostlink.h"
 #include "log.h"
@@ -14,59 +12,57 @@
 #define BACKOFF_MIN_USEC (250 * 1000ULL)
 #define BACKOFF_MAX_USEC (30 * 1000 * 1000ULL)
 
-static void cluster_gpu_free(struct cluster_gpu *g) {
-        if (!g)
-                return;
-        free(g->path);
-        free(g->address);
-        free(g->model);
-        free(g->mode);
-        free(g->state);
-        free(g->owner);
-        free(g->previous_model);
-        strv_free(g->companions);
-        free(g);
-}
-
-static void hostlink_clear_gpus(struct hostlink *l) {
-        for (size_t i = 0; i < l->n_gpus; i++)
-                cluster_gpu_free(l->gpus[i]);
-        free(l->gpus);
-        l->gpus = NULL;
-        l->n_gpus = 0;
-}
-
-int hostlink_new(struct clusterd *c, const char *name, const char *configured_address, struct hostlink **ret) {
+int hostlink_new(sd_event *event, const char *name, const char *configured_address, const char *bus_address,
+                 const struct hostlink_callbacks *callbacks, void *userdata, struct hostlink **ret) {
         struct hostlink *l;
-        int r;
 
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
-        l->clusterd = c;
+        l->event = event;
+        l->callbacks = callbacks;
+        l->userdata = userdata;
         l->state = LINK_CONNECTING;
         l->backoff_usec = BACKOFF_MIN_USEC;
         l->name = strdup(name);
         l->configured_address = strdup(configured_address);
-        if (!l->name || !l->configured_address) {
+        l->bus_address = strdup(bus_address);
+        if (!l->name || !l->configured_address || !l->bus_address) {
                 hostlink_free(l);
                 return -ENOMEM;
         }
-        r = host_address_to_bus_address(configured_address, &l->bus_address);
-        if (r < 0) {
-                hostlink_free(l);
-                return r;
-        }
         *ret = l;
         return 0;
+}
+
+/* The dropped connection goes once the callback that dropped it has returned: its calls fail first. */
+static int on_close_defer(sd_event_source *s, void *userdata) {
+        struct hostlink *l = userdata;
+
+        l->close_defer = sd_event_source_disable_unref(l->close_defer);
+        hostlink_calls_flush(l);
+        l->closing = sd_bus_flush_close_unref(l->closing);
+        return 0;
+}
+
+static void hostlink_drop_bus(struct hostlink *l) {
+        hostlink_io_detach(l);
+        hostlink_calls_disconnected(l);
+        if (l->closing) /* a second drop before the first was done with: finish the first now */
+                on_close_defer(NULL, l);
+        l->closing = TAKE_PTR(l->bus);
+        if (l->closing && sd_event_add_defer(l->event, &l->close_defer, on_close_defer, l) < 0)
+                log_error("Host %s: cannot defer closing its connection; it stays open until the next drop", l->name);
 }
 
 struct hostlink *hostlink_free(struct hostlink *l) {
         if (!l)
                 return NULL;
         sd_event_source_disable_unref(l->retry);
-        hostlink_io_detach(l);
-        sd_bus_flush_close_unref(l->bus);
+        hostlink_drop_bus(l);
+        free(l->error);
+        l->error = strdup("host removed");
+        on_close_defer(NULL, l);
         hostlink_clear_gpus(l);
         free(l->name);
         free(l->configured_address);
@@ -95,152 +91,21 @@ struct cluster_gpu *hostlink_find_gpu(struct hostlink *l, const char *address) {
         return NULL;
 }
 
-static struct cluster_gpu *hostlink_find_gpu_by_path(struct hostlink *l, const char *path) {
-        for (size_t i = 0; i < l->n_gpus; i++)
-                if (strcmp(l->gpus[i]->path, path) == 0)
+struct cluster_gpu *hostlink_find_group(struct hostlink *l, int group) {
+        for (size_t i = 0; group >= 0 && i < l->n_gpus; i++)
+                if (l->gpus[i]->iommu_group == group)
                         return l->gpus[i];
         return NULL;
 }
 
-static int compare_gpus(const void *a, const void *b) {
-        return strcmp((*(struct cluster_gpu * const *) a)->address, (*(struct cluster_gpu * const *) b)->address);
+static void report_changed(struct hostlink *l) {
+        if (l->callbacks->changed)
+                l->callbacks->changed(l, l->userdata);
 }
 
-static int set_string(char **field, const char *value) {
-        char *s = strdup(value);
-
-        if (!s)
-                return -ENOMEM;
-        free(*field);
-        *field = s;
-        return 0;
-}
-
-/* Reads an a{sv} of org.gpupass.agent1.Gpu properties into g; unknown properties are skipped. */
-static int read_gpu_properties(sd_bus_message *m, struct cluster_gpu *g) {
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                static const struct {
-                        const char *name;
-                        size_t offset;
-                } strings[] = {
-                        { "Address", offsetof(struct cluster_gpu, address) },
-                        { "Model", offsetof(struct cluster_gpu, model) },
-                        { "Mode", offsetof(struct cluster_gpu, mode) },
-                        { "State", offsetof(struct cluster_gpu, state) },
-                        { "Owner", offsetof(struct cluster_gpu, owner) },
-                        { "PreviousModel", offsetof(struct cluster_gpu, previous_model) },
-                };
-                const char *name, *value;
-                bool done = false;
-
-                r = sd_bus_message_read(m, "s", &name);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < ELEMENTSOF(strings) && !done; i++)
-                        if (strcmp(name, strings[i].name) == 0) {
-                                r = sd_bus_message_read(m, "v", "s", &value);
-                                if (r < 0)
-                                        return r;
-                                r = set_string((char **) ((uint8_t *) g + strings[i].offset), value);
-                                if (r < 0)
-                                        return r;
-                                done = true;
-                        }
-                if (!done && strcmp(name, "Companions") == 0) {
-                        char **l = NULL;
-
-                        r = sd_bus_message_enter_container(m, 'v', "as");
-                        if (r >= 0)
-                                r = sd_bus_message_read_strv(m, &l);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(m);
-                        if (r < 0) {
-                                strv_free(l);
-                                return r;
-                        }
-                        strv_free(g->companions);
-                        g->companions = l;
-                        done = true;
-                }
-                if (!done && strcmp(name, "NeedsReconfiguration") == 0) {
-                        int b;
-
-                        r = sd_bus_message_read(m, "v", "b", &b);
-                        if (r < 0)
-                                return r;
-                        g->needs_reconfiguration = b;
-                        done = true;
-                }
-                if (!done) {
-                        r = sd_bus_message_skip(m, "v");
-                        if (r < 0)
-                                return r;
-                }
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
-}
-
-/* Reads a{sa{sv}} (interfaces of one object) and adds or updates the GPU at `path`. */
-static int read_object(struct hostlink *l, sd_bus_message *m, const char *path) {
-        int r;
-
-        r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
-        if (r < 0)
-                return r;
-        while ((r = sd_bus_message_enter_container(m, 'e', "sa{sv}")) > 0) {
-                const char *interface;
-
-                r = sd_bus_message_read(m, "s", &interface);
-                if (r < 0)
-                        return r;
-                if (strcmp(interface, GPUPASS_AGENT_GPU_IFACE) == 0) {
-                        struct cluster_gpu *g = hostlink_find_gpu_by_path(l, path);
-                        bool is_new = !g;
-
-                        if (is_new) {
-                                struct cluster_gpu **t;
-
-                                g = calloc(1, sizeof(*g));
-                                if (!g || !(g->path = strdup(path))) {
-                                        cluster_gpu_free(g);
-                                        return -ENOMEM;
-                                }
-                                t = realloc(l->gpus, sizeof(*t) * (l->n_gpus + 1));
-                                if (!t) {
-                                        cluster_gpu_free(g);
-                                        return -ENOMEM;
-                                }
-                                l->gpus = t;
-                                l->gpus[l->n_gpus++] = g;
-                        }
-                        r = read_gpu_properties(m, g);
-                        if (r < 0)
-                                return r;
-                        if (!g->address && set_string(&g->address, "") < 0)
-                                return -ENOMEM;
-                        qsort(l->gpus, l->n_gpus, sizeof(*l->gpus), compare_gpus);
-                } else {
-                        r = sd_bus_message_skip(m, "a{sv}");
-                        if (r < 0)
-                                return r;
-                }
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_exit_container(m);
+static void report_identity(struct hostlink *l, const char *address, const char *old_model, const char *new_model) {
+        if (l->callbacks->identity_changed)
+                l->callbacks->identity_changed(l, address, old_model, new_model, l->userdata);
 }
 
 static void hostlink_schedule_reconnect(struct hostlink *l, const char *why);
@@ -265,7 +130,7 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
 
                 r = sd_bus_message_read(reply, "o", &path);
                 if (r >= 0)
-                        r = read_object(l, reply, path);
+                        r = hostlink_read_object(l, reply, path);
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
         }
@@ -276,17 +141,16 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         /* Identity changes the agent found at its start-up (a reflash and a reboot) come as PreviousModel. */
         for (size_t i = 0; i < l->n_gpus; i++)
                 if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0])
-                        clusterd_flag_reflash(l->clusterd, l, l->gpus[i]->address, l->gpus[i]->previous_model,
-                                              l->gpus[i]->model ?: "");
+                        report_identity(l, l->gpus[i]->address, l->gpus[i]->previous_model, l->gpus[i]->model ?: "");
         returned = l->state != LINK_UP;
         if (returned)
                 log_struct(LOG_INFO, NULL, NULL, l->name, "Host %s is up: %zu GPUs", l->name, l->n_gpus);
         l->state = LINK_UP;
         l->backoff_usec = BACKOFF_MIN_USEC;
         l->error = mfree(l->error);
-        clusterd_host_changed(l->clusterd, l);
-        if (returned)
-                clusterd_host_returned(l->clusterd, l);
+        report_changed(l);
+        if (returned && l->callbacks->up)
+                l->callbacks->up(l, l->userdata);
         return 0;
 }
 
@@ -316,7 +180,7 @@ static int on_manager_properties(sd_bus_message *reply, void *userdata, sd_bus_e
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
         }
-        clusterd_host_changed(l->clusterd, l);
+        report_changed(l);
         return 0;
 }
 
@@ -337,6 +201,7 @@ static int hostlink_load(struct hostlink *l) {
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
         const char *path = sd_bus_message_get_path(m), *interface;
+        _cleanup_free_ char *old_owner = NULL;
         struct cluster_gpu *g;
         int r;
 
@@ -350,9 +215,12 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         g = hostlink_find_gpu_by_path(l, path);
         if (!g)
                 return hostlink_load(l), 0;
-        if (read_gpu_properties(m, g) < 0)
+        old_owner = strdup(g->owner ?: "");
+        if (!old_owner || hostlink_read_gpu_properties(m, g) < 0)
                 return hostlink_load(l), 0;
-        clusterd_host_changed(l->clusterd, l);
+        report_changed(l);
+        if (strcmp(old_owner, g->owner ?: "") != 0 && l->callbacks->owner_changed)
+                l->callbacks->owner_changed(l, g, old_owner, l->userdata);
         return 0;
 }
 
@@ -360,9 +228,9 @@ static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *
         struct hostlink *l = userdata;
         const char *path;
 
-        if (sd_bus_message_read(m, "o", &path) < 0 || read_object(l, m, path) < 0)
+        if (sd_bus_message_read(m, "o", &path) < 0 || hostlink_read_object(l, m, path) < 0)
                 return hostlink_load(l), 0;
-        clusterd_host_changed(l->clusterd, l);
+        report_changed(l);
         return 0;
 }
 
@@ -379,7 +247,7 @@ static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error
                         l->n_gpus--;
                         break;
                 }
-        clusterd_host_changed(l->clusterd, l);
+        report_changed(l);
         return 0;
 }
 
@@ -396,7 +264,7 @@ static int on_identity_changed(sd_bus_message *m, void *userdata, sd_bus_error *
                    "Host %s reports a GPU identity change at %s: %s -> %s", l->name, g ? g->address : path, old_model,
                    new_model);
         if (g)
-                clusterd_flag_reflash(l->clusterd, l, g->address, old_model, new_model);
+                report_identity(l, g->address, old_model, new_model);
         return 0;
 }
 
@@ -430,7 +298,7 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 l->state = LINK_UNREACHABLE;
                 free(l->error);
                 l->error = strdup("the agent left the bus");
-                clusterd_host_changed(l->clusterd, l);
+                report_changed(l);
         }
         return 0;
 }
@@ -455,15 +323,14 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
         free(l->error);
         l->error = strdup(why);
         /* The objects stay as last seen: the view shows what the host had, marked unreachable. */
-        hostlink_io_detach(l);
-        l->bus = sd_bus_flush_close_unref(l->bus);
+        hostlink_drop_bus(l);
         l->retry = sd_event_source_disable_unref(l->retry);
-        r = sd_event_add_time_relative(clusterd_event(l->clusterd), &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
+        r = sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
                                        on_retry, l);
         if (r < 0)
                 log_error_errno(r, "Cannot schedule a reconnection to %s: %m", l->name);
         l->backoff_usec = l->backoff_usec * 2 > BACKOFF_MAX_USEC ? BACKOFF_MAX_USEC : l->backoff_usec * 2;
-        clusterd_host_changed(l->clusterd, l);
+        report_changed(l);
 }
 
 void hostlink_connection_failed(struct hostlink *l, const char *why) {

@@ -13,6 +13,7 @@
 #include "clusterd.h"
 #include "link/hostlink.h"
 #include "macro.h"
+#include "registry/vm-spec.h"
 #include "strv.h"
 
 static bool host_seen(const struct hostlink *l) {
@@ -58,54 +59,45 @@ static char *known_models(struct clusterd *c) {
         return text;
 }
 
+/* A specific GPU: on a configured host, and one of its GPUs when the host has been seen. */
+static int check_specific(struct clusterd *c, const struct gpu_request_spec *spec, char **ret_error) {
+        struct hostlink *l = clusterd_find_host(c, spec->host, NULL);
+
+        if (!l)
+                return asprintf(ret_error, "no host '%s' in the cluster", spec->host) < 0 ? -ENOMEM : -ENOENT;
+        if (!host_seen(l))
+                return 0;
+        for (size_t k = 0; k < l->n_gpus; k++)
+                if (gpu_address_matches(l->gpus[k]->address, spec->address))
+                        return 0;
+        return asprintf(ret_error, "host %s has no GPU %s", l->name, spec->address) < 0 ? -ENOMEM : -ENOENT;
+}
+
+static int check_models(struct clusterd *c, char **models, char **ret_error) {
+        for (char **m = models; m && *m; m++) {
+                _cleanup_free_ char *known = NULL;
+                bool unseen;
+
+                if (model_known(c, *m, &unseen) || unseen)
+                        continue;
+                known = known_models(c);
+                return asprintf(ret_error, "no host in the cluster has a GPU '%s' (models: %s)", *m, known ?: "?") < 0 ?
+                        -ENOMEM : -ENOENT;
+        }
+        return 0;
+}
+
 int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_error) {
-        _cleanup_free_ char *copy = strdup(text);
-        char *save = NULL;
-        int r = 0;
+        struct gpu_request_spec *specs = NULL;
+        size_t n = 0;
+        int r;
 
         *ret_error = NULL;
-        if (!copy)
-                return -ENOMEM;
-        for (char *req = strtok_r(copy, ";", &save); req && r >= 0; req = strtok_r(NULL, ";", &save)) {
-                if (req[0] == '=') {
-                        char *slash = strchr(req, '/');
-                        struct hostlink *l = NULL;
-                        bool found = false;
-
-                        if (!slash)
-                                continue; /* the syntax check has said so already */
-                        *slash = '\0';
-                        l = clusterd_find_host(c, req + 1, NULL);
-                        if (!l) {
-                                r = asprintf(ret_error, "no host '%s' in the cluster", req + 1) < 0 ? -ENOMEM : -ENOENT;
-                                break;
-                        }
-                        if (!host_seen(l))
-                                continue;
-                        for (size_t k = 0; k < l->n_gpus && !found; k++)
-                                found = strcmp(l->gpus[k]->address, slash + 1) == 0 ||
-                                        (strlen(slash + 1) == 7 && strcmp(l->gpus[k]->address + 5, slash + 1) == 0);
-                        if (!found)
-                                r = asprintf(ret_error, "host %s has no GPU %s", l->name, slash + 1) < 0 ? -ENOMEM :
-                                                                                                           -ENOENT;
-                } else {
-                        char *colon = strchr(req, ':'), *save2 = NULL;
-
-                        for (char *m = colon ? strtok_r(colon + 1, "|", &save2) : NULL; m;
-                             m = strtok_r(NULL, "|", &save2)) {
-                                bool unseen;
-
-                                if (model_known(c, m, &unseen) || unseen)
-                                        continue;
-                                {
-                                        _cleanup_free_ char *models = known_models(c);
-
-                                        r = asprintf(ret_error, "no host in the cluster has a GPU '%s' (models: %s)", m,
-                                                     models ?: "?") < 0 ? -ENOMEM : -ENOENT;
-                                }
-                                break;
-                        }
-                }
-        }
+        r = gpu_requests_parse(text, &specs, &n, NULL);
+        if (r < 0)
+                return r == -EINVAL ? 0 : r; /* the syntax check has said so already */
+        for (size_t i = 0; i < n && r >= 0; i++)
+                r = specs[i].host ? check_specific(c, &specs[i], ret_error) : check_models(c, specs[i].models, ret_error);
+        gpu_request_specs_free(specs, n);
         return r;
 }

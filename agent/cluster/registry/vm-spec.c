@@ -14,6 +14,8 @@ _printf_(3, 4) static int refuse(int error, char **ret_why, const char *format, 
         va_list ap;
         int r;
 
+        if (!ret_why) /* only the verdict is wanted */
+                return error;
         va_start(ap, format);
         r = vasprintf(ret_why, format, ap);
         va_end(ap);
@@ -74,28 +76,88 @@ static bool count_request_valid(const char *req) {
         return colon[1] && colon[1] != '|' && !strstr(colon + 1, "||") && colon[strlen(colon) - 1] != '|';
 }
 
-int gpu_requests_validate(const char *text, char **ret_why) {
+void gpu_request_specs_free(struct gpu_request_spec *specs, size_t n) {
+        for (size_t i = 0; specs && i < n; i++) {
+                strv_free(specs[i].models);
+                free(specs[i].host);
+                free(specs[i].address);
+        }
+        free(specs);
+}
+
+/* One item, checked, into *spec. */
+static int parse_request(char *req, struct gpu_request_spec *spec, char **ret_why) {
+        struct pci_address a;
+
+        if (req[0] == '=') {
+                char *slash = strchr(req + 1, '/');
+
+                if (!slash || slash == req + 1 || pci_address_parse(slash + 1, &a) < 0)
+                        return refuse(-EINVAL, ret_why, "'%s' is not HOST/ADDRESS with a PCI address", req + 1);
+                spec->count = 1;
+                spec->host = strndup(req + 1, (size_t) (slash - req - 1));
+                spec->address = strdup(slash + 1);
+                return spec->host && spec->address ? 0 : -ENOMEM;
+        }
+        if (!count_request_valid(req))
+                return refuse(-EINVAL, ret_why, "'%s' is not COUNT:MODEL[|MODEL...] with a count of 1 to %d", req,
+                              VM_MAX_GPUS_PER_REQUEST);
+        spec->count = (uint32_t) strtoul(req, NULL, 10);
+        for (char *save = NULL, *m = strtok_r(strchr(req, ':') + 1, "|", &save); m; m = strtok_r(NULL, "|", &save))
+                if (strv_extend(&spec->models, m) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+int gpu_requests_parse(const char *text, struct gpu_request_spec **ret, size_t *ret_n, char **ret_why) {
         _cleanup_free_ char *copy = strdup(text);
+        struct gpu_request_spec *specs = calloc(VM_MAX_GPU_REQUESTS, sizeof(*specs));
         char *save = NULL;
         size_t n = 0;
+        int r = 0;
 
-        if (!copy)
+        if (!copy || !specs) {
+                free(specs);
                 return -ENOMEM;
-        for (char *req = strtok_r(copy, ";", &save); req; req = strtok_r(NULL, ";", &save)) {
-                if (++n > VM_MAX_GPU_REQUESTS)
-                        return refuse(-EINVAL, ret_why, "%s: a VM has at most %d GPU requests", text,
-                                      VM_MAX_GPU_REQUESTS);
-                if (req[0] == '=') {
-                        char *slash = strchr(req + 1, '/');
-                        struct pci_address a;
-
-                        if (!slash || slash == req + 1 || pci_address_parse(slash + 1, &a) < 0)
-                                return refuse(-EINVAL, ret_why, "'%s' is not HOST/ADDRESS with a PCI address", req + 1);
-                } else if (!count_request_valid(req))
-                        return refuse(-EINVAL, ret_why, "'%s' is not COUNT:MODEL[|MODEL...] with a count of 1 to %d",
-                                      req, VM_MAX_GPUS_PER_REQUEST);
         }
+        for (char *req = strtok_r(copy, ";", &save); req && r >= 0; req = strtok_r(NULL, ";", &save)) {
+                if (n >= VM_MAX_GPU_REQUESTS)
+                        r = refuse(-EINVAL, ret_why, "%s: a VM has at most %d GPU requests", text,
+                                   VM_MAX_GPU_REQUESTS);
+                else
+                        r = parse_request(req, &specs[n++], ret_why);
+        }
+        if (r < 0 || !ret) {
+                gpu_request_specs_free(specs, n);
+                return r;
+        }
+        *ret = specs;
+        *ret_n = n;
         return 0;
+}
+
+int gpu_requests_validate(const char *text, char **ret_why) {
+        return gpu_requests_parse(text, NULL, NULL, ret_why);
+}
+
+bool gpu_requests_name_model(const char *text, const char *model) {
+        struct gpu_request_spec *specs = NULL;
+        bool found = false;
+        size_t n = 0;
+
+        if (gpu_requests_parse(text, &specs, &n, NULL) < 0)
+                return false;
+        for (size_t i = 0; i < n && !found; i++)
+                found = strv_contains(specs[i].models, model);
+        gpu_request_specs_free(specs, n);
+        return found;
+}
+
+bool gpu_address_matches(const char *full, const char *given) {
+        struct pci_address a, b;
+
+        return pci_address_parse(full, &a) >= 0 && pci_address_parse(given, &b) >= 0 && a.domain == b.domain &&
+               a.bus == b.bus && a.device == b.device && a.function == b.function;
 }
 
 int vm_affinity_join(char * const *hosts, bool (*is_host)(const char *name, void *userdata), void *userdata,

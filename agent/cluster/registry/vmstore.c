@@ -9,6 +9,7 @@
 
 #include "macro.h"
 #include "pci-address.h"
+#include "strv.h"
 #include "registry/vm-spec.h"
 #include "registry/vmstore.h"
 
@@ -26,6 +27,32 @@ static const char schema[] =
         "  host TEXT NOT NULL DEFAULT '',"
         "  held TEXT NOT NULL DEFAULT '',"
         "  flags TEXT NOT NULL DEFAULT '');";
+
+/* Registries written before the desired state and the assignment's groups existed: the columns are added,
+ * and what was on is wanted on. */
+static const char *const upgrades[][2] = {
+        { "desired", "ALTER TABLE vms ADD COLUMN desired TEXT NOT NULL DEFAULT 'off';"
+                     "UPDATE vms SET desired=power;" },
+        { "groups", "ALTER TABLE vms ADD COLUMN groups TEXT NOT NULL DEFAULT '';" },
+};
+
+static const char *const power_names[] = {
+        [VM_POWER_OFF] = "off",
+        [VM_POWER_STARTING] = "starting",
+        [VM_POWER_ON] = "on",
+        [VM_POWER_STOPPING] = "stopping",
+};
+
+const char *vm_power_to_string(enum vm_power p) {
+        return (size_t) p < ELEMENTSOF(power_names) ? power_names[p] : "off";
+}
+
+static enum vm_power vm_power_from_string(const char *s) {
+        for (size_t i = 0; s && i < ELEMENTSOF(power_names); i++)
+                if (strcmp(s, power_names[i]) == 0)
+                        return (enum vm_power) i;
+        return VM_POWER_OFF;
+}
 
 static struct {
         sqlite3 *db;
@@ -64,6 +91,22 @@ static int sqlite_to_errno(int rc) {
         }
 }
 
+/* Whether the query (one parameter, key) returns a row. */
+static bool query_has_row(sqlite3 *db, const char *sql, const char *key) {
+        sqlite3_stmt *s = NULL;
+        bool found = false;
+
+        if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC) == SQLITE_OK)
+                found = sqlite3_step(s) == SQLITE_ROW;
+        sqlite3_finalize(s);
+        return found;
+}
+
+static bool has_column(sqlite3 *db, const char *name) {
+        return query_has_row(db, "SELECT 1 FROM pragma_table_info('vms') WHERE name=?1", name);
+}
+
 int vmstore_open(const char *dir, sqlite3 **ret) {
         _cleanup_free_ char *path = NULL;
         sqlite3 *db = NULL;
@@ -74,6 +117,9 @@ int vmstore_open(const char *dir, sqlite3 **ret) {
         rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
         if (rc == SQLITE_OK)
                 rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < ELEMENTSOF(upgrades); i++)
+                if (!has_column(db, upgrades[i][0]))
+                        rc = sqlite3_exec(db, upgrades[i][1], NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 sqlite3_close(db);
                 return sqlite_to_errno(rc);
@@ -92,6 +138,7 @@ void vm_record_done(struct vm_record *v) {
         free(v->affinity);
         free(v->host);
         free(v->held);
+        free(v->groups);
         free(v->flags);
         *v = (struct vm_record) {};
 }
@@ -110,13 +157,17 @@ static int bind_record(sqlite3_stmt *s, const struct vm_record *v) {
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_text(s, 6, v->affinity ?: "", -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
-                rc = sqlite3_bind_text(s, 7, v->on ? "on" : "off", -1, SQLITE_STATIC);
+                rc = sqlite3_bind_text(s, 7, vm_power_to_string(v->power), -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_text(s, 8, v->host ?: "", -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_text(s, 9, v->held ?: "", -1, SQLITE_STATIC);
         if (rc == SQLITE_OK)
                 rc = sqlite3_bind_text(s, 10, v->flags ?: "", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 11, v->desired_on ? "on" : "off", -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_bind_text(s, 12, v->groups ?: "", -1, SQLITE_STATIC);
         return rc;
 }
 
@@ -139,8 +190,8 @@ static int run_write(sqlite3 *db, const char *sql, const struct vm_record *v, bo
 
 int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
         int r = run_write(db,
-                          "INSERT INTO vms (uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", v, false);
+                          "INSERT INTO vms (uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags, "
+                          "desired, groups) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", v, false);
 
         if (r >= 0 && hooked(db))
                 change_hook.hook(NULL, v, change_hook.userdata);
@@ -152,7 +203,7 @@ int vmstore_update(sqlite3 *db, const struct vm_record *v) {
         bool have_old = hooked(db) && vmstore_get_by_uuid(db, v->uuid, &old) >= 0;
         int r = run_write(db,
                           "UPDATE vms SET name=?2, vcpus=?3, memory_mib=?4, gpus=?5, affinity=?6, power=?7, host=?8, "
-                          "held=?9, flags=?10 WHERE uuid=?1", v, true);
+                          "held=?9, flags=?10, desired=?11, groups=?12 WHERE uuid=?1", v, true);
 
         if (r >= 0 && hooked(db))
                 change_hook.hook(have_old ? &old : NULL, v, change_hook.userdata);
@@ -200,18 +251,21 @@ static int read_row(sqlite3_stmt *s, struct vm_record *v) {
         v->memory_mib = (uint64_t) sqlite3_column_int64(s, 3);
         v->gpus = column_text(s, 4);
         v->affinity = column_text(s, 5);
-        v->on = strcmp((const char *) sqlite3_column_text(s, 6), "on") == 0;
+        v->power = vm_power_from_string((const char *) sqlite3_column_text(s, 6));
         v->host = column_text(s, 7);
         v->held = column_text(s, 8);
         v->flags = column_text(s, 9);
-        if (!v->name || !v->gpus || !v->affinity || !v->host || !v->held || !v->flags) {
+        v->desired_on = strcmp((const char *) sqlite3_column_text(s, 10), "on") == 0;
+        v->groups = column_text(s, 11);
+        if (!v->name || !v->gpus || !v->affinity || !v->host || !v->held || !v->flags || !v->groups) {
                 vm_record_done(v);
                 return -ENOMEM;
         }
         return 0;
 }
 
-#define SELECT_COLUMNS "SELECT uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags FROM vms "
+#define SELECT_COLUMNS \
+        "SELECT uuid, name, vcpus, memory_mib, gpus, affinity, power, host, held, flags, desired, groups FROM vms "
 
 static int get_where(sqlite3 *db, const char *where, const char *key, struct vm_record *ret) {
         _cleanup_free_ char *sql = NULL;
@@ -247,6 +301,28 @@ int vmstore_get(sqlite3 *db, const char *uuid_or_name, struct vm_record *ret) {
 
 int vmstore_get_by_uuid(sqlite3 *db, const char *uuid, struct vm_record *ret) {
         return get_where(db, "uuid=?1", uuid, ret);
+}
+
+bool vmstore_has_uuid(sqlite3 *db, const char *uuid) {
+        return query_has_row(db, "SELECT 1 FROM vms WHERE uuid=?1", uuid);
+}
+
+int vm_record_copy(const struct vm_record *v, struct vm_record *ret) {
+        struct vm_record c = *v;
+
+        c.name = strdup(v->name ?: "");
+        c.gpus = strdup(v->gpus ?: "");
+        c.affinity = strdup(v->affinity ?: "");
+        c.host = strdup(v->host ?: "");
+        c.held = strdup(v->held ?: "");
+        c.groups = strdup(v->groups ?: "");
+        c.flags = strdup(v->flags ?: "");
+        if (!c.name || !c.gpus || !c.affinity || !c.host || !c.held || !c.groups || !c.flags) {
+                vm_record_done(&c);
+                return -ENOMEM;
+        }
+        *ret = c;
+        return 0;
 }
 
 int vmstore_foreach(sqlite3 *db, int (*f)(const struct vm_record *v, void *userdata), void *userdata) {
@@ -310,4 +386,41 @@ int vm_flag_set(char **flags, const char *key, const char *value) {
         free(*flags);
         *flags = out;
         return 0;
+}
+
+int vm_assignment_parse(const struct vm_record *v, struct vm_assignment *ret) {
+        _cleanup_free_ char *held = strdup(v->held ?: ""), *groups = strdup(v->groups ?: "");
+        struct vm_assignment a = {};
+        char *s1 = NULL, *s2 = NULL, *g;
+
+        if (!held || !groups)
+                return -ENOMEM;
+        g = strtok_r(groups, ",", &s2);
+        for (char *x = strtok_r(held, ",", &s1); x; x = strtok_r(NULL, ",", &s1), g = strtok_r(NULL, ",", &s2)) {
+                int *t = realloc(a.groups, sizeof(int) * (a.n + 1));
+
+                if (t)
+                        a.groups = t;
+                if (!t || strv_extend(&a.addresses, x) < 0) {
+                        vm_assignment_done(&a);
+                        return -ENOMEM;
+                }
+                /* A record written before groups were kept: each GPU its own group. */
+                a.groups[a.n++] = g ? atoi(g) : -1;
+        }
+        *ret = a;
+        return 0;
+}
+
+void vm_assignment_done(struct vm_assignment *a) {
+        strv_free(a->addresses);
+        free(a->groups);
+        *a = (struct vm_assignment) {};
+}
+
+bool vm_assignment_group_first(const struct vm_assignment *a, size_t i) {
+        for (size_t k = 0; a->groups[i] >= 0 && k < i; k++)
+                if (a->groups[k] == a->groups[i])
+                        return false;
+        return true;
 }
