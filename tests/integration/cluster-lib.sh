@@ -66,6 +66,15 @@ libvirt_runtime() { # host: its clusterd.conf runtime lines, and its test driver
         [ -e "$TEST_DIR/$1/libvirt.xml" ] || printf '<node/>\n' >"$TEST_DIR/$1/libvirt.xml"
         printf 'Runtime=libvirt\nLibvirtUri=test://%s/%s/libvirt.xml\n' "$TEST_DIR" "$1"
 }
+libvirt_inside() { # verb host uuid -> libvirt's answer on the aggregator's own connection to that host's file
+        python3 - "$TEST_DIR/libvirt-inside.sock" "$1 test://$TEST_DIR/$2/libvirt.xml $3" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.recv(4096).decode().strip())
+EOP
+}
 run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_clusterd or the test), waits for its name
         local inside=()
         [ "${CLUSTER_RUNTIME:-none}" == none ] || inside=("LD_PRELOAD=$GPUPASS_LIBVIRT_INSIDE"

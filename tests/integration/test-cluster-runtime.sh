@@ -12,18 +12,9 @@ start_host alpha "$FIX/single.ini" # one M60 at 3b:00.0 with its HDMI audio at 3
 start_bus open
 start_clusterd agg alpha
 LOG=$TEST_DIR/agg.log
-URI=test://$TEST_DIR/alpha/libvirt.xml
 wait_host alpha && pass "alpha up" || fail "alpha: $(cluster ListHosts)"
 
-inside() { # verb uuid -> libvirt's answer on the aggregator's connection to alpha
-        python3 - "$TEST_DIR/libvirt-inside.sock" "$1 $URI $2" <<'EOP'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall((sys.argv[2] + "\n").encode())
-print(s.recv(4096).decode().strip())
-EOP
-}
+inside() { libvirt_inside "$1" alpha "$2"; } # verb uuid -> libvirt's answer on the aggregator's connection to alpha
 vm_path() { # uuid -> its object path (sd_bus_path_encode)
         python3 -c 'import sys; u = sys.argv[1]; print("/org/gpupass/cluster1/vm/" + "".join(
                 c if c.isalnum() and c.isascii() and not (i == 0 and c.isdigit()) else "_%02x" % ord(c)
