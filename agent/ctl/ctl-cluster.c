@@ -107,6 +107,21 @@ int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_m
         return r;
 }
 
+int ctl_call_cluster_string(sd_bus *bus, const char *method, const char *what, const char *arg,
+                            sd_bus_message **ret_reply, const char **ret_value) {
+        _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = ctl_call_cluster(bus, method, what, &reply, "s", arg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", ret_value);
+        if (r < 0)
+                return r;
+        *ret_reply = TAKE_PTR(reply);
+        return 0;
+}
+
 int ctl_call_cluster_long(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
                           ...) {
         va_list ap;

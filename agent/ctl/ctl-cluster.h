@@ -11,6 +11,9 @@
  */
 int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
                      ...);
+/* METHOD(s arg) -> s: *ret_value points into *ret_reply (GetConsole, GetVmDomainXml). */
+int ctl_call_cluster_string(sd_bus *bus, const char *method, const char *what, const char *arg,
+                            sd_bus_message **ret_reply, const char **ret_value);
 /*
  * The same for a call that waits for guests and VMMs (PowerOn, PowerOff, host maintenance): the aggregator
  * answers once an ACPI shutdown has ended, up to its ShutdownTimeoutSec (at most a day) and then a destroy,

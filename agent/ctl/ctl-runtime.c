@@ -87,10 +87,7 @@ int verb_domain_xml(sd_bus *bus, char **args) {
         const char *xml;
         int r;
 
-        r = ctl_call_cluster(bus, "GetVmDomainXml", "get the VM's domain XML", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &xml);
+        r = ctl_call_cluster_string(bus, "GetVmDomainXml", "get the VM's domain XML", args[0], &reply, &xml);
         if (r < 0)
                 return r;
         fputs(xml, stdout);

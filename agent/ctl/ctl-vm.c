@@ -158,10 +158,7 @@ int verb_console(sd_bus *bus, char **args) {
         const char *host;
         int r;
 
-        r = ctl_call_cluster(bus, "GetConsole", "get the console", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &host);
+        r = ctl_call_cluster_string(bus, "GetConsole", "get the console", args[0], &reply, &host);
         if (r < 0)
                 return r;
         if (!print_json_pair("Vm", args[0], "Host", host))
