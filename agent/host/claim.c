@@ -115,6 +115,11 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                 return sd_bus_error_setf(error, GPUPASS_ERROR_IN_MAINTENANCE,
                                          "The host is in maintenance: no new claims (%s)", g->address);
         if (g->owner) {
+                /* Its own Release runs (the reset): held no more, and not yet free. */
+                if (strcasecmp(g->owner, vm) == 0 && g->releasing)
+                        return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is releasing IOMMU group %d of %s; "
+                                                 "claim it again once the release is done", vm, g->iommu_group,
+                                                 g->address);
                 if (strcasecmp(g->owner, vm) == 0)
                         return sd_bus_reply_method_return(call, NULL); /* the VM holds it already */
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s", g->address, g->owner);
@@ -142,6 +147,10 @@ int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_erro
         r = check_vm(vm, error);
         if (r < 0)
                 return r;
+        /* Idempotent for the VM: a group it no longer holds (released already, or its release running for
+         * another of the group's GPUs) is released, which is what was asked. */
+        if (!g->owner || (g->releasing && strcasecmp(g->owner, vm) == 0))
+                return sd_bus_reply_method_return(call, NULL);
         r = check_owner(g, vm, error);
         if (r < 0)
                 return r;

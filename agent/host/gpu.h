@@ -49,6 +49,7 @@ struct gpu {
         struct iommu_group *group; /* the group's members as of the last gpu_refresh(); NULL: none or missing */
 
         bool job_running;     /* a bind job holds the group */
+        bool releasing;       /* that job is the owner's Release (its reset): the owner holds it no more */
         unsigned rebind_failures; /* failed binds back to vfio-pci since the claimed card came back */
 };
 

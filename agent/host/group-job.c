@@ -265,12 +265,20 @@ static void release_job_free(struct release_job *j) {
         free(j);
 }
 
+/* While the owner's Release runs, its Release again is answered success and its Claim Busy (claim.c). */
+static void set_group_releasing(struct manager *m, int group, bool releasing) {
+        for (size_t i = 0; i < m->n_gpus; i++)
+                if (m->gpus[i]->iommu_group == group)
+                        m->gpus[i]->releasing = releasing;
+}
+
 static void release_job_done(int result, void *userdata) {
         struct release_job *j = userdata;
         struct manager *m = j->manager;
         int r;
 
         manager_set_group_job(m, j->group, false);
+        set_group_releasing(m, j->group, false);
         if (j->busy) {
                 r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BUSY,
                                                "IOMMU group %d is still open by another process (is the VM still "
@@ -323,6 +331,7 @@ int release_job_start(struct gpu *g, sd_bus_message *call, const char *vm, sd_bu
                 return r;
         }
         manager_set_group_job(m, g->iommu_group, true);
+        set_group_releasing(m, g->iommu_group, true);
         return 1;
 oom:
         release_job_free(j);

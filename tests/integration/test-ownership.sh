@@ -11,7 +11,9 @@ G=org.gpupass.agent1.Gpu
 M=/org/gpupass/agent1
 
 expect_error org.gpupass.Error.InvalidArgument "'not-a-uuid' is not a VM UUID" -- "$P" $G Claim s not-a-uuid
-expect_error org.gpupass.Error.NotOwner "0000:3b:00.0 is not claimed" -- "$P" $G Release s $VM1
+# Release is idempotent for a VM: a group nobody holds is released, which is what was asked.
+out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) && pass "Release of an unclaimed GPU succeeds" ||
+        fail "Release of an unclaimed GPU: $out"
 
 # Claim prepares the group first, all of it, and records the claim before replying.
 out=$(busctl --system call org.gpupass.agent1 "$P" $G Claim s $VM1 2>&1) && pass "Claim by VM1" || fail "Claim: $out"
@@ -41,8 +43,27 @@ out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) && pa
 assert_eq '""' "$(gpu_prop $A Owner)" "no Owner after Release"
 assert_eq '"vfio"' "$(gpu_prop $A State)" "State vfio after Release"
 assert_not_contains "$(cat "$STATE")" "claim " "the release is on disk"
+out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) && pass "Release again by the same VM succeeds" ||
+        fail "Release again: $out"
 out=$(busctl --system call org.gpupass.agent1 "$P" $G Claim s $VM2 2>&1) && pass "another VM may claim it now" || fail "$out"
 out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM2 2>&1) && pass "and release it" || fail "$out"
+
+# While a VM's own Release runs (a slow reset), its Release again succeeds (the group is no longer its) and
+# its Claim is Busy (the group is not free yet): the aggregator never takes a reset in progress for a claim.
+busctl --system call org.gpupass.agent1 "$P" $G Claim s $VM1 >/dev/null
+simctl reset-delay 2000
+busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 >"$TEST_DIR/release.out" 2>&1 &
+release=$!
+sleep 0.5 # the Release has started: its reset takes 2 s
+expect_error org.gpupass.Error.Busy "VM $VM1 is releasing IOMMU group 12" -- "$P" $G Claim s $VM1
+out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) &&
+        pass "Release by the same VM during its release succeeds" || fail "Release during the release: $out"
+if wait $release; then pass "the first Release completes"; else fail "the first Release: $(cat "$TEST_DIR/release.out")"; fi
+simctl reset-delay 0
+assert_eq '""' "$(gpu_prop $A Owner)" "no Owner once the reset is done"
+out=$(busctl --system call org.gpupass.agent1 "$P" $G Claim s $VM1 2>&1) && pass "the VM may claim it again after its release" ||
+        fail "Claim after the release: $out"
+busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 >/dev/null
 
 # Maintenance refuses new claims, persists, and is on disk before the reply.
 busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager SetMaintenance b true

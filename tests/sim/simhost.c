@@ -157,7 +157,7 @@ static int usage(const char *argv0) {
                 "Usage: %s FIXTURE.ini [--keep DIR] -- COMMAND [ARGS...]\n"
                 "       %s ctl SOCKET VERB [ARGS...]\n"
                 "Verbs: remove ADDR | add ADDR key=value... | uevent ADDR ACTION | driver-load NAME |\n"
-                "       driver-unload NAME | fail-probe ADDR DRIVER|- | unbind-delay MS\n",
+                "       driver-unload NAME | fail-probe ADDR DRIVER|- | unbind-delay MS | reset-delay MS\n",
                 argv0, argv0);
         return 2;
 }

@@ -35,6 +35,7 @@ struct simhost {
         GPtrArray *devices;   /* struct simdev * */
         GPtrArray *removed;   /* removed through sysfs `remove`: still in the slot, a rescan finds them again */
         unsigned unbind_delay_ms; /* how long a driver's remove() takes (ctl unbind-delay) */
+        unsigned reset_delay_ms;  /* how long a function reset takes (ctl reset-delay) */
 };
 
 /* simtree.c: the sysfs tree */

@@ -420,6 +420,8 @@ int64_t sim_kernel_write(struct simhost *h, const char *path, const char *data, 
         if (strcmp(base, "reset") == 0 && (d = device_of(h, path, "reset"))) {
                 if (sysfs_ulong(arg, &value) < 0 || value != 1)
                         return -EINVAL;
+                if (h->reset_delay_ms)
+                        g_usleep(h->reset_delay_ms * 1000UL); /* a GPU's reset can take a second or more */
                 if (d->reset_errno)
                         return -d->reset_errno;
                 return (int64_t) len;
@@ -527,6 +529,10 @@ char *sim_control(struct simhost *h, const char *command) {
         }
         if (strcmp(words[0], "unbind-delay") == 0 && words[1]) {
                 h->unbind_delay_ms = (unsigned) strtoul(words[1], NULL, 10);
+                return g_strdup("OK");
+        }
+        if (strcmp(words[0], "reset-delay") == 0 && words[1]) {
+                h->reset_delay_ms = (unsigned) strtoul(words[1], NULL, 10);
                 return g_strdup("OK");
         }
         if (strcmp(words[0], "driver-load") == 0 && words[1]) {
