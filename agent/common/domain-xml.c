@@ -10,6 +10,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlstring.h>
 
 #include "domain-xml.h"
 #include "macro.h"
@@ -447,6 +448,12 @@ static int check_params(const struct domain_xml_params *p, bool need_type, char 
                 return fail(ret_message, -EINVAL, "no domain type given (kvm, qemu or test)");
         if (!p->name || !*p->name)
                 return fail(ret_message, -EINVAL, "no domain name given");
+        /* Control characters cannot be written as XML 1.0 at all; libvirt would refuse what came out. */
+        for (const char *c = p->name; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        return fail(ret_message, -EINVAL, "the domain name has a control character");
+        if (!xmlCheckUTF8(BAD_CAST p->name))
+                return fail(ret_message, -EINVAL, "the domain name is not UTF-8");
         if (p->vcpus < 1)
                 return fail(ret_message, -EINVAL, "a domain needs at least one vCPU");
         if (p->memory_kib < 1)

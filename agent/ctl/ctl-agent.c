@@ -7,23 +7,17 @@
 
 #include "ctl-table.h"
 #include "ctl.h"
+#include "gpu-entry.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
-
-struct gpu_row {
-        const char *path, *address, *model, *mode, *state, *driver, *owner, *serial, *problem;
-        int32_t group, numa;
-        char **companions;
-        bool boot_vga, needs_reconfiguration;
-};
 
 static const TableColumn gpu_columns[] = {
         { "ADDRESS", 13, false }, { "MODEL", 28, false }, { "MODE", 9, false },  { "STATE", 11, false },
         { "DRIVER", 14, false },  { "GROUP", 5, false },  { "OWNER", 36, false }, { "PROBLEM", 0, false },
 };
 
-static int add_gpu_row(Table *t, const struct gpu_row *g) {
+static int add_gpu_row(Table *t, const struct gpu_entry *g) {
         char group[16];
 
         if (g->group >= 0)
@@ -36,7 +30,7 @@ static int add_gpu_row(Table *t, const struct gpu_row *g) {
                                                           *g->problem ? g->problem : "-" });
 }
 
-static void json_gpu_row(JsonWriter *j, const struct gpu_row *g) {
+static void json_gpu_row(JsonWriter *j, const struct gpu_entry *g) {
         json_begin_object(j);
         json_kv_string(j, "Address", g->address);
         json_kv_string(j, "Model", g->model);
@@ -54,29 +48,6 @@ static void json_gpu_row(JsonWriter *j, const struct gpu_row *g) {
         json_kv_string(j, "Problem", g->problem);
         json_kv_string(j, "Object", g->path);
         json_end_object(j);
-}
-
-/* One ListGpus entry into *g; g->companions is the caller's to free. 0 at the end of the array. */
-static int read_gpu_row(sd_bus_message *reply, struct gpu_row *g) {
-        int boot_vga, needs, r;
-
-        r = sd_bus_message_enter_container(reply, 'r', "osssssssiiasbbs");
-        if (r <= 0)
-                return r;
-        r = sd_bus_message_read(reply, "osssssssii", &g->path, &g->address, &g->model, &g->mode, &g->state,
-                                &g->driver, &g->owner, &g->serial, &g->group, &g->numa);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read_strv(reply, &g->companions);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "bbs", &boot_vga, &needs, &g->problem);
-        if (r < 0)
-                return r;
-        g->boot_vga = boot_vga;
-        g->needs_reconfiguration = needs;
-        r = sd_bus_message_exit_container(reply);
-        return r < 0 ? r : 1;
 }
 
 /* The GPU table, or the JSON array into j when j is not NULL. */
@@ -101,9 +72,9 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
         else if (!(t = table_new(gpu_columns, ELEMENTSOF(gpu_columns))))
                 return -ENOMEM;
         for (;;) {
-                struct gpu_row g = {};
+                struct gpu_entry g = {};
 
-                r = read_gpu_row(reply, &g);
+                r = gpu_entry_read(reply, &g);
                 if (r > 0) {
                         if (j)
                                 json_gpu_row(j, &g);

@@ -35,6 +35,11 @@ check_exec() {
 check_exec "$libexecdir/gpupassd" "the agent"
 check_exec "$libexecdir/gpupass-clusterd" "the aggregator"
 check_exec "$bindir/gpupassctl" "the CLI"
+# A file, not a link: AppArmor's libvirtd profile allows executing /etc/libvirt/hooks/** (README "libvirt hook").
+check_exec "$sysconfdir/libvirt/hooks/qemu.d/gpupass" "the libvirt hook in libvirt's hook directory"
+if [ -L "$D$sysconfdir/libvirt/hooks/qemu.d/gpupass" ]; then fail "the hook is a link"; else pass "the hook is a file, not a link"; fi
+out=$("$D$sysconfdir/libvirt/hooks/qemu.d/gpupass" 2>&1) && rc=0 || rc=$?
+assert_eq 2 "$rc" "the installed hook runs (usage, exit 2, without arguments)"
 check_file "$unitdir/gpupassd.service" "the agent's unit in systemdsystemunitdir"
 check_file "$unitdir/gpupass-clusterd.service" "the aggregator's unit in systemdsystemunitdir"
 check_file "$udevdir/rules.d/70-gpupass.rules" "udev rules in udevdir/rules.d"

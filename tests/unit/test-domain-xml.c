@@ -276,6 +276,11 @@ static void test_build_refusals(void) {
         p.type = NULL;
         ASSERT_EQ(domain_xml_build(NULL, &p, &xml, &m5), -EINVAL);
         ASSERT_STREQ(m5, "no domain type given (kvm, qemu or test)");
+        p.type = "kvm";
+        p.name = "vm\n1";
+        ASSERT_EQ(domain_xml_build(NULL, &p, &xml, NULL), -EINVAL);
+        p.name = "vm\xff";
+        ASSERT_EQ(domain_xml_build(NULL, &p, &xml, NULL), -EINVAL);
         ASSERT_TRUE(!xml);
 }
 
