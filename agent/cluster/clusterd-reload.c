@@ -51,6 +51,44 @@ static struct hostlink *take_link(struct hostlink **links, size_t n, const char 
         return NULL;
 }
 
+/* Committed: drop what is gone or readdressed, connect what is new. The Host objects and placement's
+ * records point at the links, so they go first and are built again over the new list. */
+static void hosts_commit(struct clusterd *c, struct hostlink **links, bool *fresh, size_t n) {
+        size_t n_old = c->n_hosts;
+        struct hostlink **old = c->hosts;
+        _cleanup_strv_free_ char **old_paths = NULL;
+        bool had_views = c->host_views;
+        int r;
+
+        for (size_t k = 0; c->host_views && k < n_old; k++)
+                if (strv_extend(&old_paths, c->host_views[k].path) < 0)
+                        log_error_errno(-ENOMEM, "Host objects: removals will not be announced: %m");
+        host_views_free(c);
+        c->placement = placement_view_free(c->placement);
+        for (size_t i = 0; i < n; i++)
+                if (!fresh[i])
+                        (void) take_link(old, n_old, links[i]->name);
+        for (size_t k = 0; k < n_old; k++)
+                if (old[k]) {
+                        log_full(LOG_NOTICE, NULL, "Host %s (%s) removed from the configuration", old[k]->name,
+                                 old[k]->configured_address);
+                        hostlink_free(old[k]);
+                }
+        free(old);
+        c->hosts = links;
+        c->n_hosts = n;
+        if (had_views && (r = host_views_rebuild(c, old_paths)) < 0)
+                log_error_errno(r, "Failed to rebuild the Host objects: %m");
+        r = placement_view_new(c, &c->placement);
+        if (r < 0)
+                log_error_errno(r, "Failed to rebuild the placement view, no VM can be placed: %m");
+        for (size_t i = 0; i < n; i++)
+                if (fresh[i]) {
+                        log_info("Host %s (%s) added", links[i]->name, links[i]->configured_address);
+                        (void) hostlink_connect(links[i]);
+                }
+}
+
 /* Builds the new host list first, so that a host whose Address cannot be used changes nothing. */
 static int clusterd_apply_hosts(struct clusterd *c) {
         size_t n = c->config.n_hosts, n_old = c->n_hosts;
@@ -87,43 +125,7 @@ static int clusterd_apply_hosts(struct clusterd *c) {
                 return r;
         }
 
-        /* Committed: drop what is gone or readdressed, connect what is new. The Host objects point at the
-         * links, so their views go first and are built again over the new list. */
-        _cleanup_strv_free_ char **old_paths = NULL;
-        for (size_t k = 0; c->host_views && k < n_old; k++)
-                if (strv_extend(&old_paths, c->host_views[k].path) < 0)
-                        log_error_errno(-ENOMEM, "Host objects: removals will not be announced: %m");
-        bool had_views = c->host_views;
-        host_views_free(c);
-        for (size_t i = 0; i < n; i++)
-                if (!fresh[i])
-                        (void) take_link(old, n_old, links[i]->name);
-        for (size_t k = 0; k < n_old; k++)
-                if (old[k]) {
-                        log_full(LOG_NOTICE, NULL, "Host %s (%s) removed from the configuration", old[k]->name,
-                                 old[k]->configured_address);
-                        hostlink_free(old[k]);
-                }
-        free(old);
-        c->hosts = links;
-        c->n_hosts = n;
-        if (had_views) {
-                r = host_views_rebuild(c, old_paths);
-                if (r < 0)
-                        log_error_errno(r, "Failed to rebuild the Host objects: %m");
-        }
-        /* Placement's records point at the links: built again over the new list. */
-        c->placement = placement_view_free(c->placement);
-        r = placement_view_new(c, &c->placement);
-        if (r < 0)
-                log_error_errno(r, "Failed to rebuild the placement view, no VM can be placed: %m");
-        for (size_t i = 0; i < n; i++)
-                if (fresh[i]) {
-                        log_info("Host %s (%s) added", links[i]->name, links[i]->configured_address);
-                        r = hostlink_connect(links[i]);
-                        if (r < 0)
-                                log_warning_errno(r, "Host %s: cannot connect yet: %m", links[i]->name);
-                }
+        hosts_commit(c, links, fresh, n);
         free(fresh);
         (void) clusterd_runtime_sync(c); /* logs what it could not set up */
         clusterd_host_changed(c, NULL);

@@ -128,15 +128,18 @@ struct clusterd *clusterd_free(struct clusterd *c) {
                 return NULL;
         sd_event_source_disable_unref(c->reload_defer);
         sd_event_source_disable_unref(c->hosts_prepare);
-        /* The links first: their calls still waiting are answered (failed) to the reconciler, which then
-         * answers every operator call still waiting, while the bus is there to carry the replies. */
+        /* The reconciler stops deciding; the links go, answering their calls still waiting (failed), so
+         * that every reconcile ends and answers the operator calls waiting for it, while the bus is there
+         * to carry the replies. */
+        if (c->reconciler)
+                reconciler_stop(c->reconciler);
+        cluster_objects_done(c);
         for (size_t i = 0; i < c->n_hosts; i++)
                 hostlink_free(c->hosts[i]);
         c->n_hosts = 0;
         vm_runtimes_free(c); /* a domain start or stop waiting is answered (cancelled) to the reconciler too */
         c->reconciler = reconciler_free(c->reconciler);
         c->placement = placement_view_free(c->placement);
-        cluster_objects_done(c);
         free(c->hosts);
         sd_bus_flush_close_unref(c->bus);
         vmstore_close(c->db);

@@ -14,30 +14,9 @@ export GPUPASSD="$build/agent/host/gpupassd" GPUPASSCTL="$build/agent/ctl/gpupas
 export GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 
-host_ready() {
-        [ "$(busctl --address="unix:path=$TEST_DIR/$1/bus" call org.freedesktop.DBus /org/freedesktop/DBus \
-                org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]
-}
-
-names=()
-for i in $(seq 0 $((hosts - 1))); do
-        h=$(printf 'h%03d' "$i")
-        names+=("$h")
-        mkdir -p "$TEST_DIR/$h"
-        "$GPUPASS_SIMHOST" "$here/fixtures/eight-gpu.ini" -- bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" \
-                "$TEST_DIR/$h" &
-        PIDS+=($!)
-        # Ten at a time: the machine is small, and a host that starts slowly is not what is measured.
-        if [ $((i % 10)) -eq 9 ]; then
-                for g in "${names[@]: -10}"; do
-                        for _ in $(seq 600); do host_ready "$g" && break; sleep 0.05; done
-                done
-        fi
-done
-for h in "${names[@]}"; do
-        for _ in $(seq 600); do host_ready "$h" && break; sleep 0.05; done
-        host_ready "$h" || { echo "agent of $h did not start"; cat "$TEST_DIR/$h/agent.log"; exit 1; }
-done
+source "$here/bench-hosts.sh"
+start_bench_hosts "$here/fixtures/eight-gpu.ini" "$hosts"
+names=("${HOST_NAMES[@]}")
 echo "$hosts agents up"
 
 start_bus open

@@ -70,6 +70,18 @@ for round in $rounds; do
         assert_contains "$out" "volta: no free $V100" "round $round: volta is full, and up"
         assert_not_contains "$out" "unreachable" "round $round: no host called unreachable"
 done
+# A VM the operator powers off during the maintenance stays off after it; the others come back.
+cluster PowerOff s extra >/dev/null 2>&1 || true
+cluster EnterHostMaintenance s volta >/dev/null || fail "Enter before the PowerOff"
+out=$(cluster PowerOff s narrow-2 2>&1) && pass "PowerOff of narrow-2 during the maintenance" || fail "PowerOff: $out"
+cluster ExitHostMaintenance s volta >/dev/null || fail "Exit after the PowerOff"
+wait_vms '"wide" 2 4096 "2:NVIDIA Tesla V100 PCIe 16GB.compute" "" "on"' || true
+wait_vms '"narrow-1" 2 4096 "1:NVIDIA Tesla V100 PCIe 16GB.compute" "" "on"' || true
+assert_contains "$(cluster ListVms)" '"narrow-2" 2 4096 "1:NVIDIA Tesla V100 PCIe 16GB.compute" "" "off"' \
+        "narrow-2, powered off during the maintenance, stays off after it"
+assert_eq 0 "$(held_by "${uuid[narrow-2]}")" "and volta's agent holds nothing for it"
+assert_contains "$(cluster ListVms)" '"wide" 2 4096 "2:NVIDIA Tesla V100 PCIe 16GB.compute" "" "on" "volta"' "wide back on"
+
 if grep -i "unreachable" "$TEST_DIR/agg.log" | grep -E "volta|other"; then
         fail "the aggregator's log calls an up host unreachable"
 else

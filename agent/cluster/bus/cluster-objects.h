@@ -28,6 +28,7 @@ struct host_values {
         uint32_t gpus;
         uint32_t free_gpus;
         bool maintenance;
+        char **foreign;           /* "ADDRESS OWNER": claims of VMs this registry does not know */
 };
 
 struct host_view {
@@ -45,8 +46,9 @@ int host_views_setup(struct clusterd *c);
 void host_views_free(struct clusterd *c);
 int host_views_rebuild(struct clusterd *c, char **old_paths);
 struct host_view *host_view_find(struct clusterd *c, const char *name);
-/* The values now (unreachable_reason points into the link). */
+/* The values now (unreachable_reason points into the link; foreign is allocated: host_values_done). */
 void host_values_compute(const struct host_view *v, struct host_values *ret);
+void host_values_done(struct host_values *h);
 /* Recomputes the values of l's object and emits PropertiesChanged for those that differ. */
 void host_view_refresh(struct clusterd *c, struct hostlink *l);
 /* A VM changed: moves its reservation from old's host to new's (either may be NULL) and refreshes both. */

@@ -25,10 +25,25 @@ static int property_get_address(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", v->link->configured_address);
 }
 
+/* "ADDRESS OWNER" items as a(ss). */
+static int append_foreign(sd_bus_message *reply, char **items) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (char **i = items; r >= 0 && i && *i; i++) {
+                _cleanup_free_ char *address = strndup(*i, strcspn(*i, " "));
+
+                r = address ? sd_bus_message_append(reply, "(ss)", address, *i + strlen(address) + 1) : -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 /* Every changing property is computed now, the way PropertiesChanged announces it. */
 static int property_get_value(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        struct host_values now;
+        _cleanup_(host_values_done) struct host_values now = {};
 
         host_values_compute(userdata, &now);
         if (strcmp(property, "State") == 0)
@@ -49,6 +64,8 @@ static int property_get_value(sd_bus *bus, const char *path, const char *interfa
                 return sd_bus_message_append(reply, "u", now.free_gpus);
         if (strcmp(property, "Maintenance") == 0)
                 return sd_bus_message_append(reply, "b", (int) now.maintenance);
+        if (strcmp(property, "ForeignClaims") == 0)
+                return append_foreign(reply, now.foreign);
         return -ENOENT;
 }
 
@@ -65,6 +82,7 @@ const sd_bus_vtable host_vtable[] = {
         SD_BUS_PROPERTY("GpuCount", "u", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FreeGpuCount", "u", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Maintenance", "b", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ForeignClaims", "a(ss)", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

@@ -5,6 +5,7 @@
  * registry once at start-up and then moved by each VM change, so a change costs no registry scan.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,29 @@ struct host_view *host_view_find(struct clusterd *c, const char *name) {
         return &c->host_views[i];
 }
 
+/* Claims the agent shows for VMs this registry does not know: another aggregator's, or a host-local
+ * hook's. Never released by this aggregator; shown so that an operator sees who holds the GPU. */
+static char **foreign_claims(const struct host_view *v) {
+        const struct hostlink *l = v->link;
+        char **list = NULL;
+
+        for (size_t k = 0; k < l->n_gpus; k++) {
+                const struct cluster_gpu *g = l->gpus[k];
+                _cleanup_free_ char *item = NULL;
+
+                if (!g->owner || !g->owner[0] || !v->clusterd->db || vmstore_has_uuid(v->clusterd->db, g->owner))
+                        continue;
+                if (asprintf(&item, "%s %s", g->address, g->owner) < 0 || strv_consume(&list, TAKE_PTR(item)) < 0)
+                        break; /* shown in part: the next change tries again */
+        }
+        return list;
+}
+
+void host_values_done(struct host_values *h) {
+        strv_free(h->foreign);
+        h->foreign = NULL;
+}
+
 void host_values_compute(const struct host_view *v, struct host_values *ret) {
         const struct hostlink *l = v->link;
 
@@ -43,6 +67,7 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
                 .free_memory_mib = l->memory_mib > v->memory_used_mib ? l->memory_mib - v->memory_used_mib : 0,
                 .gpus = (uint32_t) l->n_gpus,
                 .maintenance = l->maintenance,
+                .foreign = foreign_claims(v),
         };
         for (size_t k = 0; k < l->n_gpus; k++)
                 ret->free_gpus += cluster_gpu_is_free_on(l, k);
@@ -51,7 +76,7 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
 void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         struct host_view *v = host_view_find(c, l->name);
         struct host_values now;
-        const char *names[10];
+        const char *names[11];
         size_t n = 0;
         char *reason;
 
@@ -76,12 +101,17 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
                 names[n++] = "FreeGpuCount";
         if (now.maintenance != v->shown.maintenance)
                 names[n++] = "Maintenance";
+        if (!strv_equal(now.foreign, v->shown.foreign))
+                names[n++] = "ForeignClaims";
         names[n] = NULL;
-        if (n == 0)
+        if (n == 0) {
+                host_values_done(&now);
                 return;
+        }
         /* The link's error text changes under us: keep a copy of what was announced. */
         reason = now.unreachable_reason ? strdup(now.unreachable_reason) : NULL;
         free(v->shown.unreachable_reason);
+        host_values_done(&v->shown);
         v->shown = now;
         v->shown.unreachable_reason = reason;
         host_emit_properties_changed(v, (char **) names);
@@ -172,6 +202,7 @@ void host_views_free(struct clusterd *c) {
         for (size_t i = 0; c->host_views && i < c->n_hosts; i++) {
                 free(c->host_views[i].path);
                 free(c->host_views[i].shown.unreachable_reason);
+                host_values_done(&c->host_views[i].shown);
         }
         c->host_views = mfree(c->host_views);
 }

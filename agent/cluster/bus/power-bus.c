@@ -100,13 +100,16 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
 static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         _cleanup_(vm_record_done) struct vm_record v = {};
+        _cleanup_free_ char *restart = NULL;
         int r;
 
         r = clusterd_vm_from_call(c, call, true, &v, error);
         if (r < 0)
                 return r;
-        if (v.power == VM_POWER_OFF && !v.desired_on && !reconcile_busy(c->reconciler, v.uuid))
-                return sd_bus_reply_method_return(call, NULL);
+        restart = vm_flag_get(v.flags, "restart");
+
+        if (v.power == VM_POWER_OFF && !v.desired_on && !restart && !reconcile_busy(c->reconciler, v.uuid))
+                return sd_bus_reply_method_return(call, NULL); /* off, and not waiting to be restarted */
         r = lifecycle_power_off(c, &v, on_power_off_done, sd_bus_message_ref(call));
         if (r < 0) {
                 sd_bus_message_unref(call);

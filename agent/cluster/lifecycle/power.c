@@ -10,6 +10,9 @@ static int want(struct clusterd *c, struct vm_record *v, bool on, reconcile_done
         int r;
 
         v->desired_on = on;
+        /* PowerOff: wanted off, also once the host its restart flag names is back. */
+        if (!on && vm_flag_set(&v->flags, "restart", NULL) < 0)
+                return -ENOMEM;
         r = vmstore_update(c->db, v);
         if (r < 0)
                 return r;

@@ -255,6 +255,10 @@ int reconciler_new(struct clusterd *c, struct reconciler **ret) {
         return 0;
 }
 
+void reconciler_stop(struct reconciler *rc) {
+        rc->stopping = true;
+}
+
 struct reconciler *reconciler_free(struct reconciler *rc) {
         struct reconcile_task *t;
 

@@ -34,6 +34,9 @@ struct reconcile_outcome {
 typedef void (*reconcile_done_t)(struct clusterd *c, const struct reconcile_outcome *o, void *userdata);
 
 int reconciler_new(struct clusterd *c, struct reconciler **ret);
+/* From now on a reconcile decides nothing: each ends at its next step (when its agent calls are
+ * answered) and its callers hear "stopping". */
+void reconciler_stop(struct reconciler *rc);
 /* Every waiting caller is answered first ("the aggregator is stopping"); agent calls still waiting must
  * have been failed before (hostlink_free does). */
 struct reconciler *reconciler_free(struct reconciler *rc);

@@ -53,6 +53,55 @@ static int set_string(char **field, const char *value) {
         return 0;
 }
 
+/* One property (name read, its variant next) into g; 0 when it is not one the aggregator keeps. */
+static int read_gpu_property(sd_bus_message *m, struct cluster_gpu *g, const char *name) {
+        static const struct {
+                const char *name;
+                size_t offset;
+        } strings[] = {
+                { "Address", offsetof(struct cluster_gpu, address) },
+                { "Model", offsetof(struct cluster_gpu, model) },
+                { "Mode", offsetof(struct cluster_gpu, mode) },
+                { "State", offsetof(struct cluster_gpu, state) },
+                { "Owner", offsetof(struct cluster_gpu, owner) },
+                { "PreviousModel", offsetof(struct cluster_gpu, previous_model) },
+        };
+        const char *value;
+        char **l = NULL;
+        int b, r;
+
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++)
+                if (strcmp(name, strings[i].name) == 0) {
+                        r = sd_bus_message_read(m, "v", "s", &value);
+                        if (r < 0)
+                                return r;
+                        r = set_string((char **) ((uint8_t *) g + strings[i].offset), value);
+                        return r < 0 ? r : 1;
+                }
+        if (strcmp(name, "Companions") == 0) {
+                r = sd_bus_message_enter_container(m, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(m, &l);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0) {
+                        strv_free(l);
+                        return r;
+                }
+                strv_free(g->companions);
+                g->companions = l;
+                return 1;
+        }
+        if (strcmp(name, "IommuGroup") == 0)
+                return sd_bus_message_read(m, "v", "i", &g->iommu_group);
+        if (strcmp(name, "NeedsReconfiguration") == 0) {
+                r = sd_bus_message_read(m, "v", "b", &b);
+                g->needs_reconfiguration = b;
+                return r;
+        }
+        return 0;
+}
+
 /* Reads an a{sv} of org.gpupass.agent1.Gpu properties into g; unknown properties are skipped. */
 int hostlink_read_gpu_properties(sd_bus_message *m, struct cluster_gpu *g) {
         int r;
@@ -61,70 +110,15 @@ int hostlink_read_gpu_properties(sd_bus_message *m, struct cluster_gpu *g) {
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                static const struct {
-                        const char *name;
-                        size_t offset;
-                } strings[] = {
-                        { "Address", offsetof(struct cluster_gpu, address) },
-                        { "Model", offsetof(struct cluster_gpu, model) },
-                        { "Mode", offsetof(struct cluster_gpu, mode) },
-                        { "State", offsetof(struct cluster_gpu, state) },
-                        { "Owner", offsetof(struct cluster_gpu, owner) },
-                        { "PreviousModel", offsetof(struct cluster_gpu, previous_model) },
-                };
-                const char *name, *value;
-                bool done = false;
+                const char *name;
 
                 r = sd_bus_message_read(m, "s", &name);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < ELEMENTSOF(strings) && !done; i++)
-                        if (strcmp(name, strings[i].name) == 0) {
-                                r = sd_bus_message_read(m, "v", "s", &value);
-                                if (r < 0)
-                                        return r;
-                                r = set_string((char **) ((uint8_t *) g + strings[i].offset), value);
-                                if (r < 0)
-                                        return r;
-                                done = true;
-                        }
-                if (!done && strcmp(name, "Companions") == 0) {
-                        char **l = NULL;
-
-                        r = sd_bus_message_enter_container(m, 'v', "as");
-                        if (r >= 0)
-                                r = sd_bus_message_read_strv(m, &l);
-                        if (r >= 0)
-                                r = sd_bus_message_exit_container(m);
-                        if (r < 0) {
-                                strv_free(l);
-                                return r;
-                        }
-                        strv_free(g->companions);
-                        g->companions = l;
-                        done = true;
-                }
-                if (!done && strcmp(name, "IommuGroup") == 0) {
-                        r = sd_bus_message_read(m, "v", "i", &g->iommu_group);
-                        if (r < 0)
-                                return r;
-                        done = true;
-                }
-                if (!done && strcmp(name, "NeedsReconfiguration") == 0) {
-                        int b;
-
-                        r = sd_bus_message_read(m, "v", "b", &b);
-                        if (r < 0)
-                                return r;
-                        g->needs_reconfiguration = b;
-                        done = true;
-                }
-                if (!done) {
+                if (r >= 0)
+                        r = read_gpu_property(m, g, name);
+                if (r == 0)
                         r = sd_bus_message_skip(m, "v");
-                        if (r < 0)
-                                return r;
-                }
-                r = sd_bus_message_exit_container(m);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
                 if (r < 0)
                         return r;
         }
