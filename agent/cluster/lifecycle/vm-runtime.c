@@ -185,7 +185,8 @@ int vm_runtime_domain_xml(struct clusterd *c, const struct vm_record *v, const c
         }
         p = (struct domain_xml_params) {
                 /* libvirt's test driver (the simulated cluster) runs domains of type 'test' only. */
-                .type = rl && strncmp(runtime_link_uri(rl), "test:", 5) == 0 ? "test" : "kvm",
+                .type = rl && strncmp(runtime_link_uri(rl), "test", 4) == 0 &&
+                        strchr(":+", runtime_link_uri(rl)[4]) ? "test" : "kvm",
                 .name = v->name,
                 .uuid = v->uuid,
                 .vcpus = v->vcpus,
