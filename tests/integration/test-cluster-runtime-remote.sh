@@ -4,6 +4,7 @@
 # has a socket and keepalive timers in its sd-event loop, lifecycle events arrive over that socket, and
 # libvirtd can go away and come back: the link goes unreachable (close callback), a PowerOff then waits,
 # and the link reconnects with backoff. `virsh` against the same daemon sees and stops the same domains.
+# A second host's libvirt accepts the connection and never answers: it holds only its own worker thread.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 
@@ -40,19 +41,42 @@ wait_state() { # uuid property value, up to 20 s
 
 start_libvirtd
 foreign=$(virsh -q -c "$URI" list --uuid | head -1) # the test driver's own domain: not gpupass's
+# beta's "libvirtd": accepts, reads, never answers (a hung daemon, or ssh stuck halfway).
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+conns = []
+while True: conns.append(s.accept()[0])' "$TEST_DIR/hung-sock" &
+PIDS+=($!)
+HUNG="test+unix:///default?socket=$TEST_DIR/hung-sock"
 start_host alpha "$FIX/single.ini"
+start_host beta "$FIX/single.ini"
 start_bus open
 mkdir -p "$TEST_DIR/agg/etc"
-printf '[Cluster]\nAdminGroup=gpupass\nShutdownTimeoutSec=5\n\n[Host alpha]\nAddress=unix:path=%s/alpha/bus\nRuntime=libvirt\nLibvirtUri=%s\n' \
-        "$TEST_DIR" "$URI" >"$TEST_DIR/agg/etc/clusterd.conf"
+{ printf '[Cluster]\nAdminGroup=gpupass\nShutdownTimeoutSec=5\n'
+  printf '\n[Host alpha]\nAddress=unix:path=%s/alpha/bus\nRuntime=libvirt\nLibvirtUri=%s\n' "$TEST_DIR" "$URI"
+  printf '\n[Host beta]\nAddress=unix:path=%s/beta/bus\nRuntime=libvirt\nLibvirtUri=%s\n' "$TEST_DIR" "$HUNG"
+} >"$TEST_DIR/agg/etc/clusterd.conf"
 run_clusterd agg
 LOG=$TEST_DIR/agg.log
 wait_host alpha && pass "alpha up" || fail "alpha: $(cluster ListHosts)"
 wait_for_log "$LOG" "libvirt at $URI (host alpha) is connected, 1 domains running" &&
         pass "connected to libvirtd over its socket; its one domain listed" || fail "no connection in the log"
 
+wait_host beta && pass "beta up (its agent)" || fail "beta: $(cluster ListHosts)"
+
+# beta's libvirt hangs: a VM placed there is refused (its libvirt is not connected), its claim released;
+# nothing else waits for beta.
+h=$(cluster CreateVm sut slow 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss slow "1:NVIDIA Tesla M60" >/dev/null
+cluster SetVmAffinity sas slow 1 beta
+SENDARGS=(string:slow)
+cexpect org.gpupass.Error.RuntimeFailed "libvirt at $HUNG is not connected yet" -- PowerOn s slow
+assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "slow's claim on beta released"
+wait_state "$h" RuntimeState connecting && pass "slow's RuntimeState: connecting" || fail "RuntimeState: $(vm_state "$h" RuntimeState)"
+
 u=$(cluster CreateVm sut web 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss web "1:NVIDIA Tesla M60" >/dev/null
+cluster SetVmAffinity sas web 1 alpha
 assert_eq 'sas "alpha" 1 "0000:3b:00.0"' "$(cluster PowerOn s web 2>&1)" "web powered on"
 assert_eq running "$(domstate "$u")" "virsh (another client of the same libvirtd) sees web's domain running"
 wait_state "$u" RuntimeState running && pass "RuntimeState running" || fail "RuntimeState: $(vm_state "$u" RuntimeState)"
