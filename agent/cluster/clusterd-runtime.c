@@ -7,6 +7,7 @@
 #include "clusterd.h"
 #include "lifecycle/vm-runtime.h"
 #include "link/runtime-libvirt.h"
+#include "macro.h"
 
 static void on_state_changed(struct runtime_link *r, void *userdata) {
         struct clusterd *c = userdata;
@@ -29,5 +30,12 @@ static const struct runtime_callbacks runtime_callbacks = {
 };
 
 int clusterd_runtime_sync(struct clusterd *c) {
-        return vm_runtimes_sync(c, &runtime_callbacks, c);
+        _cleanup_strv_free_ char **dropped = NULL;
+        int r;
+
+        r = vm_runtimes_sync(c, &runtime_callbacks, c, &dropped);
+        /* A new link announces itself as it connects; a dropped one's VMs are "none" now. */
+        for (char **h = dropped; h && *h; h++)
+                vm_objects_runtime_changed(c, *h, NULL);
+        return r;
 }

@@ -130,6 +130,15 @@ ctl --no-block power-off web && pass "power-off --no-block returns" || fail "pow
 wait_vms "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" && pass "web goes off" || fail "after --no-block: $(cluster ListVms)"
 assert_eq none "$(inside state "$u")" "PowerOff stopped the adopted domain"
 wait_released "$u" && pass "and released its claim" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+# A reload: alpha back to Runtime=none (claim and record only), then to libvirt again.
+conf=$TEST_DIR/agg/etc/clusterd.conf
+cp "$conf" "$conf.libvirt"
+sed -i -e '/^Runtime=/d' -e '/^LibvirtUri=/d' "$conf"
+kill -HUP "${CLUSTERD_PID[agg]}"
+wait_runtime "$u" none && pass "reloaded with Runtime=none: RuntimeState none" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+cp "$conf.libvirt" "$conf"
+kill -HUP "${CLUSTERD_PID[agg]}"
+wait_runtime "$u" "shut off" && pass "and with Runtime=libvirt again: shut off" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
 out=$(ctl --no-block power-off nosuch 2>&1) && fail "--no-block power-off of an unknown VM succeeded" ||
         assert_contains "$out" "(org.gpupass.Error.NotFound)" "--no-block still reports a refusal made at once"
 out=$(ctl --no-block vms 2>&1) && fail "--no-block vms accepted" ||

@@ -22,6 +22,7 @@
 #include "macro.h"
 #include "registry/vm-template.h"
 #include "registry/vmstore.h"
+#include "strv.h"
 
 static struct host_config *config_host(struct clusterd *c, const char *name) {
         for (size_t i = 0; i < c->config.n_hosts; i++)
@@ -70,17 +71,21 @@ static int add_runtime(struct clusterd *c, const struct host_config *h, const st
         return 0;
 }
 
-int vm_runtimes_sync(struct clusterd *c, const struct runtime_callbacks *cb, void *userdata) {
+int vm_runtimes_sync(struct clusterd *c, const struct runtime_callbacks *cb, void *userdata, char ***ret_dropped) {
         size_t kept = 0;
         int r;
 
         for (size_t i = 0; i < c->n_runtimes; i++) {
                 struct host_config *h = config_host(c, c->runtimes[i].host);
 
-                if (h && h->runtime_uri && strcmp(h->runtime_uri, c->runtimes[i].uri) == 0)
+                if (h && h->runtime_uri && strcmp(h->runtime_uri, c->runtimes[i].uri) == 0) {
                         c->runtimes[kept++] = c->runtimes[i];
-                else
-                        host_runtime_done(&c->runtimes[i]);
+                        continue;
+                }
+                if (strv_extend(ret_dropped, c->runtimes[i].host) < 0)
+                        log_warning("Host %s: its VMs' RuntimeState change is not announced (out of memory)",
+                                    c->runtimes[i].host);
+                host_runtime_done(&c->runtimes[i]);
         }
         c->n_runtimes = kept;
         for (size_t i = 0; i < c->config.n_hosts; i++) {

@@ -24,9 +24,10 @@ struct host_runtime {
 };
 
 /* Matches the runtime links to c->config: a new Runtime=libvirt host gets a link (connecting), a host
- * whose LibvirtUri changed gets a new one, a host gone (or back to Runtime=none) loses its link. cb and
- * userdata go to the new links. The first link sets libvirt's event loop up on c->event. */
-int vm_runtimes_sync(struct clusterd *c, const struct runtime_callbacks *cb, void *userdata);
+ * whose LibvirtUri changed gets a new one, a host gone (or back to Runtime=none) loses its link (its name
+ * appended to *ret_dropped). cb and userdata go to the new links. The first link sets libvirt's event
+ * loop up on c->event. */
+int vm_runtimes_sync(struct clusterd *c, const struct runtime_callbacks *cb, void *userdata, char ***ret_dropped);
 void vm_runtimes_free(struct clusterd *c);
 /* The host's runtime link, or NULL for Runtime=none. */
 struct runtime_link *vm_runtime_link(struct clusterd *c, const char *host);
