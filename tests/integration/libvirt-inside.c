@@ -7,14 +7,19 @@
  * "destroy URI UUID" or "shutdown URI UUID", done with virDomainDestroy/virDomainShutdown on the
  * aggregator's own connection to URI, as a guest powering itself off or an operator's `virsh destroy` on
  * a real host would (the answer is "ok" or "error: MESSAGE"); "state URI UUID" answers what libvirt says
- * of the domain ("running", "shut off", "other", or "none": no such domain), as `virsh domstate` would.
+ * of the domain ("running", "shut off", "other", or "none": no such domain), as `virsh domstate` would;
+ * "deaf URI UUID" makes that guest ignore ACPI shutdown requests from then on (virDomainShutdown succeeds
+ * and nothing happens, as with a guest without ACPI support or one that hangs), so that the destroy after
+ * ShutdownTimeoutSec is seen.
  * The aggregator learns of a stop only as it would on a real host: from libvirt's lifecycle event.
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -25,6 +30,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct { char *uri; virConnectPtr conn; } opened[64];
 static size_t n_opened;
+static char deaf[16][VIR_UUID_STRING_BUFLEN];
+static size_t n_deaf;
 
 static void answer(int fd, const char *text) {
         (void) !write(fd, text, strlen(text));
@@ -57,6 +64,15 @@ static void handle(int fd) {
                         virDomainFree(d);
                 return answer(fd, !d ? "none\n" : state == VIR_DOMAIN_RUNNING ? "running\n" :
                                   state == VIR_DOMAIN_SHUTOFF ? "shut off\n" : "other\n");
+        }
+        if (strcmp(verb, "deaf") == 0) {
+                if (d)
+                        virDomainFree(d);
+                pthread_mutex_lock(&lock);
+                if (n_deaf < sizeof(deaf) / sizeof(deaf[0]))
+                        snprintf(deaf[n_deaf++], sizeof(deaf[0]), "%.36s", uuid);
+                pthread_mutex_unlock(&lock);
+                return answer(fd, "ok\n");
         }
         if (!d)
                 r = -1;
@@ -119,4 +135,18 @@ __attribute__((visibility("default"))) virConnectPtr virConnectOpen(const char *
         }
         pthread_mutex_unlock(&lock);
         return conn;
+}
+
+__attribute__((visibility("default"))) int virDomainShutdown(virDomainPtr d) {
+        int (*real)(virDomainPtr) = (int (*)(virDomainPtr)) dlsym(RTLD_NEXT, "virDomainShutdown");
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        bool ignored = false;
+
+        if (virDomainGetUUIDString(d, uuid) == 0) {
+                pthread_mutex_lock(&lock);
+                for (size_t i = 0; i < n_deaf; i++)
+                        ignored = ignored || strcasecmp(deaf[i], uuid) == 0;
+                pthread_mutex_unlock(&lock);
+        }
+        return ignored ? 0 : real(d); /* the request is delivered; the guest does nothing with it */
 }

@@ -130,6 +130,20 @@ ctl --no-block power-off web && pass "power-off --no-block returns" || fail "pow
 wait_vms "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" && pass "web goes off" || fail "after --no-block: $(cluster ListVms)"
 assert_eq none "$(inside state "$u")" "PowerOff stopped the adopted domain"
 wait_released "$u" && pass "and released its claim" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+# A guest that ignores the ACPI shutdown: destroyed once ShutdownTimeoutSec (3 s here, set by a reload) has passed.
+sed -i '/^\[Cluster\]/a ShutdownTimeoutSec=3' "$TEST_DIR/agg/etc/clusterd.conf"
+kill -HUP "${CLUSTERD_PID[agg]}"
+wait_for_log "$LOG" "Configuration reloaded" || fail "no reload in the log"
+cluster PowerOn s web >/dev/null
+assert_eq ok "$(inside deaf "$u")" "web's guest now ignores ACPI shutdown requests"
+start=$(date +%s%N)
+cluster PowerOff s web
+elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+assert_eq none "$(inside state "$u")" "PowerOff destroyed the domain that would not shut down"
+if [ "$elapsed_ms" -ge 2900 ]; then pass "after the timeout (${elapsed_ms} ms)"; else fail "too early: ${elapsed_ms} ms"; fi
+wait_for_log "$LOG" "did not shut down in time, destroying it" && pass "the log says so" || fail "no destroy in the log"
+assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "then its claim was released"
+
 # A reload: alpha back to Runtime=none (claim and record only), then to libvirt again.
 conf=$TEST_DIR/agg/etc/clusterd.conf
 cp "$conf" "$conf.libvirt"
