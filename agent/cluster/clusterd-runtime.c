@@ -20,8 +20,10 @@ static void on_domain_changed(struct runtime_link *r, const char *uuid, const ch
                               bool expected, void *userdata) {
         struct clusterd *c = userdata;
 
-        vm_objects_runtime_changed(c, runtime_link_name(r), uuid);
-        vm_runtime_domain_changed(c, r, uuid, state, why, expected);
+        /* A change a reconcile makes or follows is announced with the VM's Power at its end, in one
+         * signal; any other (a domain of a VM that is off started by someone else) now. */
+        if (!vm_runtime_domain_changed(c, r, uuid, state, why, expected))
+                vm_objects_runtime_changed(c, runtime_link_name(r), uuid);
 }
 
 static const struct runtime_callbacks runtime_callbacks = {

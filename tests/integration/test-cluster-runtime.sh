@@ -44,9 +44,23 @@ cluster SetVmGpus ss web "1:NVIDIA Tesla M60" >/dev/null
 assert_eq '"none"' "$(vm_prop "$u" RuntimeState)" "a VM never placed has no runtime state"
 
 # PowerOn: claims, then the domain; libvirt itself says it runs, with the GPU and its companion.
+busctl --system monitor --json=short org.gpupass.cluster1 >"$TEST_DIR/cmon.log" 2>&1 &
+PIDS+=("$!")
+sleep 0.3
 assert_eq 'sas "alpha" 1 "0000:3b:00.0"' "$(cluster PowerOn s web 2>&1)" "web powered on on alpha"
 assert_eq running "$(inside state "$u")" "libvirt runs web's domain"
 wait_runtime "$u" running && pass "Vm.RuntimeState running" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+pc_runtime() { # the RuntimeState values announced in PropertiesChanged of web's object, one per line
+        python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    try: m = json.loads(line)
+    except ValueError: continue
+    if m.get("member") == "PropertiesChanged" and m.get("path") == sys.argv[2]:
+        changed = m["payload"]["data"][1]
+        if "RuntimeState" in changed: print(changed["RuntimeState"]["data"])' "$TEST_DIR/cmon.log" "$(vm_path "$u")"
+}
+for _ in $(seq 100); do [[ "$(pc_runtime)" == *running* ]] && break; sleep 0.05; done
+assert_eq running "$(pc_runtime)" "PropertiesChanged announced RuntimeState running (emits-change says the truth)"
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "the agent holds the M60 for web"
 xml=$(xml_of web)
 assert_contains "$xml" "<uuid>$u</uuid>" "the domain has the VM's UUID"
@@ -60,6 +74,9 @@ cluster PowerOff s web
 assert_eq none "$(inside state "$u")" "PowerOff stopped the domain (a transient domain is gone)"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "and released the M60 at the agent"
 wait_runtime "$u" "shut off" && pass "Vm.RuntimeState shut off" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
+for _ in $(seq 100); do [[ "$(pc_runtime)" == *"shut off"* ]] && break; sleep 0.05; done
+assert_eq "running
+shut off" "$(pc_runtime)" "and then shut off"
 
 # Stopped from inside the host (the guest shuts down; an operator destroys it): off, claims released.
 for how in shutdown destroy; do

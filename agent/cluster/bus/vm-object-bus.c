@@ -182,8 +182,12 @@ void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struc
                 names[n++] = "Power";
         if (!streq_ptr(strempty(old->host), strempty(new->host)))
                 names[n++] = "Host";
-        if (!streq_ptr(vm_runtime_state(c, old), vm_runtime_state(c, new)))
-                names[n++] = "RuntimeState"; /* another host's runtime: the domain looked at changed */
+        /* The domain's state is libvirt's, not the record's: it goes with a change of host (another
+         * runtime, another value) or of power on a host with a runtime (a reconcile started or stopped
+         * it; its events are not announced on their own then: clusterd-runtime.c). */
+        if (!streq_ptr(vm_runtime_state(c, old), vm_runtime_state(c, new)) ||
+            (old->power != new->power && vm_runtime_link(c, new->host)))
+                names[n++] = "RuntimeState";
         if (!streq_ptr(strempty(old->held), strempty(new->held)))
                 names[n++] = "Gpus";
         if (!streq_ptr(strempty(old->flags), strempty(new->flags)))

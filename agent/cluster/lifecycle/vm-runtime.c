@@ -385,17 +385,19 @@ enum vm_runtime_step vm_runtime_step_on(struct reconcile_task *t, const struct v
         return VM_RUNTIME_RESTART;
 }
 
-void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
+bool vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
                                const char *why, bool expected) {
         _cleanup_(vm_record_done) struct vm_record v = {};
         bool crashed = (state && strcmp(state, "crashed") == 0) || (why && strcmp(why, "crashed") == 0);
 
-        if (expected || (state && !crashed))
-                return; /* a start or stop of a reconcile, or running/paused: nothing to decide */
+        if (expected)
+                return true; /* a start or stop of a reconcile: its end announces it */
+        if (state && !crashed)
+                return false; /* running/paused: nothing to decide */
         /* Only a VM of this registry assigned there: any other domain is not gpupass's to touch. */
         if (vmstore_get_by_uuid(c->db, uuid, &v) < 0 || v.power == VM_POWER_OFF ||
             strcmp(v.host, runtime_link_name(r)) != 0)
-                return;
+                return false;
         log_struct(LOG_NOTICE, NULL, v.uuid, v.host, "VM %s: its domain on host %s %s (%s)", v.name, v.host,
                    state ? "crashed" : "stopped", why ?: "no reason given");
         /* The guest's own decision: it is off now (its claims go), unless it crashed and is to be restarted.
@@ -406,7 +408,7 @@ void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const
                 if (vmstore_update(c->db, &v) < 0)
                         log_warning("VM %s: cannot record it off", v.name);
         }
-        (void) reconcile_vm(c->reconciler, v.uuid, NULL, NULL);
+        return reconcile_vm(c->reconciler, v.uuid, NULL, NULL) >= 0;
 }
 
 static int reconcile_on_host(const struct vm_record *v, void *userdata) {

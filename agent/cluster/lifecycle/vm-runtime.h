@@ -78,7 +78,8 @@ enum vm_runtime_step vm_runtime_step_on(struct reconcile_task *t, const struct v
  * stopped without being asked: its VM is wanted off (its claims are released), or, crashed with
  * OnCrash=restart, reconciled (started again there). A link up or lost: every VM assigned there is
  * reconciled: a domain running is adopted, one missing while the VM is on is started again (it stopped
- * while the aggregator could not see it, e.g. across its restart). */
-void vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
+ * while the aggregator could not see it, e.g. across its restart). domain_changed: true when a reconcile
+ * of the VM announces the change at its end (its own start or stop, or one it queued). */
+bool vm_runtime_domain_changed(struct clusterd *c, struct runtime_link *r, const char *uuid, const char *state,
                                const char *why, bool expected);
 void vm_runtime_link_changed(struct clusterd *c, struct runtime_link *r);
