@@ -60,3 +60,5 @@ echo "ListVms:                     $(mean_ms 5 busctl --system call -q org.gpupa
 echo "GetManagedObjects:           $(mean_ms 5 busctl --system call -q org.gpupass.cluster1 $CM org.freedesktop.DBus.ObjectManager GetManagedObjects) ms"
 echo "Get Vm.Power:                $(mean_ms 20 busctl --system get-property org.gpupass.cluster1 "$vm" org.gpupass.cluster1.Vm Power) ms"
 echo "SetVmResources (write+emit): $(mean_ms 20 write_vm) ms"
+# busctl tree introspects every object: linear when a Vm object's Introspect does not enumerate the others.
+echo "busctl tree (every object):  $(mean_ms 1 busctl --system tree org.gpupass.cluster1) ms"

@@ -42,7 +42,8 @@ SEED = int(os.environ.get("GPUPASS_MODEL_SEED", "1203"))
 STEPS = int(os.environ.get("GPUPASS_MODEL_STEPS", "1000"))
 SRC = os.environ["GPUPASS_SOURCE_ROOT"]
 FIX = os.path.join(SRC, "tests/sim/fixtures")
-SETTLE_S = float(os.environ.get("GPUPASS_MODEL_SETTLE_S", "20"))
+# Longer than the aggregator's reconnection backoff (30 s at most): a host whose agent comes back is seen by then.
+SETTLE_S = float(os.environ.get("GPUPASS_MODEL_SETTLE_S", "45"))
 MAX_VMS = 16
 
 M60, M60C, T4C = "NVIDIA Tesla M60", "NVIDIA Tesla M60.compute", "NVIDIA Tesla T4.compute"

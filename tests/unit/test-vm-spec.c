@@ -41,6 +41,38 @@ static void test_requests(void) {
         }
 }
 
+/* The one parser: what placement, the checks against the view and reflash read. */
+static void test_parse(void) {
+        struct gpu_request_spec *specs = NULL;
+        _cleanup_free_ char *why = NULL;
+        size_t n = 0;
+
+        ASSERT_EQ(gpu_requests_parse("2:NVIDIA Tesla M60|NVIDIA Tesla T4;=alpha/3b:00.0", &specs, &n, &why), 0);
+        ASSERT_EQ(n, 2);
+        ASSERT_EQ(specs[0].count, 2);
+        ASSERT_EQ(strv_length(specs[0].models), 2);
+        ASSERT_STREQ(specs[0].models[1], "NVIDIA Tesla T4");
+        ASSERT_TRUE(!specs[0].host);
+        ASSERT_EQ(specs[1].count, 1);
+        ASSERT_STREQ(specs[1].host, "alpha");
+        ASSERT_STREQ(specs[1].address, "3b:00.0");
+        ASSERT_TRUE(!specs[1].models);
+        gpu_request_specs_free(specs, n);
+        ASSERT_EQ(gpu_requests_parse("", &specs, &n, &why), 0);
+        ASSERT_EQ(n, 0);
+        gpu_request_specs_free(specs, n);
+        ASSERT_EQ(gpu_requests_parse("2:", &specs, &n, NULL), -EINVAL); /* no reason asked for: none given */
+        ASSERT_TRUE(gpu_requests_name_model("1:A;2:B|C", "C"));
+        ASSERT_TRUE(!gpu_requests_name_model("1:A;=h/3b:00.0", "h"));
+
+        /* One matcher, full or short, either case; not a prefix. */
+        ASSERT_TRUE(gpu_address_matches("0000:3b:00.0", "3b:00.0"));
+        ASSERT_TRUE(gpu_address_matches("0000:3b:00.0", "0000:3B:00.0"));
+        ASSERT_TRUE(!gpu_address_matches("0000:3b:00.0", "3b:00.1"));
+        ASSERT_TRUE(!gpu_address_matches("0001:3b:00.0", "3b:00.0"));
+        ASSERT_TRUE(!gpu_address_matches("0000:3b:00.0", "3b:00"));
+}
+
 static void test_names(void) {
         static const char * const good[] = { "a", "train-01", "job_7.gpu", "0123456789012345678901234567890123456789012345678901234567890123" };
         char *why = NULL;
@@ -107,6 +139,7 @@ static void test_affinity(void) {
 }
 
 int main(void) {
+        test_parse();
         test_requests();
         test_names();
         test_resources();

@@ -78,6 +78,19 @@ static int power_on_check(struct clusterd *c, const struct vm_record *v, sd_bus_
         return 0;
 }
 
+/* The desired power set; the call is answered when the VM's reconcile is over. */
+static int power_start(struct clusterd *c, sd_bus_message *call, struct vm_record *v, bool on, sd_bus_error *error) {
+        int r;
+
+        r = (on ? lifecycle_power_on : lifecycle_power_off)(c, v, on ? on_power_on_done : on_power_off_done,
+                                                            sd_bus_message_ref(call));
+        if (r < 0) {
+                sd_bus_message_unref(call);
+                return sd_bus_error_set_errnof(error, -r, "Cannot power %s VM %s: %m", on ? "on" : "off", v->name);
+        }
+        return 1;
+}
+
 static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *error) {
         struct clusterd *c = userdata;
         _cleanup_(vm_record_done) struct vm_record v = {};
@@ -89,12 +102,7 @@ static int method_power_on(sd_bus_message *call, void *userdata, sd_bus_error *e
         r = power_on_check(c, &v, error);
         if (r < 0)
                 return r;
-        r = lifecycle_power_on(c, &v, on_power_on_done, sd_bus_message_ref(call));
-        if (r < 0) {
-                sd_bus_message_unref(call);
-                return sd_bus_error_set_errnof(error, -r, "Cannot power on VM %s: %m", v.name);
-        }
-        return 1;
+        return power_start(c, call, &v, true, error);
 }
 
 static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -110,12 +118,7 @@ static int method_power_off(sd_bus_message *call, void *userdata, sd_bus_error *
 
         if (v.power == VM_POWER_OFF && !v.desired_on && !restart && !reconcile_busy(c->reconciler, v.uuid))
                 return sd_bus_reply_method_return(call, NULL); /* off, and not waiting to be restarted */
-        r = lifecycle_power_off(c, &v, on_power_off_done, sd_bus_message_ref(call));
-        if (r < 0) {
-                sd_bus_message_unref(call);
-                return sd_bus_error_set_errnof(error, -r, "Cannot power off VM %s: %m", v.name);
-        }
-        return 1;
+        return power_start(c, call, &v, false, error);
 }
 
 const sd_bus_vtable power_vtable[] = {

@@ -298,11 +298,15 @@ static enum reconcile_step step_on(struct reconcile_task *t, struct vm_record *v
         struct hostlink *l = clusterd_find_host(reconcile_task_clusterd(t), v->host, NULL);
 
         if (!v->desired_on && !link_up(l)) {
-                /* Nothing can be released now: it stays on, and wanted on, as the caller hears. */
+                _cleanup_free_ char *model = vm_flag_get(v->flags, "reconfigure");
+
+                /* Nothing can be released now: it stays on, and (unless a reflash wants it off, which
+                 * the host's return carries out) wanted on again, as the caller hears. */
                 task_error(t, GPUPASS_ERROR_HOST_UNREACHABLE, "Host %s of VM %s is unreachable: its GPUs cannot be "
                            "released now", v->host, v->name);
-                v->desired_on = true;
-                (void) record_write(t, v);
+                v->desired_on = !model;
+                if (!model)
+                        (void) record_write(t, v);
                 return STEP_DONE;
         }
         if (!v->desired_on)

@@ -110,6 +110,16 @@ static void report_identity(struct hostlink *l, const char *address, const char 
 
 static void hostlink_schedule_reconnect(struct hostlink *l, const char *why);
 
+/* The connection stays, the agent is not on it: NameOwnerChanged brings it back at once. */
+static void hostlink_agent_absent(struct hostlink *l, const char *why) {
+        if (l->state != LINK_UNREACHABLE || !streq_ptr(l->error, why))
+                log_struct(LOG_WARNING, NULL, NULL, l->name, "Host %s is unreachable: %s", l->name, why);
+        l->state = LINK_UNREACHABLE;
+        free(l->error);
+        l->error = strdup(why);
+        report_changed(l);
+}
+
 static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -119,6 +129,12 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         /* After dropping the connection, return 1 (handled): sd-bus, on a 0 from a reply callback, goes on
          * processing the bus it called us on (writing its queue) and aborts on one that is closed. A
          * method call that timed out (the agent hangs) came this way and took clusterd down. */
+        if (e && sd_bus_error_has_names(e, SD_BUS_ERROR_SERVICE_UNKNOWN, SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+                /* The host's bus is there, its agent is not running: waiting for its name is quicker
+                 * than reconnecting with backoff (up to 30 s late). */
+                hostlink_agent_absent(l, "the agent is not running");
+                return 1;
+        }
         if (e) {
                 hostlink_schedule_reconnect(l, e->message ?: e->name);
                 return 1;
@@ -294,12 +310,8 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
         if (*new_owner)
                 (void) hostlink_load(l);
-        else {
-                l->state = LINK_UNREACHABLE;
-                free(l->error);
-                l->error = strdup("the agent left the bus");
-                report_changed(l);
-        }
+        else
+                hostlink_agent_absent(l, "the agent left the bus");
         return 0;
 }
 
