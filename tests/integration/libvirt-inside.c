@@ -10,7 +10,10 @@
  * of the domain ("running", "shut off", "other", or "none": no such domain), as `virsh domstate` would;
  * "deaf URI UUID" makes that guest ignore ACPI shutdown requests from then on (virDomainShutdown succeeds
  * and nothing happens, as with a guest without ACPI support or one that hangs), so that the destroy after
- * ShutdownTimeoutSec is seen.
+ * ShutdownTimeoutSec is seen; "crash URI UUID" destroys the domain and the lifecycle event that follows
+ * reaches the aggregator as libvirt reports a guest panic with on_crash=destroy, STOPPED with detail
+ * CRASHED (the test driver cannot crash a guest; the preload wraps the aggregator's event callback for
+ * that one event).
  * The aggregator learns of a stop only as it would on a real host: from libvirt's lifecycle event.
  */
 #include <dlfcn.h>
@@ -32,6 +35,33 @@ static struct { char *uri; virConnectPtr conn; } opened[64];
 static size_t n_opened;
 static char deaf[16][VIR_UUID_STRING_BUFLEN];
 static size_t n_deaf;
+static char crashing[16][VIR_UUID_STRING_BUFLEN];
+static size_t n_crashing;
+/* The aggregator's lifecycle callbacks, wrapped (kept for the process's life: no free callback). */
+static struct wrapped { virConnectDomainEventCallback cb; void *opaque; } wrapped[16];
+static size_t n_wrapped;
+
+static bool take_crashing(const char *uuid) {
+        bool found = false;
+
+        pthread_mutex_lock(&lock);
+        for (size_t i = 0; i < n_crashing && !found; i++)
+                if (strcasecmp(crashing[i], uuid) == 0) {
+                        memmove(crashing[i], crashing[--n_crashing], sizeof(crashing[i]));
+                        found = true;
+                }
+        pthread_mutex_unlock(&lock);
+        return found;
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr d, int event, int detail, void *opaque) {
+        struct wrapped *w = opaque;
+        char uuid[VIR_UUID_STRING_BUFLEN];
+
+        if (event == VIR_DOMAIN_EVENT_STOPPED && virDomainGetUUIDString(d, uuid) == 0 && take_crashing(uuid))
+                detail = VIR_DOMAIN_EVENT_STOPPED_CRASHED;
+        return w->cb(conn, d, event, detail, w->opaque);
+}
 
 static void answer(int fd, const char *text) {
         (void) !write(fd, text, strlen(text));
@@ -64,6 +94,13 @@ static void handle(int fd) {
                         virDomainFree(d);
                 return answer(fd, !d ? "none\n" : state == VIR_DOMAIN_RUNNING ? "running\n" :
                                   state == VIR_DOMAIN_SHUTOFF ? "shut off\n" : "other\n");
+        }
+        if (strcmp(verb, "crash") == 0 && d) {
+                pthread_mutex_lock(&lock);
+                if (n_crashing < sizeof(crashing) / sizeof(crashing[0]))
+                        snprintf(crashing[n_crashing++], sizeof(crashing[0]), "%.36s", uuid);
+                pthread_mutex_unlock(&lock);
+                strcpy(verb, "destroy");
         }
         if (strcmp(verb, "deaf") == 0) {
                 if (d)
@@ -149,4 +186,23 @@ __attribute__((visibility("default"))) int virDomainShutdown(virDomainPtr d) {
                 pthread_mutex_unlock(&lock);
         }
         return ignored ? 0 : real(d); /* the request is delivered; the guest does nothing with it */
+}
+
+__attribute__((visibility("default"))) int virConnectDomainEventRegisterAny(virConnectPtr conn, virDomainPtr dom,
+                                                                            int id, virConnectDomainEventGenericCallback cb,
+                                                                            void *opaque, virFreeCallback freecb) {
+        int (*real)(virConnectPtr, virDomainPtr, int, virConnectDomainEventGenericCallback, void *, virFreeCallback) =
+                (int (*)(virConnectPtr, virDomainPtr, int, virConnectDomainEventGenericCallback, void *,
+                         virFreeCallback)) dlsym(RTLD_NEXT, "virConnectDomainEventRegisterAny");
+        struct wrapped *w = NULL;
+
+        pthread_mutex_lock(&lock);
+        if (id == VIR_DOMAIN_EVENT_ID_LIFECYCLE && !freecb && n_wrapped < sizeof(wrapped) / sizeof(wrapped[0])) {
+                w = &wrapped[n_wrapped++];
+                *w = (struct wrapped) { .cb = (virConnectDomainEventCallback) (void (*)(void)) cb, .opaque = opaque };
+        }
+        pthread_mutex_unlock(&lock);
+        if (!w)
+                return real(conn, dom, id, cb, opaque, freecb);
+        return real(conn, dom, id, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), w, NULL);
 }

@@ -161,6 +161,27 @@ if [ "$elapsed_ms" -ge 2900 ]; then pass "after the timeout (${elapsed_ms} ms)";
 wait_for_log "$LOG" "did not shut down in time, destroying it" && pass "the log says so" || fail "no destroy in the log"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "then its claim was released"
 
+# A guest that crashes: off by default (OnCrash=off), its claim released; with OnCrash=restart (a reload)
+# started again on its host with its GPU.
+cluster PowerOn s web >/dev/null
+assert_eq ok "$(inside crash "$u")" "web's guest crashes"
+wait_vms "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" && pass "OnCrash=off: web is off" ||
+        fail "after the crash: $(cluster ListVms)"
+wait_released "$u" && pass "its claim released" || fail "owner: $(host_owner alpha 0000:3b:00.0)"
+wait_for_log "$LOG" "VM web: its domain on host alpha stopped (crashed)" && pass "the log says it crashed" || fail "no crash in the log"
+sed -i '/^\[Cluster\]/a OnCrash=restart' "$TEST_DIR/agg/etc/clusterd.conf"
+kill -HUP "${CLUSTERD_PID[agg]}"
+sleep 0.5
+cluster PowerOn s web >/dev/null
+assert_eq ok "$(inside crash "$u")" "web's guest crashes again"
+wait_for_log "$LOG" "VM web: its domain does not run on host alpha; starting it again" &&
+        pass "OnCrash=restart: its domain is started again" || fail "no restart in the log"
+for _ in $(seq 200); do [ "$(inside state "$u")" == running ] && break; sleep 0.05; done
+assert_eq running "$(inside state "$u")" "libvirt runs it again"
+assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"on\" \"alpha\"" "web stays on"
+assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "with its claim"
+cluster PowerOff s web
+
 # A reload: alpha back to Runtime=none (claim and record only), then to libvirt again.
 conf=$TEST_DIR/agg/etc/clusterd.conf
 cp "$conf" "$conf.libvirt"
