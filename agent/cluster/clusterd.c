@@ -111,10 +111,21 @@ static void on_registry_change(const struct vm_record *old, const struct vm_reco
         cluster_objects_vm_changed(c, old, new);
 }
 
+/* Every operator call still waiting is answered now, while the bus is up: sd-bus closes it when the
+ * event loop exits. The reconciler stops deciding and the agents' calls still waiting fail. */
+static void clusterd_stop(struct clusterd *c) {
+        if (!c->reconciler)
+                return;
+        reconciler_stop(c->reconciler);
+        for (size_t i = 0; i < c->n_hosts; i++)
+                hostlink_calls_fail(c->hosts[i], SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping");
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct clusterd *c = userdata;
 
         (void) sd_notify(false, "STOPPING=1");
+        clusterd_stop(c);
         return sd_event_exit(c->event, 0);
 }
 
@@ -134,9 +145,8 @@ struct clusterd *clusterd_free(struct clusterd *c) {
         if (c->reconciler)
                 reconciler_stop(c->reconciler);
         cluster_objects_done(c);
-        for (size_t i = 0; i < c->n_hosts; i++)
-                hostlink_free(c->hosts[i]);
-        c->n_hosts = 0;
+        while (c->n_hosts > 0) /* out of the list first: the calls it fails may look the list up */
+                hostlink_free(c->hosts[--c->n_hosts]);
         vm_runtimes_free(c); /* a domain start or stop waiting is answered (cancelled) to the reconciler too */
         c->reconciler = reconciler_free(c->reconciler);
         c->placement = placement_view_free(c->placement);

@@ -28,6 +28,8 @@ struct reconcile_task {
         unsigned calls;             /* agent calls not answered yet */
         bool claim_refused;         /* a Claim was refused: undo, then another host */
         bool unpinned;              /* placed anywhere, not only on its restart:HOST */
+        int want;                   /* an operator's PowerOn (1) or PowerOff (0) not applied yet; -1 none */
+        bool want_unsaved;          /* applied to the record in memory, not written yet */
         bool released_some;
         char *release_refused;      /* the first Release the agent refused */
         bool domain_started;        /* the runtime (vm-runtime.c): this reconcile started the domain, */
@@ -39,5 +41,7 @@ struct reconcile_task {
 };
 
 struct clusterd *reconcile_task_clusterd(const struct reconcile_task *t);
+/* Writes v: durably (before agent calls), or lazily (the end of a transition a crash may replay). */
+int reconcile_task_write(struct reconcile_task *t, struct vm_record *v, bool durable);
 /* An agent call of t answered: the next step once all have. */
 void reconcile_task_call_done(struct reconcile_task *t);

@@ -59,8 +59,8 @@ _printf_(3, 4) static void task_error(struct reconcile_task *t, const char *name
         t->error_name = name;
 }
 
-static enum reconcile_step record_write(struct reconcile_task *t, struct vm_record *v) {
-        int r = vmstore_update(reconcile_task_clusterd(t)->db, v);
+static enum reconcile_step record_write_as(struct reconcile_task *t, struct vm_record *v, bool durable) {
+        int r = reconcile_task_write(t, v, durable);
 
         if (r >= 0)
                 return STEP_AGAIN;
@@ -70,6 +70,12 @@ static enum reconcile_step record_write(struct reconcile_task *t, struct vm_reco
         return STEP_DONE;
 }
 
+static enum reconcile_step record_write(struct reconcile_task *t, struct vm_record *v) {
+        return record_write_as(t, v, true);
+}
+
+/* Starting and stopping precede agent calls: on disk first. On and off end a transition that a crash
+ * before the disk has it replays (claims adopted, releases sent again): no fsync to wait for. */
 static enum reconcile_step record_power(struct reconcile_task *t, struct vm_record *v, enum vm_power p) {
         v->power = p;
         if (p == VM_POWER_OFF) {
@@ -78,7 +84,7 @@ static enum reconcile_step record_power(struct reconcile_task *t, struct vm_reco
                 if (!v->groups)
                         return task_error(t, SD_BUS_ERROR_NO_MEMORY, "Out of memory"), STEP_DONE;
         }
-        return record_write(t, v);
+        return record_write_as(t, v, p == VM_POWER_STARTING || p == VM_POWER_STOPPING);
 }
 
 /* A power-on that cannot go on: the VM is wanted off again (the caller hears why); what it may hold is

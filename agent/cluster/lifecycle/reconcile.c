@@ -19,6 +19,7 @@
 
 /* A VM's steps per look: each moves its record forward, so a handful suffices; more is a loop. */
 #define STEPS_MAX 32
+#define STOPPING_MESSAGE "gpupass-clusterd is stopping; the VM's record shows where it stands"
 
 struct reconciler {
         struct clusterd *c;
@@ -45,7 +46,8 @@ static void task_round_done(struct reconcile_task *t) {
         t->release_refused = mfree(t->release_refused);
         t->error_message = mfree(t->error_message);
         t->error_name = NULL;
-        t->claim_refused = t->released_some = t->unpinned = false;
+        t->claim_refused = t->released_some = t->unpinned = t->want_unsaved = false;
+        t->want = -1;
         t->runtime_error = mfree(t->runtime_error);
         t->domain_started = t->domain_stop_sent = t->domain_never_started = false;
 }
@@ -99,6 +101,26 @@ static void task_set_error(struct reconcile_task *t, const char *name, const cha
         t->error_message = strdup(message);
 }
 
+int reconcile_task_write(struct reconcile_task *t, struct vm_record *v, bool durable) {
+        int r = (durable ? vmstore_update : vmstore_update_lazy)(t->rc->c->db, v);
+
+        if (r >= 0)
+                t->want_unsaved = false;
+        return r;
+}
+
+/* An operator's wish, into the record in memory: the step's write carries it. */
+static int apply_want(struct reconcile_task *t, struct vm_record *v) {
+        if (t->want < 0)
+                return 0;
+        v->desired_on = t->want;
+        if (!t->want && vm_flag_set(&v->flags, "restart", NULL) < 0)
+                return -ENOMEM;
+        t->want = -1;
+        t->want_unsaved = true;
+        return 0;
+}
+
 static void task_run(struct reconcile_task *t) {
         struct clusterd *c = t->rc->c;
 
@@ -108,18 +130,22 @@ static void task_run(struct reconcile_task *t) {
                 int r;
 
                 if (t->rc->stopping) {
-                        task_set_error(t, SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping; the VM's record "
-                                       "shows where it stands");
+                        task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
                         break;
                 }
                 r = vmstore_get_by_uuid(c->db, t->uuid, &v);
                 if (r == -ENOENT)
                         break; /* deleted: nothing to reconcile */
+                if (r >= 0)
+                        r = apply_want(t, &v);
                 if (r < 0) {
                         task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Reading the VM registry failed");
                         break;
                 }
                 s = reconcile_step(t, &v);
+                /* A wish the step did not write (nothing else to do): written now. */
+                if (t->want_unsaved && reconcile_task_write(t, &v, true) < 0)
+                        task_set_error(t, GPUPASS_ERROR_STATE_NOT_SAVED, "Writing the VM registry failed");
                 if (s == STEP_WAIT)
                         return;
                 if (s == STEP_DONE) {
@@ -204,6 +230,7 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
                 r = t && strlen(uuid) < sizeof(t->uuid) ? 0 : -ENOMEM;
                 if (r >= 0) {
                         t->rc = rc;
+                        t->want = -1;
                         strcpy(t->uuid, uuid);
                         r = vm_table_put(rc->tasks, uuid, t);
                 }
@@ -220,11 +247,17 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
         return 0;
 }
 
-void reconcile_unpin(struct reconciler *rc, const char *uuid) {
-        struct reconcile_task *t = vm_table_get(rc->tasks, uuid);
+int reconcile_vm_want(struct reconciler *rc, const char *uuid, bool on, reconcile_done_t done, void *userdata) {
+        struct reconcile_task *t;
+        int r;
 
-        if (t)
-                t->unpinned = true;
+        r = reconcile_vm(rc, uuid, done, userdata);
+        if (r < 0)
+                return r;
+        t = vm_table_get(rc->tasks, uuid);
+        t->want = on;
+        t->unpinned = on;
+        return 0;
 }
 
 bool reconcile_busy(const struct reconciler *rc, const char *uuid) {
@@ -257,6 +290,18 @@ int reconciler_new(struct clusterd *c, struct reconciler **ret) {
 
 void reconciler_stop(struct reconciler *rc) {
         rc->stopping = true;
+        /* The queued ones end now; the running ones at their next step. */
+        while (rc->queue_head) {
+                struct reconcile_task *t = rc->queue_head;
+
+                rc->queue_head = t->queue_next;
+                if (!rc->queue_head)
+                        rc->queue_tail = NULL;
+                t->queue_next = NULL;
+                t->queued = false;
+                task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
+                task_answer(t);
+        }
 }
 
 struct reconciler *reconciler_free(struct reconciler *rc) {
@@ -270,8 +315,7 @@ struct reconciler *reconciler_free(struct reconciler *rc) {
                 if (t->running)
                         clusterd_job_end(rc->c);
                 (void) vm_table_put(rc->tasks, t->uuid, t); /* task_answer takes it out */
-                task_set_error(t, SD_BUS_ERROR_FAILED, "gpupass-clusterd is stopping; the VM's record shows where "
-                               "it stands");
+                task_set_error(t, SD_BUS_ERROR_FAILED, STOPPING_MESSAGE);
                 task_answer(t);
         }
         sd_event_source_disable_unref(rc->defer);

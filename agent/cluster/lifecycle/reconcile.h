@@ -34,8 +34,8 @@ struct reconcile_outcome {
 typedef void (*reconcile_done_t)(struct clusterd *c, const struct reconcile_outcome *o, void *userdata);
 
 int reconciler_new(struct clusterd *c, struct reconciler **ret);
-/* From now on a reconcile decides nothing: each ends at its next step (when its agent calls are
- * answered) and its callers hear "stopping". */
+/* From now on a reconcile decides nothing: the queued ones end now, the running ones at their next step
+ * (when their agent calls are answered or failed), and their callers hear "stopping". */
 void reconciler_stop(struct reconciler *rc);
 /* Every waiting caller is answered first ("the aggregator is stopping"); agent calls still waiting must
  * have been failed before (hostlink_free does). */
@@ -47,9 +47,10 @@ struct clusterd *reconciler_clusterd(const struct reconciler *rc);
 
 /* Queues a reconcile of the VM. done (may be NULL) gets the outcome once, when the VM's reconcile is over. */
 int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done, void *userdata);
-/* The queued reconcile of the VM places it on any host, not only the one of its restart flag (an
- * operator's PowerOn). The flag stays until the VM is on: a PowerOn refused keeps it waiting there. */
-void reconcile_unpin(struct reconciler *rc, const char *uuid);
+/* An operator wants the VM on (placed on any host, not only the one of its restart flag, which stays
+ * until the VM is on: a PowerOn refused keeps it waiting there) or off (its restart flag goes). The wish
+ * is written with the reconcile's first write: the assignment for a PowerOn, one fsync for both. */
+int reconcile_vm_want(struct reconciler *rc, const char *uuid, bool on, reconcile_done_t done, void *userdata);
 /* Whether a reconcile of the VM is queued or running. */
 bool reconcile_busy(const struct reconciler *rc, const char *uuid);
 

@@ -9,6 +9,7 @@
  * of the connection being closed, whose sd_bus_process() is still running.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,11 +166,10 @@ int hostlink_set_maintenance(struct hostlink *l, bool enable, hostlink_reply_t d
                           &value);
 }
 
-void hostlink_calls_flush(struct hostlink *l) {
+static void calls_fail(struct hostlink *l, const char *name, const char *why) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
-        (void) sd_bus_error_setf(&e, GPUPASS_ERROR_HOST_UNREACHABLE, "Lost host %s before it answered: %s", l->name,
-                                 l->error ?: "connection closed");
+        (void) sd_bus_error_setf(&e, name, "%s", why);
         while (l->failed_calls) {
                 struct hostlink_call *k = l->failed_calls;
 
@@ -179,6 +179,19 @@ void hostlink_calls_flush(struct hostlink *l) {
                 k->done(l, &e, k->userdata);
                 call_free(k);
         }
+}
+
+void hostlink_calls_flush(struct hostlink *l) {
+        _cleanup_free_ char *why = NULL;
+
+        if (asprintf(&why, "Lost host %s before it answered: %s", l->name, l->error ?: "connection closed") < 0)
+                why = NULL;
+        calls_fail(l, GPUPASS_ERROR_HOST_UNREACHABLE, why ?: "Lost the host before it answered");
+}
+
+void hostlink_calls_fail(struct hostlink *l, const char *name, const char *why) {
+        hostlink_calls_disconnected(l);
+        calls_fail(l, name, why);
 }
 
 void hostlink_calls_disconnected(struct hostlink *l) {

@@ -45,24 +45,31 @@ static int on_close_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
-static void hostlink_drop_bus(struct hostlink *l) {
+/* The connection leaves the event loop now; it is closed, and its calls failed, once the callback that
+ * dropped it has returned (deferred), or at once when the link goes (defer false). */
+static void hostlink_drop_bus(struct hostlink *l, bool defer) {
         hostlink_io_detach(l);
+        if (l->bus)
+                (void) sd_bus_detach_event(l->bus);
         hostlink_calls_disconnected(l);
         if (l->closing) /* a second drop before the first was done with: finish the first now */
                 on_close_defer(NULL, l);
         l->closing = TAKE_PTR(l->bus);
-        if (l->closing && sd_event_add_defer(l->event, &l->close_defer, on_close_defer, l) < 0)
-                log_error("Host %s: cannot defer closing its connection; it stays open until the next drop", l->name);
+        if (!defer)
+                on_close_defer(NULL, l);
+        else if (sd_event_add_defer(l->event, &l->close_defer, on_close_defer, l) < 0) {
+                log_error("Host %s: cannot defer closing its connection: closed now", l->name);
+                on_close_defer(NULL, l);
+        }
 }
 
 struct hostlink *hostlink_free(struct hostlink *l) {
         if (!l)
                 return NULL;
         sd_event_source_disable_unref(l->retry);
-        hostlink_drop_bus(l);
         free(l->error);
         l->error = strdup("host removed");
-        on_close_defer(NULL, l);
+        hostlink_drop_bus(l, false);
         hostlink_clear_gpus(l);
         free(l->name);
         free(l->configured_address);
@@ -335,7 +342,7 @@ static void hostlink_schedule_reconnect(struct hostlink *l, const char *why) {
         free(l->error);
         l->error = strdup(why);
         /* The objects stay as last seen: the view shows what the host had, marked unreachable. */
-        hostlink_drop_bus(l);
+        hostlink_drop_bus(l, true);
         l->retry = sd_event_source_disable_unref(l->retry);
         r = sd_event_add_time_relative(l->event, &l->retry, CLOCK_MONOTONIC, l->backoff_usec, 0,
                                        on_retry, l);

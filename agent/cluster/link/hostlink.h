@@ -128,6 +128,9 @@ int hostlink_set_maintenance(struct hostlink *l, bool enable, hostlink_reply_t d
 void hostlink_calls_disconnected(struct hostlink *l);
 /* Reports the failure of every call of a dropped connection now (hostlink_free). */
 void hostlink_calls_flush(struct hostlink *l);
+/* Every call still waiting fails now with that error (the aggregator stops: its callers are answered while
+ * its bus is still there); the agent's late answers are ignored. */
+void hostlink_calls_fail(struct hostlink *l, const char *name, const char *why);
 
 /* hostlink-io.c: each host connection in the event loop, every queued message handled per wake-up. */
 int hostlink_io_attach(struct hostlink *l);

@@ -198,6 +198,16 @@ int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
         return r;
 }
 
+int vmstore_update_lazy(sqlite3 *db, const struct vm_record *v) {
+        int r;
+
+        /* WAL with synchronous=NORMAL: the commit survives the process (SIGKILL), not a power loss. */
+        (void) sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+        r = vmstore_update(db, v);
+        (void) sqlite3_exec(db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+        return r;
+}
+
 int vmstore_update(sqlite3 *db, const struct vm_record *v) {
         _cleanup_(vm_record_done) struct vm_record old = {};
         bool have_old = hooked(db) && vmstore_get_by_uuid(db, v->uuid, &old) >= 0;

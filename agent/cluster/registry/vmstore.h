@@ -61,6 +61,10 @@ void vm_record_done(struct vm_record *v);
 int vmstore_insert(struct sqlite3 *db, const struct vm_record *v);
 /* -ENOENT when unknown. */
 int vmstore_update(struct sqlite3 *db, const struct vm_record *v);
+/* The same without waiting for the disk (no fsync): for a record that a crash may take back to the one
+ * before without harm (the end of a transition the reconciler replays: on after starting, off after
+ * stopping). */
+int vmstore_update_lazy(struct sqlite3 *db, const struct vm_record *v);
 int vmstore_delete(struct sqlite3 *db, const char *uuid);
 /* By UUID or by name. -ENOENT when unknown. */
 int vmstore_get(struct sqlite3 *db, const char *uuid_or_name, struct vm_record *ret);

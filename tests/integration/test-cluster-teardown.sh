@@ -1,0 +1,60 @@
+#!/bin/bash
+# A call waiting for an agent is always answered, never left to the client's timeout: when the host's
+# connection is lost in the middle of a Claim (HostUnreachable; what it may hold is released when the host is
+# back), and when the aggregator stops with a PowerOn waiting (an error at once; the next aggregator adopts
+# the claim the agent completed, since the VM is still wanted on).
+source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
+ALPHA_FIX=$(sized "$FIX/multi-gpu.ini" 16 65536)
+BETA_FIX=$(sized "$FIX/single.ini" 4 8192)
+start_host alpha "$ALPHA_FIX"
+start_host beta "$BETA_FIX"
+start_bus open
+start_clusterd agg alpha beta
+wait_host alpha && wait_host beta && pass "alpha and beta up" || fail "hosts: $(cluster ListHosts)"
+
+power_on_bg() { # vm: PowerOn in the background, its answer in TEST_DIR/VM.out: sets POWER_PID
+        busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager PowerOn s "$1" \
+                >"$TEST_DIR/$1.out" 2>&1 &
+        POWER_PID=$!
+}
+answered() { # vm what: the PowerOn failed with the aggregator's answer, not the client's call timeout
+        if wait "$POWER_PID"; then fail "$2: PowerOn of $1 succeeded: $(cat "$TEST_DIR/$1.out")"; return; fi
+        assert_not_contains "$(cat "$TEST_DIR/$1.out")" "timed out" "$2: answered, not timed out"
+}
+
+# The host goes away while the agent binds the GPU for the Claim (a slow driver unbind).
+u1=$(cluster CreateVm sut lost-1 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss lost-1 "=alpha/0000:86:00.0" >/dev/null
+host_ctl alpha unbind-delay 3000
+power_on_bg lost-1
+sleep 0.5
+stop_host alpha
+answered lost-1 "host lost during the Claim"
+assert_contains "$(cat "$TEST_DIR/lost-1.out")" "Lost host alpha" "the answer names the host lost"
+start_host alpha "$ALPHA_FIX"
+wait_host alpha && pass "alpha back" || fail "alpha: $(cluster ListHosts)"
+wait_vms "\"lost-1\" 1 1024 \"=alpha/0000:86:00.0\" \"\" \"off\" \"alpha\"" && pass "lost-1 ends off" ||
+        fail "lost-1: $(cluster ListVms)"
+assert_eq '""' "$(host_owner alpha 0000:86:00.0)" "nothing of lost-1 is held on alpha once it is back"
+
+# The aggregator stops (SIGTERM) while a PowerOn waits for the agent.
+u2=$(cluster CreateVm sut stop-1 1 1024 | cut -d'"' -f2)
+cluster SetVmGpus ss stop-1 "=beta/0000:3b:00.0" >/dev/null
+host_ctl beta unbind-delay 2000
+power_on_bg stop-1
+sleep 0.5
+kill "${CLUSTERD_PID[agg]}"
+answered stop-1 "aggregator stopped during the PowerOn"
+assert_contains "$(cat "$TEST_DIR/stop-1.out")" "gpupass-clusterd is stopping" "the answer says the aggregator stopped"
+wait "${CLUSTERD_PID[agg]}" 2>/dev/null || true
+for _ in $(seq 200); do [ "$(cluster_name_owned)" == "b false" ] && break; sleep 0.05; done
+host_ctl beta unbind-delay 0
+# The agent finishes the Claim it was asked for (its bind was under way): a claim held for a VM wanted on.
+for _ in $(seq 100); do [ "$(host_owner beta 0000:3b:00.0)" == "\"$u2\"" ] && break; sleep 0.1; done
+assert_eq "\"$u2\"" "$(host_owner beta 0000:3b:00.0)" "beta's agent completed the claim for stop-1"
+run_clusterd agg
+wait_vms "\"stop-1\" 1 1024 \"=beta/0000:3b:00.0\" \"\" \"on\" \"beta\"" &&
+        pass "the next aggregator finishes the PowerOn (the claim adopted)" || fail "stop-1: $(cluster ListVms)"
+assert_eq "\"$u2\"" "$(host_owner beta 0000:3b:00.0)" "beta's agent holds the GPU for stop-1, once"
+finish
