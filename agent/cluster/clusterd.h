@@ -37,6 +37,7 @@ struct clusterd {
         struct vm_signals *vm_signals; /* Vm PropertiesChanged held back while a reconcile runs */
         struct placement_view *placement; /* lifecycle/placement-view.c */
         struct reconciler *reconciler;    /* lifecycle/reconcile.c */
+        struct vm_table *known_vms;       /* the registry's UUIDs: whose claims are ours, not foreign */
         struct host_runtime *runtimes; /* lifecycle/vm-runtime.h: the Runtime=libvirt hosts' links */
         size_t n_runtimes;
 };

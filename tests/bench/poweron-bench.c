@@ -226,21 +226,24 @@ static int all_at_once(sd_bus *bus, const char *method, unsigned n, const char *
         b->started = bench_now_ns();
         for (unsigned i = 0; i < n; i++) {
                 struct burst_call *c = calloc(1, sizeof(*c));
+                sd_bus_message *m = NULL;
                 char name[32];
 
                 if (!c)
                         return -ENOMEM;
                 snprintf(name, sizeof(name), "burst-%u", i);
                 *c = (struct burst_call) { .b = b, .sent = bench_now_ns() };
-                if (strcmp(method, "CreateVm") == 0)
-                        r = sd_bus_call_method_async(bus, NULL, CLUSTER_NAME, CLUSTER_PATH, CLUSTER_INTERFACE, method,
-                                                     on_reply, c, "sut", name, 1u, (uint64_t) 64);
-                else if (request)
-                        r = sd_bus_call_method_async(bus, NULL, CLUSTER_NAME, CLUSTER_PATH, CLUSTER_INTERFACE, method,
-                                                     on_reply, c, "ss", name, request);
-                else
-                        r = sd_bus_call_method_async(bus, NULL, CLUSTER_NAME, CLUSTER_PATH, CLUSTER_INTERFACE, method,
-                                                     on_reply, c, "s", name);
+                r = sd_bus_message_new_method_call(bus, &m, CLUSTER_NAME, CLUSTER_PATH, CLUSTER_INTERFACE, method);
+                if (r >= 0 && strcmp(method, "CreateVm") == 0)
+                        r = sd_bus_message_append(m, "sut", name, 1u, (uint64_t) 64);
+                else if (r >= 0 && request)
+                        r = sd_bus_message_append(m, "ss", name, request);
+                else if (r >= 0)
+                        r = sd_bus_message_append(m, "s", name);
+                /* Not sd-bus's 25 s default: a thousand calls at once on a loaded machine take longer. */
+                if (r >= 0)
+                        r = sd_bus_call_async(bus, NULL, m, on_reply, c, CALL_TIMEOUT_US);
+                m = sd_bus_message_unref(m);
                 if (r < 0)
                         return fail(method, NULL, r);
                 b->outstanding++;

@@ -502,10 +502,9 @@ class Model:
                 return f"PowerOn {m.name} (flagged): {self.expect_error(e, 'configuration|reconfigur')}"
             self.expect_error(e, "No host can run")
             self.check_no_host(m, e.message)
-            if m.want == "pending":
-                m.want = "either"
-            else:
-                m.want = "off"
+            # Refused: wanted off, unless it still waits for its host's maintenance or return (restart:HOST),
+            # which may bring it back there (the PowerOn asked for on; either is defensible).
+            m.want = "either" if m.want == "pending" or "restart:" in v["Flags"] else "off"
             self.outcomes["PowerOn refused: no host"] += 1
             return f"PowerOn {m.name}: no host"
         if v["Power"] == "on":
@@ -532,18 +531,27 @@ class Model:
         m.want = "off"
         return f"PowerOff {m.name} (was {v['Power']})"
 
+    def maintenance(self, method, preferred):
+        """METHOD on a host, mostly one of PREFERRED: (host, the VMs answered), or (host, None) after the
+        refusal an unreachable host gets."""
+        h = self.hosts[self.rng.choice(preferred if preferred and self.rng.random() < 0.8 else sorted(self.hosts))]
+        try:
+            ans = self.cluster(method, "s", h.name)["data"][0]
+        except BusError as e:
+            if h.live:
+                raise Failure(f"{method} {h.name} refused: {e.message}")
+            self.expect_error(e, "unreachable")
+            return h, None
+        if not h.live:
+            raise Failure(f"{method} {h.name}, unreachable, succeeded")
+        return h, ans
+
     def op_enter(self):
         # Mostly a host where GPU VMs run.
         busy = sorted({v["Host"] for u, v in self.snap["vms"].items() if v["Power"] == "on" and self.vms[u].req})
-        h = self.hosts[self.rng.choice(busy if busy and self.rng.random() < 0.8 else sorted(self.hosts))]
-        try:
-            ans = self.cluster("EnterHostMaintenance", "s", h.name)["data"][0]
-        except BusError as e:
-            if h.live:
-                raise Failure(f"EnterHostMaintenance {h.name} refused: {e.message}")
-            return f"EnterHostMaintenance {h.name}: {self.expect_error(e, 'unreachable')}"
-        if not h.live:
-            raise Failure(f"EnterHostMaintenance {h.name}, unreachable, succeeded")
+        h, ans = self.maintenance("EnterHostMaintenance", busy)
+        if ans is None:
+            return f"EnterHostMaintenance {h.name}: unreachable"
         h.maint = True
         for u, m in self.vms.items():
             v = self.snap["vms"][u]
@@ -552,16 +560,9 @@ class Model:
         return f"EnterHostMaintenance {h.name} -> {len(ans)} VMs off"
 
     def op_exit(self):
-        maint = sorted(h.name for h in self.hosts.values() if h.maint)
-        h = self.hosts[self.rng.choice(maint if maint and self.rng.random() < 0.8 else sorted(self.hosts))]
-        try:
-            ans = self.cluster("ExitHostMaintenance", "s", h.name)["data"][0]
-        except BusError as e:
-            if h.live:
-                raise Failure(f"ExitHostMaintenance {h.name} refused: {e.message}")
-            return f"ExitHostMaintenance {h.name}: {self.expect_error(e, 'unreachable')}"
-        if not h.live:
-            raise Failure(f"ExitHostMaintenance {h.name}, unreachable, succeeded")
+        h, ans = self.maintenance("ExitHostMaintenance", sorted(h.name for h in self.hosts.values() if h.maint))
+        if ans is None:
+            return f"ExitHostMaintenance {h.name}: unreachable"
         h.maint = False
         back = 0
         for u, m in self.vms.items():

@@ -57,4 +57,25 @@ run_clusterd agg
 wait_vms "\"stop-1\" 1 1024 \"=beta/0000:3b:00.0\" \"\" \"on\" \"beta\"" &&
         pass "the next aggregator finishes the PowerOn (the claim adopted)" || fail "stop-1: $(cluster ListVms)"
 assert_eq "\"$u2\"" "$(host_owner beta 0000:3b:00.0)" "beta's agent holds the GPU for stop-1, once"
+
+# A claim of a VM this registry does not know is foreign: shown on the Host object, never released.
+FOREIGN=5d41402a-bc4b-4a76-9719-d911017c5920
+p=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:3c:00.0 | cut -d'"' -f2)
+host_call alpha call org.gpupass.agent1 "$p" org.gpupass.agent1.Gpu Claim s "$FOREIGN"
+wait_until_host_prop() { # host property value: up to 10 s
+        for _ in $(seq 100); do
+                [ "$(busctl --system get-property org.gpupass.cluster1 "$CM/host/$1" org.gpupass.cluster1.Host "$2")" == "$3" ] &&
+                        return 0
+                sleep 0.1
+        done
+        return 1
+}
+wait_until_host_prop alpha ForeignClaims "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" &&
+        pass "alpha's ForeignClaims lists the foreign claim" ||
+        fail "ForeignClaims: $(busctl --system get-property org.gpupass.cluster1 "$CM/host/alpha" org.gpupass.cluster1.Host ForeignClaims)"
+stop_clusterd agg
+run_clusterd agg
+wait_host alpha && pass "alpha up for a new aggregator" || fail "alpha: $(cluster ListHosts)"
+sleep 1 # the start-up reconciles (there is nothing to wait for when they rightly do nothing)
+assert_eq "\"$FOREIGN\"" "$(host_owner alpha 0000:3c:00.0)" "the foreign claim is still held after the start-up"
 finish

@@ -15,6 +15,7 @@
 #include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
+#include "registry/vm-table.h"
 #include "registry/vmstore.h"
 
 bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index) {
@@ -41,7 +42,8 @@ static char **foreign_claims(const struct host_view *v) {
                 const struct cluster_gpu *g = l->gpus[k];
                 _cleanup_free_ char *item = NULL;
 
-                if (!g->owner || !g->owner[0] || !v->clusterd->db || vmstore_has_uuid(v->clusterd->db, g->owner))
+                if (!g->owner || !g->owner[0] || !v->clusterd->known_vms ||
+                    vm_table_get(v->clusterd->known_vms, g->owner))
                         continue;
                 if (asprintf(&item, "%s %s", g->address, g->owner) < 0 || strv_consume(&list, TAKE_PTR(item)) < 0)
                         break; /* shown in part: the next change tries again */

@@ -30,6 +30,7 @@ struct reconcile_task {
         bool unpinned;              /* placed anywhere, not only on its restart:HOST */
         int want;                   /* an operator's PowerOn (1) or PowerOff (0) not applied yet; -1 none */
         bool want_unsaved;          /* applied to the record in memory, not written yet */
+        struct step_call *deferred; /* agent calls waiting for the queue's commit (reconcile-step.c) */
         bool released_some;
         char *release_refused;      /* the first Release the agent refused */
         bool domain_started;        /* the runtime (vm-runtime.c): this reconcile started the domain, */
@@ -43,5 +44,9 @@ struct reconcile_task {
 struct clusterd *reconcile_task_clusterd(const struct reconcile_task *t);
 /* Writes v: durably (before agent calls), or lazily (the end of a transition a crash may replay). */
 int reconcile_task_write(struct reconcile_task *t, struct vm_record *v, bool durable);
+/* Whether t runs inside the queue's transaction: its agent calls wait for the commit. */
+bool reconcile_task_batching(const struct reconcile_task *t);
+/* After the queue's commit: t's agent calls go (committed), or fail (the assignment is not on disk). */
+void reconcile_task_send_deferred(struct reconcile_task *t, bool committed);
 /* An agent call of t answered: the next step once all have. */
 void reconcile_task_call_done(struct reconcile_task *t);

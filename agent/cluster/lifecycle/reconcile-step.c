@@ -21,10 +21,14 @@
 #include "macro.h"
 #include "registry/vmstore.h"
 
-/* An agent call of a task: what its answer concerns. */
+/* An agent call of a task: what its answer concerns; while the queue's commit is pending, what to send. */
 struct step_call {
         struct reconcile_task *task;
         char address[32];
+        struct step_call *next;
+        struct hostlink *link;
+        struct cluster_gpu *gpu;
+        bool claim;
 };
 
 static bool link_up(const struct hostlink *l) {
@@ -133,16 +137,49 @@ static void on_release(struct hostlink *l, const sd_bus_error *e, void *userdata
         reconcile_task_call_done(t);
 }
 
-/* One Claim or Release of the GPU's group, answered to the task. */
+static int send_call(struct step_call *k) {
+        struct reconcile_task *t = k->task;
+
+        return k->claim ? hostlink_claim(k->link, k->gpu, t->uuid, on_claim, k) :
+                          hostlink_release(k->link, k->gpu, t->uuid, on_release, k);
+}
+
+/* A call that could not be sent, answered as the agent's refusal would be. */
+static void call_not_sent(struct step_call *k, const char *why) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        (void) sd_bus_error_set(&e, SD_BUS_ERROR_FAILED, why);
+        (k->claim ? on_claim : on_release)(k->link, &e, k);
+}
+
+void reconcile_task_send_deferred(struct reconcile_task *t, bool committed) {
+        struct step_call *list = TAKE_PTR(t->deferred);
+
+        /* Each answer may run the task's next step: the list is the task's no more. */
+        for (struct step_call *k = list, *next; k; k = next) {
+                next = k->next;
+                if (!committed)
+                        call_not_sent(k, "the registry could not be written");
+                else if (send_call(k) < 0)
+                        call_not_sent(k, "the host's connection is gone");
+        }
+}
+
+/* One Claim or Release of the GPU's group, answered to the task. In the queue's batch it waits for the
+ * commit: the assignment is on disk before any Claim. */
 static int group_call(struct reconcile_task *t, struct hostlink *l, struct cluster_gpu *g, bool claim) {
         struct step_call *k = calloc(1, sizeof(*k));
-        int r;
+        int r = 0;
 
         if (!k)
                 return -ENOMEM;
-        k->task = t;
+        *k = (struct step_call) { .task = t, .link = l, .gpu = g, .claim = claim };
         snprintf(k->address, sizeof(k->address), "%s", g->address);
-        r = claim ? hostlink_claim(l, g, t->uuid, on_claim, k) : hostlink_release(l, g, t->uuid, on_release, k);
+        if (reconcile_task_batching(t)) {
+                k->next = t->deferred;
+                t->deferred = k;
+        } else
+                r = send_call(k);
         if (r < 0) {
                 free(k);
                 return r;

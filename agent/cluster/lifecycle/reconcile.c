@@ -28,6 +28,7 @@ struct reconciler {
         sd_event_source *defer;
         void (*idle_hook)(struct clusterd *c, const char *uuid);
         bool stopping;
+        bool batching;     /* on_queue: inside one registry transaction */
 };
 
 struct clusterd *reconciler_clusterd(const struct reconciler *rc) {
@@ -185,23 +186,49 @@ static int task_start(struct reconcile_task *t) {
         return 0;
 }
 
+bool reconcile_task_batching(const struct reconcile_task *t) {
+        return t->rc->batching;
+}
+
+/* Takes the queued tasks (not those queued meanwhile: a requeue waits for the next turn) into a list. */
+static struct reconcile_task *queue_take(struct reconciler *rc) {
+        struct reconcile_task *head = rc->queue_head;
+
+        rc->queue_head = rc->queue_tail = NULL;
+        return head;
+}
+
 static int on_queue(sd_event_source *s, void *userdata) {
         struct reconciler *rc = userdata;
+        struct reconcile_task *started = NULL;
+        bool committed;
 
+        (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
         /* Started in order, each placing before the next is looked at: a batch sees its own reservations.
-         * Tasks queued meanwhile (a requeue) wait for the next iteration. */
-        for (struct reconcile_task *last = rc->queue_tail, *t; rc->queue_head;) {
-                t = rc->queue_head;
-                rc->queue_head = t->queue_next;
-                if (!rc->queue_head)
-                        rc->queue_tail = NULL;
+         * All their first writes are one transaction, one fsync; their Claims go after the commit. */
+        rc->batching = vmstore_begin(rc->c->db) >= 0;
+        for (struct reconcile_task *t = queue_take(rc), *next, *still; t; t = next) {
+                char uuid[sizeof(t->uuid)];
+
+                next = t->queue_next;
                 t->queue_next = NULL;
-                (void) task_start(t);
-                if (t == last)
-                        break;
+                memcpy(uuid, t->uuid, sizeof(uuid));
+                (void) task_start(t); /* t may be answered and freed: look it up again */
+                still = vm_table_get(rc->tasks, uuid);
+                if (still && still->running && still->deferred && !still->queued) {
+                        still->queue_next = started; /* waits for its calls, sent after the commit */
+                        started = still;
+                }
         }
-        if (!rc->queue_head)
-                (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
+        committed = !rc->batching || vmstore_commit(rc->c->db) >= 0;
+        if (!committed)
+                log_error("Cannot commit the registry's writes: the reconciles' agent calls are not sent");
+        rc->batching = false;
+        for (struct reconcile_task *t = started, *next; t; t = next) {
+                next = t->queue_next;
+                t->queue_next = NULL;
+                reconcile_task_send_deferred(t, committed);
+        }
         return 0;
 }
 
@@ -280,6 +307,9 @@ int reconciler_new(struct clusterd *c, struct reconciler **ret) {
                 r = sd_event_add_defer(c->event, &rc->defer, on_queue, rc);
         if (r >= 0)
                 r = sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
+        /* After the bus has handed over every call waiting: a burst of PowerOn is one batch. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(rc->defer, SD_EVENT_PRIORITY_NORMAL + 1);
         if (r < 0) {
                 reconciler_free(rc);
                 return r;

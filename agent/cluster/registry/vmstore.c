@@ -198,10 +198,23 @@ int vmstore_insert(sqlite3 *db, const struct vm_record *v) {
         return r;
 }
 
+int vmstore_begin(sqlite3 *db) {
+        return sqlite_to_errno(sqlite3_exec(db, "BEGIN IMMEDIATE;", NULL, NULL, NULL));
+}
+
+int vmstore_commit(sqlite3 *db) {
+        int r = sqlite_to_errno(sqlite3_exec(db, "COMMIT;", NULL, NULL, NULL));
+
+        if (r < 0)
+                (void) sqlite3_exec(db, "ROLLBACK;", NULL, NULL, NULL);
+        return r;
+}
+
 int vmstore_update_lazy(sqlite3 *db, const struct vm_record *v) {
         int r;
 
-        /* WAL with synchronous=NORMAL: the commit survives the process (SIGKILL), not a power loss. */
+        /* WAL with synchronous=NORMAL: the commit survives the process (SIGKILL), not a power loss. Inside
+         * a transaction (vmstore_begin) SQLite refuses the change: that commit is synced anyway. */
         (void) sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
         r = vmstore_update(db, v);
         (void) sqlite3_exec(db, "PRAGMA synchronous=FULL;", NULL, NULL, NULL);

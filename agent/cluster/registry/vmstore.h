@@ -66,6 +66,9 @@ int vmstore_update(struct sqlite3 *db, const struct vm_record *v);
  * stopping). */
 int vmstore_update_lazy(struct sqlite3 *db, const struct vm_record *v);
 int vmstore_delete(struct sqlite3 *db, const char *uuid);
+/* Several writes, one commit (one fsync): the reconciler's queue starts its reconciles inside one. */
+int vmstore_begin(struct sqlite3 *db);
+int vmstore_commit(struct sqlite3 *db);
 /* By UUID or by name. -ENOENT when unknown. */
 int vmstore_get(struct sqlite3 *db, const char *uuid_or_name, struct vm_record *ret);
 /* By the exact UUID text, through the index (the bus objects, the hook). -ENOENT when unknown. */
