@@ -32,12 +32,13 @@ start_host alpha "$FIXTURE"
 wait_host alpha && pass "alpha back after its reboot" || fail "alpha: $(cluster ListHosts)"
 assert_eq "" "$(gpu_field 14)" "the previous model stays cleared across the agent's restart"
 # The start-up check of the host runs after it is up: watch for 2 s that render stays on, unflagged.
-state=""
-for _ in $(seq 20); do
-        state=$(cluster ListVms | grep -o '"render" 2 4096 "[^"]*" "" "[a-z]*" "alpha" "[^"]*"')
-        [ "$state" == "\"render\" 2 4096 \"=alpha/$G\" \"\" \"on\" \"alpha\" \"\"" ] || break
-        sleep 0.1
-done
+render_state() { cluster ListVms | grep -o '"render" 2 4096 "[^"]*" "" "[a-z]*" "alpha" "[^"]*"'; }
+render_left_on() { [ "$(render_state)" != "\"render\" 2 4096 \"=alpha/$G\" \"\" \"on\" \"alpha\" \"\"" ]; }
+# A wait that must time out: the 2 s pass with render on, unflagged, the whole time.
+if wait_until 2 "render to leave on (it must not)" render_left_on 2>/dev/null; then
+        fail "render left on, unflagged, after its host's reboot: $(render_state)"
+fi
+state=$(render_state)
 assert_eq "\"render\" 2 4096 \"=alpha/$G\" \"\" \"on\" \"alpha\" \"\"" "$state" "render stays on, not flagged"
 assert_eq "\"$u\"" "$(host_owner alpha $G)" "alpha's agent still holds the GPU for render"
 finish

@@ -17,12 +17,10 @@ start_libvirtd() { # a session libvirtd as nobody, with its home and runtime dir
                 XDG_RUNTIME_DIR="$LVD/run" libvirtd >>"$TEST_DIR/libvirtd.log" 2>&1 &
         LIBVIRTD_PID=$!
         PIDS+=("$LIBVIRTD_PID")
-        for _ in $(seq 400); do
-                virsh -q -c "$URI" list >/dev/null 2>&1 && return 0
-                sleep 0.05
-        done
+        wait_until --while "$LIBVIRTD_PID" 20 "libvirtd to answer on $URI" libvirt_answers && return 0
         echo "libvirtd did not start:"; cat "$TEST_DIR/libvirtd.log"; exit 1
 }
+libvirt_answers() { virsh -q -c "$URI" list >/dev/null 2>&1; }
 domstate() { virsh -q -c "$URI" domstate "$1" 2>&1 | head -1; } # uuid -> what libvirtd says
 vm_state() { # uuid property -> the Vm object's value, without the type
         local p
@@ -32,11 +30,7 @@ vm_state() { # uuid property -> the Vm object's value, without the type
         busctl --system get-property org.gpupass.cluster1 "$p" org.gpupass.cluster1.Vm "$2" | sed 's/^[a-z]* //'
 }
 wait_state() { # uuid property value, up to 20 s
-        for _ in $(seq 400); do
-                [ "$(vm_state "$1" "$2")" == "\"$3\"" ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 20 "$2 of $1 to be $3" output_is "\"$3\"" vm_state "$1" "$2"
 }
 
 start_libvirtd
@@ -84,7 +78,7 @@ wait_state "$u" RuntimeState running && pass "RuntimeState running" || fail "Run
 # Stopped by another libvirt client: the lifecycle event comes over the socket, the VM is off.
 virsh -q -c "$URI" destroy "$u" >/dev/null
 wait_state "$u" Power off && pass "virsh destroy: web is off" || fail "Power: $(vm_state "$u" Power)"
-for _ in $(seq 200); do [ "$(host_owner alpha 0000:3b:00.0)" == '""' ] && break; sleep 0.05; done
+wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0 || true
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim released"
 
 # libvirtd goes away: the link is unreachable (close callback); a PowerOff cannot stop the domain and says so.
@@ -101,7 +95,7 @@ assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "its GPU stays claimed w
 start_libvirtd
 wait_for_log "$LOG" "libvirt at $URI (host alpha) is connected" && pass "reconnected" || fail "no reconnection"
 wait_state "$u" Power off && pass "once libvirt answers again the PowerOff goes on: web off" || fail "Power: $(vm_state "$u" Power)"
-for _ in $(seq 200); do [ "$(host_owner alpha 0000:3b:00.0)" == '""' ] && break; sleep 0.05; done
+wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0 || true
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim released once libvirt said no domain runs"
 assert_eq 'sas "alpha" 1 "0000:3b:00.0"' "$(cluster PowerOn s web 2>&1)" "web powered on again over the new connection"
 assert_eq running "$(domstate "$u")" "its domain runs in the new libvirtd"

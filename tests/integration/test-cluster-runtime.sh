@@ -24,18 +24,10 @@ vm_prop() { # uuid property -> value as busctl prints it, without the type
         busctl --system get-property org.gpupass.cluster1 "$(vm_path "$1")" org.gpupass.cluster1.Vm "$2" | sed 's/^[a-z]* //'
 }
 wait_runtime() { # uuid state: the Vm object's RuntimeState, up to 10 s
-        for _ in $(seq 200); do
-                [ "$(vm_prop "$1" RuntimeState)" == "\"$2\"" ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 10 "RuntimeState of $1 to be $2" output_is "\"$2\"" vm_prop "$1" RuntimeState
 }
 wait_released() { # uuid: neither GPU function claimed at alpha's agent (its own word), up to 10 s
-        for _ in $(seq 200); do
-                [ "$(host_owner alpha 0000:3b:00.0)" == '""' ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0
 }
 xml_of() { cluster GetVmDomainXml s "$1"; }
 
@@ -59,7 +51,7 @@ for line in open(sys.argv[1]):
         changed = m["payload"]["data"][1]
         if "RuntimeState" in changed: print(changed["RuntimeState"]["data"])' "$TEST_DIR/cmon.log" "$(vm_path "$u")"
 }
-for _ in $(seq 100); do [[ "$(pc_runtime)" == *running* ]] && break; sleep 0.05; done
+wait_until 5 "PropertiesChanged with RuntimeState running" output_has running pc_runtime || true
 assert_eq running "$(pc_runtime)" "PropertiesChanged announced RuntimeState running (emits-change says the truth)"
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "the agent holds the M60 for web"
 xml=$(xml_of web)
@@ -74,7 +66,7 @@ cluster PowerOff s web
 assert_eq none "$(inside state "$u")" "PowerOff stopped the domain (a transient domain is gone)"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "and released the M60 at the agent"
 wait_runtime "$u" "shut off" && pass "Vm.RuntimeState shut off" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
-for _ in $(seq 100); do [[ "$(pc_runtime)" == *"shut off"* ]] && break; sleep 0.05; done
+wait_until 5 "PropertiesChanged with RuntimeState shut off" output_has "shut off" pc_runtime || true
 assert_eq "running
 shut off" "$(pc_runtime)" "and then shut off"
 
@@ -176,7 +168,7 @@ cluster PowerOn s web >/dev/null
 assert_eq ok "$(inside crash "$u")" "web's guest crashes again"
 wait_for_log "$LOG" "VM web: its domain does not run on host alpha; starting it again" &&
         pass "OnCrash=restart: its domain is started again" || fail "no restart in the log"
-for _ in $(seq 200); do [ "$(inside state "$u")" == running ] && break; sleep 0.05; done
+wait_until 10 "web's domain to run again" output_is running inside state "$u" || true
 assert_eq running "$(inside state "$u")" "libvirt runs it again"
 assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"on\" \"alpha\"" "web stays on"
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "with its claim"
