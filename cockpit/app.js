@@ -75,8 +75,9 @@ function navigation(path, clusterUp) {
     nav.replaceChildren(...items);
 }
 
-/* vmNames: VM UUID -> name, from the aggregator's registry when the host is one of its hosts */
-function openHost(title, address, vmNames) {
+/* vmNames: VM UUID -> name, from the aggregator's registry when the host is one of its hosts; current(): the
+ * route that opens it is still the latest */
+function openHost(title, address, vmNames, current) {
     const options = busOptions(address);
     if (!options) {
         show(message(title, `The aggregator reaches this host by ${address}, which Cockpit cannot open; use gpupassctl -H or ` +
@@ -91,13 +92,19 @@ function openHost(title, address, vmNames) {
     };
     const page = new HostPage(connect, admin, title, vmNames || new Map());
     show(page.root);
-    page.start().then(() => ready("host"), ex => {
+    page.start().then(() => current() && ready("host"), ex => {
+        if (!current())
+            return;
         show(message(title, `No gpupass agent answers there (${ex.message}).`));
         ready("host");
     });
 }
 
+let generation = 0; /* a route that a newer one replaced shows nothing more */
+
 function route() {
+    const mine = ++generation;
+    const current = () => mine === generation;
     closeClients();
     delete document.body.dataset.ready;
     const path = cockpit.location.path;
@@ -118,19 +125,23 @@ function route() {
                       });
     }
     Promise.all([adminKnown, bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER])]).then(([allowed, [clusterUp]]) => {
+        if (!current())
+            return;
         admin = allowed;
         document.body.dataset.admin = String(allowed);
         navigation(path, clusterUp);
         if (path[0] === "local" || (path.length === 0 && !clusterUp)) {
-            openHost("This machine", null);
+            openHost("This machine", null, null, current);
             return;
         }
         if (path[0] === "host") {
             const list = method => client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", method, []);
             Promise.all([list("ListHosts"), list("ListVms")]).then(([[hosts], [vms]]) => {
+                if (!current())
+                    return;
                 const host = hosts.find(x => x[0] === path[1]);
                 if (host)
-                    openHost("Host " + host[0], host[1], new Map(vms.map(v => [v[0], v[1]])));
+                    openHost("Host " + host[0], host[1], new Map(vms.map(v => [v[0], v[1]])), current);
                 else
                     show(message("Unknown host", `The aggregator has no host named ${path[1]}.`));
             });
@@ -138,9 +149,9 @@ function route() {
         }
         const page = new ClusterPage(client, admin, name => cockpit.location.go(["host", name]));
         show(page.root);
-        page.start(early).then(() => ready("cluster"), ex => show(message("Cluster", ex.message)));
+        page.start(early).then(() => current() && ready("cluster"), ex => current() && show(message("Cluster", ex.message)));
         window.gpupassCluster = page; /* for the benchmark and tests */
-    }).catch(ex => show(message("No system bus", ex.message)));
+    }).catch(ex => current() && show(message("No system bus", ex.message)));
 }
 
 const adminKnown = mayAct();
