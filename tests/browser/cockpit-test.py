@@ -320,6 +320,16 @@ def host_without_aggregator(driver):
               "its GPUs and their states as the agent lists them")
     free = [r["address"] for r in table(driver, "host-gpus-card") if r["state"] == "host"]
     check(free and row_button(driver, "host-gpus-card", free[0], "prepare") is not None, "root may prepare a free GPU there")
+    # gamma's M60 reflashed from compute to graphics mode: the row and a notice (IdentityChanged), live.
+    simhost_ctl("gamma", "remove", "0000:b3:00.0")
+    simhost_ctl("gamma", "add", "0000:b3:00.0", "vendor=0x10de", "device=0x13f2", "subsystem_vendor=0x10de",
+                "subsystem_device=0x115e", "class=0x030000", "revision=0xa1", "iommu_group=32", "driver=nouveau")
+    notice = wait(driver, "notice", lambda: driver.find_elements(By.CSS_SELECTOR, '#host-notices [data-reflash="0000:b3:00.0"]'), 10)
+    check(notice and "NVIDIA Tesla M60.compute \u2192 NVIDIA Tesla M60" in notice[0].text,
+          "a reflash on the host page: a notice with the old and the new model", notice[0].text if notice else "none")
+    check(wait(driver, "row", lambda: [r for r in table(driver, "host-gpus-card")
+                                       if r["address"] == "0000:b3:00.0" and r["model"] == "NVIDIA Tesla M60" and r["mode"] == "graphics"], 10),
+          "and the GPU's row shows the new model and mode")
 
 
 def aggregator_restart(driver):
