@@ -51,6 +51,23 @@ static int check_claim_holder(struct gpu *g, const char *vm, sd_bus_error *error
         return gpu_check_actionable(g, error);
 }
 
+/* Saves the state with the group's PreviousModel cleared; on failure they are as they were. */
+static int save_without_previous_models(struct manager *m, int group) {
+        char *kept[m->n_gpus + 1];
+        struct gpu *g;
+        size_t n = 0;
+        int r;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                kept[n++] = TAKE_PTR(g->previous_model);
+        r = manager_save_state(m);
+        n = 0;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
+                g->previous_model = kept[n++]; /* gpu_set_string() clears it and announces the change */
+        }
+        return r;
+}
+
 int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
         struct gpu *g, *owned_by_other = NULL;
         int r;
@@ -70,12 +87,13 @@ int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_er
                         goto revert;
                 }
         }
-        r = manager_save_state(m);
+        /* A new claim means the VM was configured for the GPU as it is now: the identity change is over,
+         * also in the state file (else the next start reports it again, and the VM is flagged anew). */
+        r = save_without_previous_models(m, group);
         if (r < 0)
                 goto revert;
 
         FOREACH_GPU_IN_GROUP(g, m, group) {
-                /* A new claim means the VM was configured for the GPU as it is now. */
                 gpu_set_string(g, &g->previous_model, NULL, "PreviousModel");
                 gpu_send_changed(g, "Owner");
                 (void) gpu_refresh(g);

@@ -27,6 +27,21 @@ static int property_get_address(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", v->link->configured_address);
 }
 
+/* "ADDRESS OWNER" items as a(ss). */
+static int append_foreign(sd_bus_message *reply, char **items) {
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ss)");
+        for (char **i = items; r >= 0 && i && *i; i++) {
+                _cleanup_free_ char *address = strndup(*i, strcspn(*i, " "));
+
+                r = address ? sd_bus_message_append(reply, "(ss)", address, *i + strlen(address) + 1) : -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 /* A host that is not reachable shows its GPUs as last seen, in state "unreachable". */
 static const char *gpu_state_shown(const struct hostlink *l, const struct cluster_gpu *g) {
         return l->state == LINK_UP ? g->state ?: "" : "unreachable";
@@ -85,21 +100,6 @@ static int property_get_gpus(sd_bus *bus, const char *path, const char *interfac
         return r;
 }
 
-/* "ADDRESS OWNER" items as a(ss). */
-static int append_foreign(sd_bus_message *reply, char **items) {
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (char **i = items; r >= 0 && i && *i; i++) {
-                _cleanup_free_ char *address = strndup(*i, strcspn(*i, " "));
-
-                r = address ? sd_bus_message_append(reply, "(ss)", address, *i + strlen(address) + 1) : -ENOMEM;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(reply);
-}
-
 /* Every changing property is computed now, the way PropertiesChanged announces it. */
 static int property_get_value(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -142,8 +142,8 @@ const sd_bus_vtable host_vtable[] = {
         SD_BUS_PROPERTY("GpuCount", "u", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FreeGpuCount", "u", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Maintenance", "b", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Gpus", "a(sssssssbas)", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ForeignClaims", "a(ss)", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Gpus", "a(sssssssbas)", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

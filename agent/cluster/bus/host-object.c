@@ -225,8 +225,8 @@ void host_views_free(struct clusterd *c) {
         for (size_t i = 0; c->host_views && i < c->n_hosts; i++) {
                 free(c->host_views[i].path);
                 free(c->host_views[i].shown.unreachable_reason);
-                free(c->host_views[i].shown_gpus);
                 host_values_done(&c->host_views[i].shown);
+                free(c->host_views[i].shown_gpus);
         }
         c->host_views = mfree(c->host_views);
 }
