@@ -567,7 +567,10 @@ class Model:
         back = 0
         for u, m in self.vms.items():
             if m.want == "pending" and m.host == h.name:
-                judged = not m.changed and not self.snap["vms"][u]["NeedsReconfiguration"]
+                # Not judged: its configuration changed meanwhile, it was flagged, or its affinity (changed
+                # while it ran) no longer has the host.
+                judged = not m.changed and not self.snap["vms"][u]["NeedsReconfiguration"] and \
+                    (not m.affinity or h.name in m.affinity)
                 m.want = "on" if judged else "either"
                 back += judged
         return f"ExitHostMaintenance {h.name} -> {len(ans)} VMs back, {back} judged"
