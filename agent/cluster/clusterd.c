@@ -23,6 +23,7 @@
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
+#include "registry/vm-table.h"
 #include "registry/vmstore.h"
 
 sd_event *clusterd_event(struct clusterd *c) {
@@ -105,6 +106,10 @@ int clusterd_host_new(struct clusterd *c, const struct host_config *h, struct ho
 static void on_registry_change(const struct vm_record *old, const struct vm_record *new, void *userdata) {
         struct clusterd *c = userdata;
 
+        if (!old && new && vm_table_put(c->known_vms, new->uuid, c) < 0)
+                log_error("VM %s: cannot note it as known, its claims show as foreign", new->name);
+        if (old && !new)
+                (void) vm_table_remove(c->known_vms, old->uuid);
         placement_view_vm_changed(c->placement, old, new);
         cluster_objects_vm_changed(c, old, new);
 }
@@ -147,6 +152,7 @@ struct clusterd *clusterd_free(struct clusterd *c) {
                 hostlink_free(c->hosts[--c->n_hosts]);
         c->reconciler = reconciler_free(c->reconciler);
         c->placement = placement_view_free(c->placement);
+        c->known_vms = vm_table_free(c->known_vms);
         free(c->hosts);
         sd_bus_flush_close_unref(c->bus);
         vmstore_close(c->db);
@@ -195,9 +201,20 @@ static int setup_event(struct clusterd *c) {
         return r;
 }
 
+static int add_known(const struct vm_record *v, void *userdata) {
+        struct clusterd *c = userdata;
+
+        return vm_table_put(c->known_vms, v->uuid, c);
+}
+
 static int setup_hosts(struct clusterd *c) {
         int r;
 
+        r = vm_table_new(&c->known_vms);
+        if (r >= 0)
+                r = vmstore_foreach(c->db, add_known, c);
+        if (r < 0)
+                return log_error_errno(r, "Cannot read the VM registry: %m");
         c->hosts = calloc(c->config.n_hosts ?: 1, sizeof(*c->hosts));
         if (!c->hosts)
                 return -ENOMEM;

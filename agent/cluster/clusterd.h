@@ -36,6 +36,7 @@ struct clusterd {
         struct vm_signals *vm_signals; /* Vm PropertiesChanged held back while a reconcile runs */
         struct placement_view *placement; /* lifecycle/placement-view.c */
         struct reconciler *reconciler;    /* lifecycle/reconcile.c */
+        struct vm_table *known_vms;       /* the registry's UUIDs: whose claims are ours, not foreign */
 };
 
 /* clusterd.c: the daemon's life, as main.c runs it. */

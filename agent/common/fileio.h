@@ -27,3 +27,5 @@ int parse_signed_int(const char *s, int *ret);
 int write_file_atomic(const char *dir, const char *name, const void *data, size_t len);
 /* Reads a whole (small) file; *ret is NUL-terminated, *ret_len excludes the NUL. */
 int read_full_file(const char *path, char **ret, size_t *ret_len);
+/* The same from an open descriptor (a pipe: read to its end). */
+int read_full_fd(int fd, char **ret, size_t *ret_len);

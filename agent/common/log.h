@@ -32,13 +32,15 @@ void log_fields_free(char **fields, size_t n);
 #define log_warning(...) log_full(LOG_WARNING, NULL, __VA_ARGS__)
 #define log_error(...)   log_full(LOG_ERR, NULL, __VA_ARGS__)
 
-/* Logs with errno set to `error` (so %m prints it) and returns -|error|. */
-#define log_full_errno(priority, error, ...)                    \
+/* Logs with errno set to `error` (so %m prints it) and returns -|error|; the _gpu form with GPUPASS_GPU. */
+#define log_gpu_full_errno(priority, gpu, error, ...)           \
         ({                                                      \
                 int _e_ = abs(error);                           \
                 errno = _e_;                                    \
-                log_full(priority, NULL, __VA_ARGS__);          \
+                log_full(priority, gpu, __VA_ARGS__);           \
                 -_e_;                                           \
         })
+#define log_full_errno(priority, error, ...) log_gpu_full_errno(priority, NULL, error, __VA_ARGS__)
+#define log_notice_errno(error, ...)  log_full_errno(LOG_NOTICE, error, __VA_ARGS__)
 #define log_warning_errno(error, ...) log_full_errno(LOG_WARNING, error, __VA_ARGS__)
 #define log_error_errno(error, ...)   log_full_errno(LOG_ERR, error, __VA_ARGS__)

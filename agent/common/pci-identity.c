@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "macro.h"
 #include "pci-identity.h"
 
 #define PCI_EXT_CAP_START      0x100
@@ -62,6 +64,55 @@ static int bracketed_part(const char *name, const char **ret_start, size_t *ret_
         return 1;
 }
 
+/* Words of a company's legal form or trade that an operator does not say: "Matrox Electronics Systems Ltd."
+ * is Matrox, "Huawei Technologies Co., Ltd." is Huawei. */
+static bool is_company_suffix(const char *word, size_t len) {
+        static const char * const suffixes[] = {
+                "Inc", "Incorporated", "Corp", "Corporation", "Co", "Company", "Ltd", "Limited", "LLC", "GmbH",
+                "AG", "SA", "S.A", "BV", "B.V", "plc", "Technology", "Technologies", "Electronics", "Systems",
+                "International", "Semiconductor", "Semiconductors",
+        };
+
+        if (len > 0 && word[len - 1] == '.')
+                len--;
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++)
+                if (strlen(suffixes[i]) == len && strncasecmp(word, suffixes[i], len) == 0)
+                        return true;
+        return false;
+}
+
+/*
+ * The part of a pci.ids vendor name that an operator reads, as a span of it: a bracketed one-word name
+ * ("Silicon Integrated Systems [SiS]": SiS), else the name before any comma, parenthesis or bracket without
+ * the trailing legal-form words ("Red Hat, Inc.": Red Hat; "XGI Technology Inc. (eXtreme Graphics
+ * Innovation)": XGI). Never empty: the first word stays.
+ */
+static void vendor_display_part(const char *name, const char **ret_start, size_t *ret_len) {
+        const char *start;
+        size_t len;
+
+        if (bracketed_part(name, &start, &len) && !memchr(start, ' ', len)) {
+                *ret_start = start;
+                *ret_len = len;
+                return;
+        }
+        len = strcspn(name, ",([");
+        for (;;) {
+                size_t word;
+
+                while (len > 0 && name[len - 1] == ' ')
+                        len--;
+                word = len;
+                while (word > 0 && name[word - 1] != ' ')
+                        word--;
+                if (word == 0 || !is_company_suffix(name + word, len - word))
+                        break;
+                len = word;
+        }
+        *ret_start = name;
+        *ret_len = len;
+}
+
 char *gpu_model_name(const struct pci_identity *id, const char *vendor_name, const char *device_name) {
         const char *suffix = PCI_CLASS_SUB(id->class_code) == PCI_SUBCLASS_3D ? ".compute" : "";
         const char *vendor = pci_vendor_short_name(id->vendor_id);
@@ -77,10 +128,9 @@ char *gpu_model_name(const struct pci_identity *id, const char *vendor_name, con
 
         if (vendor)
                 vendor_len = strlen(vendor);
-        else if (vendor_name && *vendor_name) {
-                vendor = vendor_name;
-                vendor_len = strcspn(vendor_name, " ");
-        } else {
+        else if (vendor_name && *vendor_name)
+                vendor_display_part(vendor_name, &vendor, &vendor_len);
+        else {
                 vendor = "PCI";
                 vendor_len = 3;
         }

@@ -41,7 +41,9 @@ const char *pci_vendor_short_name(uint16_t vendor_id);
 /*
  * The model name by DESIGN.md's rule. vendor_name and device_name are pci.ids' names (NULL when
  * unknown). "NVIDIA Tesla M60" for 10de:13f2 "GM204GL [Tesla M60]", with ".compute" appended for
- * class 0x0302; "PCI 10de:abcd" when pci.ids does not know the device. Returns NULL on OOM.
+ * class 0x0302; "PCI 10de:abcd" when pci.ids does not know the device. A vendor without a short name
+ * reads as pci.ids names it less its legal form ("Red Hat, Inc.": "Red Hat QXL paravirtual graphic card").
+ * Returns NULL on OOM.
  */
 char *gpu_model_name(const struct pci_identity *id, const char *vendor_name, const char *device_name);
 void pci_serial_format(uint64_t serial, char buf[static PCI_SERIAL_MAX]);

@@ -7,23 +7,17 @@
 
 #include "ctl-table.h"
 #include "ctl.h"
+#include "gpu-entry.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
 #include "strv.h"
-
-struct gpu_row {
-        const char *path, *address, *model, *mode, *state, *driver, *owner, *serial, *problem;
-        int32_t group, numa;
-        char **companions;
-        bool boot_vga, needs_reconfiguration;
-};
 
 static const TableColumn gpu_columns[] = {
         { "ADDRESS", 13, false }, { "MODEL", 28, false }, { "MODE", 9, false },  { "STATE", 11, false },
         { "DRIVER", 14, false },  { "GROUP", 5, false },  { "OWNER", 36, false }, { "PROBLEM", 0, false },
 };
 
-static int add_gpu_row(Table *t, const struct gpu_row *g) {
+static int add_gpu_row(Table *t, const struct gpu_entry *g) {
         char group[16];
 
         if (g->group >= 0)
@@ -36,51 +30,23 @@ static int add_gpu_row(Table *t, const struct gpu_row *g) {
                                                           *g->problem ? g->problem : "-" });
 }
 
-static void json_gpu_row(JsonWriter *j, const struct gpu_row *g) {
-        json_begin_object(j);
-        json_kv_string(j, "Address", g->address);
-        json_kv_string(j, "Model", g->model);
-        json_kv_string(j, "Mode", g->mode);
-        json_kv_string(j, "State", g->state);
-        json_kv_string(j, "Driver", g->driver);
-        json_kv_string(j, "Owner", g->owner);
-        json_kv_string(j, "SerialNumber", g->serial);
-        json_kv_int(j, "IommuGroup", g->group);
-        json_kv_int(j, "NumaNode", g->numa);
-        json_key(j, "Companions");
-        json_strv(j, g->companions);
-        json_kv_bool(j, "BootVga", g->boot_vga);
-        json_kv_bool(j, "NeedsReconfiguration", g->needs_reconfiguration);
-        json_kv_string(j, "Problem", g->problem);
-        json_kv_string(j, "Object", g->path);
-        json_end_object(j);
+static json_object *gpu_row_json(const struct gpu_entry *g) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o || json_add_string(o, "Address", g->address) < 0 || json_add_string(o, "Model", g->model) < 0 ||
+            json_add_string(o, "Mode", g->mode) < 0 || json_add_string(o, "State", g->state) < 0 ||
+            json_add_string(o, "Driver", g->driver) < 0 || json_add_string(o, "Owner", g->owner) < 0 ||
+            json_add_string(o, "SerialNumber", g->serial) < 0 || json_add_int(o, "IommuGroup", g->group) < 0 ||
+            json_add_int(o, "NumaNode", g->numa) < 0 || json_add_strv(o, "Companions", g->companions) < 0 ||
+            json_add_bool(o, "BootVga", g->boot_vga) < 0 ||
+            json_add_bool(o, "NeedsReconfiguration", g->needs_reconfiguration) < 0 ||
+            json_add_string(o, "Problem", g->problem) < 0 || json_add_string(o, "Object", g->path) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
-/* One ListGpus entry into *g; g->companions is the caller's to free. 0 at the end of the array. */
-static int read_gpu_row(sd_bus_message *reply, struct gpu_row *g) {
-        int boot_vga, needs, r;
-
-        r = sd_bus_message_enter_container(reply, 'r', "osssssssiiasbbs");
-        if (r <= 0)
-                return r;
-        r = sd_bus_message_read(reply, "osssssssii", &g->path, &g->address, &g->model, &g->mode, &g->state,
-                                &g->driver, &g->owner, &g->serial, &g->group, &g->numa);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read_strv(reply, &g->companions);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "bbs", &boot_vga, &needs, &g->problem);
-        if (r < 0)
-                return r;
-        g->boot_vga = boot_vga;
-        g->needs_reconfiguration = needs;
-        r = sd_bus_message_exit_container(reply);
-        return r < 0 ? r : 1;
-}
-
-/* The GPU table, or the JSON array into j when j is not NULL. */
-static int list_gpus(sd_bus *bus, JsonWriter *j) {
+/* The GPU table, or the GPUs appended to the JSON array `json` when it is not NULL. */
+static int list_gpus(sd_bus *bus, json_object *json) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *t = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -96,18 +62,17 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
         r = sd_bus_message_enter_container(reply, 'a', "(osssssssiiasbbs)");
         if (r < 0)
                 return r;
-        if (j)
-                json_begin_array(j);
-        else if (!(t = table_new(gpu_columns, ELEMENTSOF(gpu_columns))))
+        if (!json && !(t = table_new(gpu_columns, ELEMENTSOF(gpu_columns))))
                 return -ENOMEM;
         for (;;) {
-                struct gpu_row g = {};
+                struct gpu_entry g = {};
 
-                r = read_gpu_row(reply, &g);
+                r = gpu_entry_read(reply, &g);
                 if (r > 0) {
-                        if (j)
-                                json_gpu_row(j, &g);
-                        else if (add_gpu_row(t, &g) < 0)
+                        if (json) {
+                                if (json_append(json, gpu_row_json(&g)) < 0)
+                                        r = -ENOMEM;
+                        } else if (add_gpu_row(t, &g) < 0)
                                 r = -ENOMEM;
                 }
                 strv_free(g.companions);
@@ -116,10 +81,8 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
         }
         if (r < 0)
                 return r;
-        if (j) {
-                json_end_array(j);
+        if (json)
                 return 0;
-        }
         table_print(t, stdout, arg_legend);
         if (arg_legend)
                 printf("\n%zu GPUs listed.\n", table_rows(t));
@@ -127,20 +90,23 @@ static int list_gpus(sd_bus *bus, JsonWriter *j) {
 }
 
 int verb_list(sd_bus *bus, char **args) {
-        JsonWriter j;
+        _cleanup_(json_object_putp) json_object *gpus = NULL;
         int r;
 
         if (arg_json == JSON_OFF)
-                return list_gpus(bus, NULL);
-        ctl_json_begin(&j);
-        r = list_gpus(bus, &j);
-        if (r >= 0)
-                json_finish(&j);
-        return r;
+                return list_gpus(bus, /* json= */ NULL);
+        gpus = json_object_new_array();
+        if (!gpus)
+                return -ENOMEM;
+        r = list_gpus(bus, gpus);
+        if (r < 0)
+                return r;
+        return ctl_json_print(gpus);
 }
 
-/* One Manager property: a table line ("LABEL: value") or the JSON member named after the property. */
-static int show_manager_property(sd_bus *bus, JsonWriter *j, const char *label, const char *property, char type) {
+/* One Manager property: a table line ("LABEL: value") or the member of `json` named after the property. */
+static int show_manager_property(sd_bus *bus, json_object *json, const char *label, const char *property,
+                                 char type) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         char sig[2] = { type, 0 };
@@ -153,16 +119,14 @@ static int show_manager_property(sd_bus *bus, JsonWriter *j, const char *label, 
                 sd_bus_error_free(&error);
                 return r;
         }
-        if (j)
-                json_key(j, property);
         switch (type) {
         case 's': {
                 const char *s;
                 r = sd_bus_message_read(reply, "s", &s);
                 if (r < 0)
                         break;
-                if (j)
-                        json_string(j, s);
+                if (json)
+                        r = json_add_string(json, property, s);
                 else if (*s || strcmp(property, "StateProblem") != 0) /* a problem only when there is one */
                         printf("%16s: %s\n", label, s);
                 break;
@@ -172,8 +136,8 @@ static int show_manager_property(sd_bus *bus, JsonWriter *j, const char *label, 
                 r = sd_bus_message_read(reply, "b", &b);
                 if (r < 0)
                         break;
-                if (j)
-                        json_bool(j, b);
+                if (json)
+                        r = json_add_bool(json, property, b);
                 else
                         printf("%16s: %s\n", label, b ? "yes" : "no");
                 break;
@@ -183,8 +147,8 @@ static int show_manager_property(sd_bus *bus, JsonWriter *j, const char *label, 
                 r = sd_bus_message_read(reply, "u", &u);
                 if (r < 0)
                         break;
-                if (j)
-                        json_uint(j, u);
+                if (json)
+                        r = json_add_uint(json, property, u);
                 else
                         printf("%16s: %u\n", label, u);
                 break;
@@ -194,8 +158,8 @@ static int show_manager_property(sd_bus *bus, JsonWriter *j, const char *label, 
                 r = sd_bus_message_read(reply, "t", &t);
                 if (r < 0)
                         break;
-                if (j)
-                        json_uint(j, t);
+                if (json)
+                        r = json_add_uint(json, property, t);
                 else
                         printf("%16s: %llu MiB\n", label, (unsigned long long) t);
                 break;
@@ -214,30 +178,29 @@ int verb_status(sd_bus *bus, char **args) {
                 { "IOMMU", "IommuEnabled", 'b' },  { "Maintenance", "Maintenance", 'b' },
                 { "State problem", "StateProblem", 's' }, { "Agent version", "Version", 's' },
         };
-        JsonWriter j, *jp = NULL;
+        _cleanup_(json_object_putp) json_object *json = NULL;
+        json_object *gpus;
         int r;
 
-        if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                jp = &j;
-                json_begin_object(jp);
-        }
+        if (arg_json != JSON_OFF && !(json = json_object_new_object()))
+                return -ENOMEM;
         for (size_t i = 0; i < ELEMENTSOF(props); i++) {
-                r = show_manager_property(bus, jp, props[i].label, props[i].property, props[i].type);
+                r = show_manager_property(bus, json, props[i].label, props[i].property, props[i].type);
                 if (r < 0)
                         return r;
         }
-        if (!jp) {
+        if (!json) {
                 printf("\n");
-                return list_gpus(bus, NULL);
+                return list_gpus(bus, /* json= */ NULL);
         }
-        json_key(jp, "Gpus");
-        r = list_gpus(bus, jp);
+        gpus = json_object_new_array();
+        r = json_add(json, "Gpus", gpus);
         if (r < 0)
                 return r;
-        json_end_object(jp);
-        json_finish(jp);
-        return 0;
+        r = list_gpus(bus, gpus);
+        if (r < 0)
+                return r;
+        return ctl_json_print(json);
 }
 
 static int resolve_gpu(sd_bus *bus, const char *address, char **ret_path) {
@@ -267,77 +230,101 @@ static int resolve_gpu(sd_bus *bus, const char *address, char **ret_path) {
         return 0;
 }
 
-/* One property value of GetAll, as the table prints it or as JSON (numbers as numbers). */
-static int show_property_value(sd_bus_message *reply, JsonWriter *j, const char *contents) {
+/* One property value of GetAll: printed as the table shows it, or as JSON into *ret_json (numbers as numbers)
+ * when ret_json is not NULL. */
+static int show_property_value(sd_bus_message *reply, json_object **ret_json, const char *contents) {
+        json_object *value = NULL;
+        bool known = true;
         int r;
 
         if (strcmp(contents, "s") == 0) {
                 const char *s;
                 r = sd_bus_message_read(reply, "s", &s);
-                if (r >= 0 && j)
-                        json_string(j, s);
+                if (r >= 0 && ret_json)
+                        value = json_string_new(s);
                 else if (r >= 0)
                         printf("%s\n", *s ? s : "-");
         } else if (strcmp(contents, "b") == 0) {
                 int b;
                 r = sd_bus_message_read(reply, "b", &b);
-                if (r >= 0 && j)
-                        json_bool(j, b);
+                if (r >= 0 && ret_json)
+                        value = json_object_new_boolean(b);
                 else if (r >= 0)
                         printf("%s\n", b ? "yes" : "no");
         } else if (strcmp(contents, "q") == 0) {
                 uint16_t q;
                 r = sd_bus_message_read(reply, "q", &q);
-                if (r >= 0 && j)
-                        json_uint(j, q);
+                if (r >= 0 && ret_json)
+                        value = json_object_new_uint64(q);
                 else if (r >= 0)
                         printf("0x%04x\n", q);
         } else if (strcmp(contents, "u") == 0) {
                 uint32_t u;
                 r = sd_bus_message_read(reply, "u", &u);
-                if (r >= 0 && j)
-                        json_uint(j, u);
+                if (r >= 0 && ret_json)
+                        value = json_object_new_uint64(u);
                 else if (r >= 0)
                         printf("0x%06x\n", u);
         } else if (strcmp(contents, "y") == 0) {
                 uint8_t y;
                 r = sd_bus_message_read(reply, "y", &y);
-                if (r >= 0 && j)
-                        json_uint(j, y);
+                if (r >= 0 && ret_json)
+                        value = json_object_new_uint64(y);
                 else if (r >= 0)
                         printf("0x%02x\n", y);
         } else if (strcmp(contents, "i") == 0) {
                 int32_t i;
                 r = sd_bus_message_read(reply, "i", &i);
-                if (r >= 0 && j)
-                        json_int(j, i);
+                if (r >= 0 && ret_json)
+                        value = json_object_new_int64(i);
                 else if (r >= 0)
                         printf("%d\n", i);
         } else if (strcmp(contents, "as") == 0) {
                 _cleanup_strv_free_ char **l = NULL;
                 r = sd_bus_message_read_strv(reply, &l);
-                if (r >= 0 && j)
-                        json_strv(j, l);
+                if (r >= 0 && ret_json)
+                        value = json_strv_new(l);
                 else if (r >= 0) {
                         for (char **s = l; s && *s; s++)
                                 printf("%s%s", s == l ? "" : " ", *s);
                         printf("%s\n", l && *l ? "" : "-");
                 }
         } else {
+                known = false; /* JSON: null, as json-c writes a NULL value */
                 r = sd_bus_message_skip(reply, contents);
-                if (r >= 0 && j)
-                        json_null(j);
-                else if (r >= 0)
+                if (r >= 0 && !ret_json)
                         printf("(%s)\n", contents);
         }
-        return r;
+        if (r < 0)
+                return r;
+        if (ret_json && known && !value)
+                return -ENOMEM;
+        if (ret_json)
+                *ret_json = value;
+        return 0;
+}
+
+/* Release resets a GPU so that a VM finds nothing of the one before; an operator must see when it cannot. */
+static int show_reset_method(sd_bus_message *reply) {
+        const char *s;
+        int r;
+
+        r = sd_bus_message_read(reply, "s", &s);
+        if (r < 0)
+                return r;
+        if (*s)
+                printf("%s\n", s);
+        else
+                printf("- (warning: the kernel has no way to reset this GPU; what one VM leaves in it can be "
+                       "seen by the next)\n");
+        return 0;
 }
 
 int verb_show(sd_bus *bus, char **args) {
         _cleanup_free_ char *path = NULL;
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(json_object_putp) json_object *json = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        JsonWriter j, *jp = NULL;
         int r;
 
         r = resolve_gpu(bus, args[0], &path);
@@ -353,11 +340,8 @@ int verb_show(sd_bus *bus, char **args) {
         r = sd_bus_message_enter_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                jp = &j;
-                json_begin_object(jp);
-        }
+        if (arg_json != JSON_OFF && !(json = json_object_new_object()))
+                return -ENOMEM;
         while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
                 const char *name, *contents;
                 char type;
@@ -371,11 +355,21 @@ int verb_show(sd_bus *bus, char **args) {
                 r = sd_bus_message_enter_container(reply, 'v', contents);
                 if (r < 0)
                         return r;
-                if (jp)
-                        json_key(jp, name);
-                else
+                if (json) {
+                        json_object *value = NULL;
+
+                        r = show_property_value(reply, &value, contents);
+                        if (r >= 0 && json_object_object_add(json, name, value) < 0) {
+                                json_object_put(value);
+                                r = -ENOMEM;
+                        }
+                } else {
                         printf("%22s: ", name);
-                r = show_property_value(reply, jp, contents);
+                        if (strcmp(name, "ResetMethod") == 0)
+                                r = show_reset_method(reply);
+                        else
+                                r = show_property_value(reply, /* ret_json= */ NULL, contents);
+                }
                 if (r >= 0)
                         r = sd_bus_message_exit_container(reply);
                 if (r >= 0)
@@ -385,10 +379,8 @@ int verb_show(sd_bus *bus, char **args) {
         }
         if (r < 0)
                 return r;
-        if (jp) {
-                json_end_object(jp);
-                json_finish(jp);
-        }
+        if (json)
+                return ctl_json_print(json);
         return 0;
 }
 

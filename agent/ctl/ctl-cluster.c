@@ -72,7 +72,7 @@ int verb_cluster_hosts(sd_bus *bus, char **args) {
         const char *name, *address, *state, *why;
         uint32_t cpus, gpus;
         uint64_t memory;
-        JsonWriter j;
+        _cleanup_(json_object_putp) json_object *json = NULL;
         int r;
 
         r = ctl_call_cluster(bus, "ListHosts", "list hosts", &reply, NULL);
@@ -82,8 +82,8 @@ int verb_cluster_hosts(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                json_begin_array(&j);
+                if (!(json = json_object_new_array()))
+                        return -ENOMEM;
         } else if (!(t = table_new(host_columns, ELEMENTSOF(host_columns))))
                 return -ENOMEM;
         while ((r = sd_bus_message_read(reply, "(ssssutu)", &name, &address, &state, &why, &cpus, &memory, &gpus)) > 0) {
@@ -101,23 +101,19 @@ int verb_cluster_hosts(sd_bus *bus, char **args) {
                                 return r;
                         continue;
                 }
-                json_begin_object(&j);
-                json_kv_string(&j, "Name", name);
-                json_kv_string(&j, "Address", address);
-                json_kv_string(&j, "State", state);
-                json_kv_string(&j, "Why", why);
-                json_kv_uint(&j, "CpuCount", cpus);
-                json_kv_uint(&j, "MemoryMiB", memory);
-                json_kv_uint(&j, "GpuCount", gpus);
-                json_end_object(&j);
+                json_object *host = json_object_new_object();
+
+                r = json_append(json, host);
+                if (r < 0 || json_add_string(host, "Name", name) < 0 || json_add_string(host, "Address", address) < 0 ||
+                    json_add_string(host, "State", state) < 0 || json_add_string(host, "Why", why) < 0 ||
+                    json_add_uint(host, "CpuCount", cpus) < 0 || json_add_uint(host, "MemoryMiB", memory) < 0 ||
+                    json_add_uint(host, "GpuCount", gpus) < 0)
+                        return -ENOMEM;
         }
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                json_end_array(&j);
-                json_finish(&j);
-                return 0;
-        }
+        if (json)
+                return ctl_json_print(json);
         table_print(t, stdout, arg_legend);
         if (arg_legend)
                 printf("\n%zu hosts listed.\n", table_rows(t));
@@ -132,7 +128,7 @@ static const TableColumn cluster_gpu_columns[] = {
 int verb_cluster_gpus(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *t = NULL;
-        JsonWriter j;
+        _cleanup_(json_object_putp) json_object *json = NULL;
         int r;
 
         r = ctl_call_cluster(bus, "ListGpus", "list the cluster's GPUs", &reply, NULL);
@@ -142,8 +138,8 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                json_begin_array(&j);
+                if (!(json = json_object_new_array()))
+                        return -ENOMEM;
         } else if (!(t = table_new(cluster_gpu_columns, ELEMENTSOF(cluster_gpu_columns))))
                 return -ENOMEM;
         for (;;) {
@@ -166,26 +162,21 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
                                 return r;
                         continue;
                 }
-                json_begin_object(&j);
-                json_kv_string(&j, "Host", g.host);
-                json_kv_string(&j, "Address", g.address);
-                json_kv_string(&j, "Model", g.model);
-                json_kv_string(&j, "Mode", g.mode);
-                json_kv_string(&j, "State", g.state);
-                json_kv_string(&j, "Owner", g.owner);
-                json_kv_string(&j, "PreviousModel", g.previous);
-                json_kv_bool(&j, "NeedsReconfiguration", g.needs);
-                json_key(&j, "Companions");
-                json_strv(&j, companions);
-                json_end_object(&j);
+                json_object *gpu = json_object_new_object();
+
+                r = json_append(json, gpu);
+                if (r < 0 || json_add_string(gpu, "Host", g.host) < 0 || json_add_string(gpu, "Address", g.address) < 0 ||
+                    json_add_string(gpu, "Model", g.model) < 0 || json_add_string(gpu, "Mode", g.mode) < 0 ||
+                    json_add_string(gpu, "State", g.state) < 0 || json_add_string(gpu, "Owner", g.owner) < 0 ||
+                    json_add_string(gpu, "PreviousModel", g.previous) < 0 ||
+                    json_add_bool(gpu, "NeedsReconfiguration", g.needs) < 0 ||
+                    json_add_strv(gpu, "Companions", companions) < 0)
+                        return -ENOMEM;
         }
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                json_end_array(&j);
-                json_finish(&j);
-                return 0;
-        }
+        if (json)
+                return ctl_json_print(json);
         table_print(t, stdout, arg_legend);
         if (arg_legend)
                 printf("\n%zu GPUs listed.\n", table_rows(t));
@@ -197,20 +188,17 @@ static int read_vm(sd_bus_message *m, struct vm_row *v) {
                                    &v->affinity, &v->power, &v->host, &v->flags);
 }
 
-static void json_vm(JsonWriter *j, const struct vm_row *v) {
-        json_begin_object(j);
-        json_kv_string(j, "Name", v->name);
-        json_kv_string(j, "Uuid", v->uuid);
-        json_kv_string(j, "Power", v->power);
-        json_kv_string(j, "Host", v->host);
-        json_kv_uint(j, "Vcpus", v->vcpus);
-        json_kv_uint(j, "MemoryMiB", v->memory_mib);
-        json_kv_string(j, "GpuRequests", v->gpus);
-        json_key(j, "Affinity");
-        json_split(j, v->affinity, ',');
-        json_key(j, "Flags");
-        json_split(j, v->flags, ';');
-        json_end_object(j);
+static json_object *vm_json(const struct vm_row *v) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o || json_add_string(o, "Name", v->name) < 0 || json_add_string(o, "Uuid", v->uuid) < 0 ||
+            json_add_string(o, "Power", v->power) < 0 || json_add_string(o, "Host", v->host) < 0 ||
+            json_add_uint(o, "Vcpus", v->vcpus) < 0 || json_add_uint(o, "MemoryMiB", v->memory_mib) < 0 ||
+            json_add_string(o, "GpuRequests", v->gpus) < 0 ||
+            json_add(o, "Affinity", json_split_new(v->affinity, ',')) < 0 ||
+            json_add(o, "Flags", json_split_new(v->flags, ';')) < 0)
+                return NULL;
+        return TAKE_PTR(o);
 }
 
 static const TableColumn vm_columns[] = {
@@ -221,8 +209,8 @@ static const TableColumn vm_columns[] = {
 int verb_cluster_vms(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *t = NULL;
+        _cleanup_(json_object_putp) json_object *json = NULL;
         struct vm_row v;
-        JsonWriter j;
         int r;
 
         r = ctl_call_cluster(bus, "ListVms", "list VMs", &reply, NULL);
@@ -232,15 +220,17 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                json_begin_array(&j);
+                if (!(json = json_object_new_array()))
+                        return -ENOMEM;
         } else if (!(t = table_new(vm_columns, ELEMENTSOF(vm_columns))))
                 return -ENOMEM;
         while ((r = read_vm(reply, &v)) > 0) {
                 char c[16], m[32];
 
-                if (arg_json != JSON_OFF) {
-                        json_vm(&j, &v);
+                if (json) {
+                        r = json_append(json, vm_json(&v));
+                        if (r < 0)
+                                return r;
                         continue;
                 }
                 snprintf(c, sizeof(c), "%u", v.vcpus);
@@ -252,11 +242,8 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
         }
         if (r < 0)
                 return r;
-        if (arg_json != JSON_OFF) {
-                json_end_array(&j);
-                json_finish(&j);
-                return 0;
-        }
+        if (json)
+                return ctl_json_print(json);
         table_print(t, stdout, arg_legend);
         if (arg_legend)
                 printf("\n%zu VMs listed.\n", table_rows(t));
@@ -288,17 +275,15 @@ int ctl_find_vm(sd_bus *bus, const char *vm, sd_bus_message **ret_reply, struct 
 int verb_show_vm(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         struct vm_row v;
-        JsonWriter j;
         int r;
 
         r = ctl_find_vm(bus, args[0], &reply, &v);
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                json_vm(&j, &v);
-                json_finish(&j);
-                return 0;
+                _cleanup_(json_object_putp) json_object *json = vm_json(&v);
+
+                return json ? ctl_json_print(json) : -ENOMEM;
         }
         printf("%12s: %s\n%12s: %s\n%12s: %s\n%12s: %s\n%12s: %u\n%12s: %llu MiB\n%12s: %s\n%12s: %s\n%12s: %s\n",
                "Name", v.name, "UUID", v.uuid, "Power", v.power, "Host", *v.host ? v.host : "-", "vCPUs", v.vcpus,
@@ -310,8 +295,8 @@ int verb_show_vm(sd_bus *bus, char **args) {
 int verb_hostdev(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL, *gpu_list = NULL;
         _cleanup_strv_free_ char **functions = NULL;
+        _cleanup_(json_object_putp) json_object *json = NULL, *qemu = NULL, *libvirt = NULL;
         struct vm_row v;
-        JsonWriter j;
         int r;
 
         r = ctl_find_vm(bus, args[0], &reply, &v);
@@ -342,15 +327,10 @@ int verb_hostdev(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                ctl_json_begin(&j);
-                json_begin_object(&j);
-                json_kv_string(&j, "Vm", v.name);
-                json_kv_string(&j, "Uuid", v.uuid);
-                json_kv_string(&j, "Host", v.host);
-                json_key(&j, "Functions");
-                json_strv(&j, functions);
-                json_key(&j, "QemuArguments");
-                json_begin_array(&j);
+                qemu = json_object_new_array();
+                libvirt = json_object_new_array();
+                if (!qemu || !libvirt)
+                        return -ENOMEM;
         } else
                 printf("# VM %s (%s) runs on %s. The launcher there takes the descriptors from the agent's\n"
                        "# OpenVfio(\"%s\") (or AllowUser for a VMM that opens /dev/vfio itself).\n# QEMU:\n",
@@ -359,17 +339,14 @@ int verb_hostdev(sd_bus *bus, char **args) {
                 char arg[64];
 
                 snprintf(arg, sizeof(arg), "vfio-pci,host=%s", *f);
-                if (arg_json != JSON_OFF) {
-                        json_string(&j, "-device");
-                        json_string(&j, arg);
+                if (qemu) {
+                        if (json_append(qemu, json_string_new("-device")) < 0 ||
+                            json_append(qemu, json_string_new(arg)) < 0)
+                                return -ENOMEM;
                 } else
                         printf("-device %s\n", arg);
         }
-        if (arg_json != JSON_OFF) {
-                json_end_array(&j);
-                json_key(&j, "LibvirtHostdevs");
-                json_begin_array(&j);
-        } else
+        if (!qemu)
                 printf("# libvirt (inside <devices>; managed='no': gpupassd binds the group, not libvirt):\n");
         for (char **f = functions; f && *f; f++) {
                 struct pci_address a;
@@ -381,15 +358,18 @@ int verb_hostdev(sd_bus *bus, char **args) {
                          "<hostdev mode='subsystem' type='pci' managed='no'>\n"
                          "  <source><address domain='0x%04x' bus='0x%02x' slot='0x%02x' function='0x%x'/></source>\n"
                          "</hostdev>\n", a.domain, a.bus, a.device, a.function);
-                if (arg_json != JSON_OFF)
-                        json_string(&j, xml);
-                else
+                if (!libvirt)
                         fputs(xml, stdout);
+                else if (json_append(libvirt, json_string_new(xml)) < 0)
+                        return -ENOMEM;
         }
-        if (arg_json != JSON_OFF) {
-                json_end_array(&j);
-                json_end_object(&j);
-                json_finish(&j);
-        }
-        return 0;
+        if (arg_json == JSON_OFF)
+                return 0;
+        json = json_object_new_object();
+        if (!json || json_add_string(json, "Vm", v.name) < 0 || json_add_string(json, "Uuid", v.uuid) < 0 ||
+            json_add_string(json, "Host", v.host) < 0 || json_add_strv(json, "Functions", functions) < 0 ||
+            json_add(json, "QemuArguments", TAKE_PTR(qemu)) < 0 ||
+            json_add(json, "LibvirtHostdevs", TAKE_PTR(libvirt)) < 0)
+                return -ENOMEM;
+        return ctl_json_print(json);
 }

@@ -3,56 +3,42 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
+
+#include <json-c/json.h>
+
+#include "macro.h"
 
 /*
- * A small streaming JSON writer for gpupassctl's --json: objects and arrays nest, commas and
- * indentation are the writer's business, strings are escaped (quotes, backslashes, control characters;
- * UTF-8 passes through, since D-Bus strings are valid UTF-8, and invalid bytes become U+FFFD).
+ * gpupassctl's --json documents are json-c objects: the verbs build them, json-c escapes and prints them.
+ * These helpers add what the replies hold (a NULL string reads as "", a NULL list as []) and return
+ * -ENOMEM when json-c could not allocate; each takes over the value it is given, also on failure.
  */
-#define JSON_MAX_DEPTH 16
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
-typedef struct JsonWriter {
-        FILE *f;
-        bool pretty;
-        unsigned depth;
-        bool need_comma[JSON_MAX_DEPTH];
-        bool after_key;
-} JsonWriter;
-
-void json_init(JsonWriter *j, FILE *f, bool pretty);
-void json_begin_object(JsonWriter *j);
-void json_end_object(JsonWriter *j);
-void json_begin_array(JsonWriter *j);
-void json_end_array(JsonWriter *j);
-/* The next value is the member KEY of the current object. */
-void json_key(JsonWriter *j, const char *key);
-void json_string(JsonWriter *j, const char *s);
-void json_uint(JsonWriter *j, uint64_t u);
-void json_int(JsonWriter *j, int64_t i);
-void json_bool(JsonWriter *j, bool b);
-void json_null(JsonWriter *j);
+json_object *json_string_new(const char *s);
 /* A NULL-terminated string array as a JSON array. */
-void json_strv(JsonWriter *j, char * const *l);
+json_object *json_strv_new(char * const *l);
 /* SEP-separated text ("a,b") as a JSON array of its non-empty parts. */
-void json_split(JsonWriter *j, const char *text, char sep);
-/* Ends the document with a newline. */
-void json_finish(JsonWriter *j);
+json_object *json_split_new(const char *text, char sep);
 
-/* Members: key and value in one call. */
-static inline void json_kv_string(JsonWriter *j, const char *k, const char *v) {
-        json_key(j, k);
-        json_string(j, v);
+/* Member KEY of object o := value (NULL: -ENOMEM). */
+int json_add(json_object *o, const char *key, json_object *value);
+int json_append(json_object *array, json_object *value);
+static inline int json_add_string(json_object *o, const char *key, const char *s) {
+        return json_add(o, key, json_string_new(s));
 }
-static inline void json_kv_uint(JsonWriter *j, const char *k, uint64_t v) {
-        json_key(j, k);
-        json_uint(j, v);
+static inline int json_add_int(json_object *o, const char *key, int64_t i) {
+        return json_add(o, key, json_object_new_int64(i));
 }
-static inline void json_kv_int(JsonWriter *j, const char *k, int64_t v) {
-        json_key(j, k);
-        json_int(j, v);
+static inline int json_add_uint(json_object *o, const char *key, uint64_t u) {
+        return json_add(o, key, json_object_new_uint64(u));
 }
-static inline void json_kv_bool(JsonWriter *j, const char *k, bool v) {
-        json_key(j, k);
-        json_bool(j, v);
+static inline int json_add_bool(json_object *o, const char *key, bool b) {
+        return json_add(o, key, json_object_new_boolean(b));
 }
+static inline int json_add_strv(json_object *o, const char *key, char * const *l) {
+        return json_add(o, key, json_strv_new(l));
+}
+
+/* The document as text, without the final newline: one line, or two spaces of indentation per level. */
+const char *json_text(json_object *o, bool pretty);

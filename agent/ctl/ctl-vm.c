@@ -13,19 +13,19 @@
 #include "macro.h"
 #include "strv.h"
 
-/* With --json, prints {"K1": v1, "K2": v2} (the answer of create-vm and console) and returns true. */
-static bool print_json_pair(const char *k1, const char *v1, const char *k2, const char *v2) {
-        JsonWriter j;
+/* With --json, prints {"K1": v1, "K2": v2} (the answer of create-vm and console): 1 when printed, 0 without
+ * --json, or a negative errno. */
+static int print_json_pair(const char *k1, const char *v1, const char *k2, const char *v2) {
+        _cleanup_(json_object_putp) json_object *json = NULL;
+        int r;
 
         if (arg_json == JSON_OFF)
-                return false;
-        ctl_json_begin(&j);
-        json_begin_object(&j);
-        json_kv_string(&j, k1, v1);
-        json_kv_string(&j, k2, v2);
-        json_end_object(&j);
-        json_finish(&j);
-        return true;
+                return 0;
+        json = json_object_new_object();
+        if (!json || json_add_string(json, k1, v1) < 0 || json_add_string(json, k2, v2) < 0)
+                return -ENOMEM;
+        r = ctl_json_print(json);
+        return r < 0 ? r : 1;
 }
 
 int verb_create_vm(sd_bus *bus, char **args) {
@@ -41,9 +41,10 @@ int verb_create_vm(sd_bus *bus, char **args) {
         r = sd_bus_message_read(reply, "s", &uuid);
         if (r < 0)
                 return r;
-        if (!print_json_pair("Name", args[0], "Uuid", uuid))
+        r = print_json_pair("Name", args[0], "Uuid", uuid);
+        if (r == 0)
                 printf("%s\n", uuid);
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 int verb_delete_vm(sd_bus *bus, char **args) {
@@ -116,17 +117,12 @@ int verb_power_on(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                JsonWriter j;
+                _cleanup_(json_object_putp) json_object *json = json_object_new_object();
 
-                ctl_json_begin(&j);
-                json_begin_object(&j);
-                json_kv_string(&j, "Vm", args[0]);
-                json_kv_string(&j, "Host", host);
-                json_key(&j, "Gpus");
-                json_strv(&j, gpus);
-                json_end_object(&j);
-                json_finish(&j);
-                return 0;
+                if (!json || json_add_string(json, "Vm", args[0]) < 0 || json_add_string(json, "Host", host) < 0 ||
+                    json_add_strv(json, "Gpus", gpus) < 0)
+                        return -ENOMEM;
+                return ctl_json_print(json);
         }
         printf("%s is on, on host %s", args[0], host);
         for (char **g = gpus; g && *g; g++)
@@ -162,9 +158,10 @@ int verb_console(sd_bus *bus, char **args) {
         r = sd_bus_message_read(reply, "s", &host);
         if (r < 0)
                 return r;
-        if (!print_json_pair("Vm", args[0], "Host", host))
+        r = print_json_pair("Vm", args[0], "Host", host);
+        if (r == 0)
                 printf("The console of %s is on host %s\n", args[0], host);
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 int verb_host_maintenance(sd_bus *bus, char **args) {
@@ -187,17 +184,12 @@ int verb_host_maintenance(sd_bus *bus, char **args) {
         if (r < 0)
                 return r;
         if (arg_json != JSON_OFF) {
-                JsonWriter j;
+                _cleanup_(json_object_putp) json_object *json = json_object_new_object();
 
-                ctl_json_begin(&j);
-                json_begin_object(&j);
-                json_kv_string(&j, "Host", args[0]);
-                json_kv_bool(&j, "Maintenance", enter);
-                json_key(&j, enter ? "PoweredOff" : "PoweredOn");
-                json_strv(&j, vms);
-                json_end_object(&j);
-                json_finish(&j);
-                return 0;
+                if (!json || json_add_string(json, "Host", args[0]) < 0 || json_add_bool(json, "Maintenance", enter) < 0 ||
+                    json_add_strv(json, enter ? "PoweredOff" : "PoweredOn", vms) < 0)
+                        return -ENOMEM;
+                return ctl_json_print(json);
         }
         printf("%s %s maintenance", args[0], enter ? "is in" : "is out of");
         for (char **v = vms; v && *v; v++)

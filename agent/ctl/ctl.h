@@ -33,8 +33,8 @@ static inline void message_unrefp(sd_bus_message **m) {
 int ctl_report_error(const char *what, const sd_bus_error *error, int r);
 /* Prints the usage error and returns -EXIT_USAGE. */
 int ctl_usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
-/* Starts a --json document on stdout. */
-void ctl_json_begin(JsonWriter *j);
+/* Prints a --json document on stdout as --json asks (pretty or short), with a newline. Consumes nothing. */
+int ctl_json_print(json_object *document);
 
 /* Parsers for the command line (ctl-parse.c): 0 or -EINVAL. */
 int parse_size_mib(const char *s, uint64_t *ret_mib);

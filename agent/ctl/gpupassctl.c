@@ -51,8 +51,14 @@ int ctl_usage_error(const char *format, ...) {
         return -EXIT_USAGE;
 }
 
-void ctl_json_begin(JsonWriter *j) {
-        json_init(j, stdout, arg_json == JSON_PRETTY);
+int ctl_json_print(json_object *document) {
+        const char *text = json_text(document, arg_json == JSON_PRETTY);
+
+        if (!text)
+                return -ENOMEM;
+        if (puts(text) == EOF || fflush(stdout) == EOF)
+                return -EIO;
+        return 0;
 }
 
 enum verb_target {

@@ -13,6 +13,17 @@
 
 #define VFIO_PCI "vfio-pci"
 
+int bind_plan_new(int group, struct bind_plan **ret) {
+        struct bind_plan *p;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->group = group;
+        *ret = p;
+        return 0;
+}
+
 struct bind_plan *bind_plan_free(struct bind_plan *p) {
         if (!p)
                 return NULL;
@@ -39,13 +50,22 @@ int bind_plan_add(struct bind_plan *p, const char *address) {
         return 0;
 }
 
+const char *bind_plan_error(struct bind_plan *p, int error) {
+        if (!p->error_message) {
+                errno = abs(error);
+                if (asprintf(&p->error_message, "%m") < 0)
+                        p->error_message = NULL;
+        }
+        return p->error_message ?: "out of memory";
+}
+
 /* Records "0000:3b:00.0: unbinding from nouveau failed: Device or resource busy". The first error is kept:
  * it is the cause, later ones are consequences of the rollback. `driver` completes the step when not NULL. */
 static void plan_fail(struct bind_plan *p, int error, const char *address, const char *step, const char *driver) {
         if (p->error_message)
                 return;
-        if (asprintf(&p->error_message, "%s: %s%s%s failed: %s", address, step, driver ? " " : "", driver ?: "",
-                     strerror(-error)) < 0)
+        errno = abs(error);
+        if (asprintf(&p->error_message, "%s: %s%s%s failed: %m", address, step, driver ? " " : "", driver ?: "") < 0)
                 p->error_message = NULL;
 }
 
@@ -76,14 +96,16 @@ int vfio_pci_ensure_loaded(char **ret_message) {
                 return r;
         }
 
-        ctx = sym_kmod_new(NULL, NULL);
+        ctx = sym_kmod_new(/* dirname= */ NULL, /* config_paths= */ NULL);
         if (!ctx) {
                 pthread_mutex_unlock(&lock);
                 return -ENOMEM;
         }
         r = sym_kmod_module_new_from_name(ctx, "vfio-pci", &mod);
         if (r >= 0)
-                r = sym_kmod_module_probe_insert_module(mod, 0, NULL, NULL, NULL, NULL);
+                r = sym_kmod_module_probe_insert_module(mod, /* flags= */ 0, /* extra_options= */ NULL,
+                                                        /* run_install= */ NULL, /* data= */ NULL,
+                                                        /* print_action= */ NULL);
         if (r > 0)
                 r = -EPERM; /* blacklisted or a failing install command */
         sym_kmod_module_unref(mod);
@@ -91,10 +113,11 @@ int vfio_pci_ensure_loaded(char **ret_message) {
         if (r >= 0 && !sysfs_pci_driver_loaded(VFIO_PCI))
                 r = -ENOENT;
         pthread_mutex_unlock(&lock);
-        if (r < 0 && ret_message &&
-            asprintf(ret_message, "The vfio-pci driver is not loaded and loading module vfio-pci failed: %s",
-                     strerror(-r)) < 0)
-                *ret_message = NULL;
+        if (r < 0 && ret_message) {
+                errno = -r;
+                if (asprintf(ret_message, "The vfio-pci driver is not loaded and loading module vfio-pci failed: %m") < 0)
+                        *ret_message = NULL;
+        }
         return r;
 }
 
@@ -122,12 +145,12 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
 
         r = sysfs_pci_read_driver(m->address, &m->original_driver);
         if (r < 0) {
-                plan_fail(p, r, m->address, "reading the driver link", NULL);
+                plan_fail(p, r, m->address, "reading the driver link", /* driver= */ NULL);
                 return r;
         }
         r = sysfs_pci_read_override(m->address, &m->original_override);
         if (r < 0) {
-                plan_fail(p, r, m->address, "reading driver_override", NULL);
+                plan_fail(p, r, m->address, "reading driver_override", /* driver= */ NULL);
                 return r;
         }
         if (streq_ptr(m->original_driver, VFIO_PCI) && streq_ptr(m->original_override, VFIO_PCI))
@@ -136,7 +159,7 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
         m->touched = true;
         r = sysfs_pci_write_override(m->address, VFIO_PCI);
         if (r < 0) {
-                plan_fail(p, r, m->address, "writing vfio-pci to driver_override", NULL);
+                plan_fail(p, r, m->address, "writing vfio-pci to driver_override", /* driver= */ NULL);
                 return r;
         }
         if (streq_ptr(m->original_driver, VFIO_PCI))
@@ -150,12 +173,12 @@ static int member_to_vfio(struct bind_plan *p, struct bind_member *m) {
         }
         r = sysfs_pci_probe(m->address);
         if (r < 0) {
-                plan_fail(p, r, m->address, "drivers_probe", NULL);
+                plan_fail(p, r, m->address, "drivers_probe", /* driver= */ NULL);
                 return r;
         }
         r = sysfs_pci_read_driver(m->address, &driver);
         if (r < 0) {
-                plan_fail(p, r, m->address, "reading the driver link", NULL);
+                plan_fail(p, r, m->address, "reading the driver link", /* driver= */ NULL);
                 return r;
         }
         if (!streq_ptr(driver, VFIO_PCI)) {
@@ -197,7 +220,7 @@ int bind_plan_to_host(struct bind_plan *p) {
                 /* Clear the override first: with it still set, the probe would bind vfio-pci again. */
                 r = sysfs_pci_clear_override(m->address);
                 if (r < 0) {
-                        plan_fail(p, r, m->address, "clearing driver_override", NULL);
+                        plan_fail(p, r, m->address, "clearing driver_override", /* driver= */ NULL);
                         first_error = first_error ?: r;
                         continue;
                 }
@@ -212,7 +235,7 @@ int bind_plan_to_host(struct bind_plan *p) {
                 }
                 r = sysfs_pci_probe(m->address);
                 if (r < 0) {
-                        plan_fail(p, r, m->address, "drivers_probe", NULL);
+                        plan_fail(p, r, m->address, "drivers_probe", /* driver= */ NULL);
                         first_error = first_error ?: r;
                 }
         }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "macro.h"
 #include "pci-address.h"
 
 /*
@@ -30,8 +31,13 @@ struct bind_plan {
         char *error_message; /* set on failure: names the device, the step and the kernel's answer */
 };
 
+/* An empty plan for IOMMU group `group`; members come with bind_plan_add(). */
+int bind_plan_new(int group, struct bind_plan **ret);
 struct bind_plan *bind_plan_free(struct bind_plan *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bind_plan *, bind_plan_free);
 int bind_plan_add(struct bind_plan *p, const char *address);
+/* Why the plan failed: its error_message, else `error` as text (kept in error_message). */
+const char *bind_plan_error(struct bind_plan *p, int error);
 
 /* Loads vfio-pci through libkmod when its driver directory is missing. */
 int vfio_pci_ensure_loaded(char **ret_message);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-error.h"
 #include "claim.h"
 #include "gpu-bus.h"
 #include "gpu.h"
@@ -51,25 +52,35 @@ static int check_claim_holder(struct gpu *g, const char *vm, sd_bus_error *error
         return gpu_check_actionable(g, error);
 }
 
-int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
-        struct gpu *owned_by_other = NULL;
+/* Saves the state with the group's PreviousModel cleared; on failure they are as they were. */
+static int save_without_previous_models(struct manager *m, int group) {
+        char *kept[m->n_gpus + 1];
+        struct gpu *g;
+        size_t n = 0;
         int r;
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group == group && g->owner && strcasecmp(g->owner, vm) != 0)
-                        owned_by_other = g;
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                kept[n++] = TAKE_PTR(g->previous_model);
+        r = manager_save_state(m);
+        n = 0;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
+                g->previous_model = kept[n++]; /* gpu_set_string() clears it and announces the change */
         }
+        return r;
+}
+
+int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_error *error) {
+        struct gpu *g, *owned_by_other = NULL;
+        int r;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                if (g->owner && strcasecmp(g->owner, vm) != 0)
+                        owned_by_other = g;
         if (owned_by_other)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s",
                                          owned_by_other->address, owned_by_other->owner);
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group != group)
-                        continue;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 free(g->owner);
                 g->owner = strdup(vm);
                 if (!g->owner) {
@@ -77,31 +88,26 @@ int manager_record_claim(struct manager *m, int group, const char *vm, sd_bus_er
                         goto revert;
                 }
         }
-        r = manager_save_state(m);
+        /* A new claim means the VM was configured for the GPU as it is now: the identity change is over,
+         * also in the state file (else the next start reports it again, and the VM is flagged anew). */
+        r = save_without_previous_models(m, group);
         if (r < 0)
                 goto revert;
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-                char *names[] = { (char *) "Owner", NULL };
-
-                if (g->iommu_group != group)
-                        continue;
-                /* A new claim means the VM was configured for the GPU as it is now. */
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 gpu_set_string(g, &g->previous_model, NULL, "PreviousModel");
-                gpu_emit_properties_changed(g, names);
+                gpu_send_changed(g, "Owner");
                 (void) gpu_refresh(g);
-                log_struct(LOG_NOTICE, g->address, vm, NULL, "%s (%s) claimed by VM %s", g->address, g->model, vm);
+                log_struct(LOG_NOTICE, g->address, vm, /* host= */ NULL, "%s (%s) claimed by VM %s", g->address,
+                           g->model, vm);
         }
         return 0;
 
 revert:
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->owner = mfree(m->gpus[i]->owner);
-        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                 "Cannot record the claim of IOMMU group %d on disk (%s); not claimed", group,
-                                 strerror(-r));
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->owner = mfree(g->owner);
+        return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                    "Cannot record the claim of IOMMU group %d on disk (%m); not claimed", group);
 }
 
 int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
@@ -121,7 +127,7 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                                                  "claim it again once the release is done", vm, g->iommu_group,
                                                  g->address);
                 if (strcasecmp(g->owner, vm) == 0)
-                        return sd_bus_reply_method_return(call, NULL); /* the VM holds it already */
+                        return sd_bus_reply_method_return(call, /* types= */ NULL); /* the VM holds it already */
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "%s is claimed by VM %s", g->address, g->owner);
         }
         r = gpu_check_actionable(g, error);
@@ -134,10 +140,10 @@ int gpu_claim(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error 
                 r = manager_record_claim(m, g->iommu_group, vm, error);
                 if (r < 0)
                         return r;
-                return sd_bus_reply_method_return(call, NULL);
+                return sd_bus_reply_method_return(call, /* types= */ NULL);
         }
         /* Not on vfio-pci yet: bind first, all or nothing; the job records the claim when the group is bound. */
-        return gpu_start_bind_job(g, call, true, vm, error);
+        return gpu_start_bind_job(g, call, /* to_vfio= */ true, vm, error);
 }
 
 int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
@@ -162,10 +168,10 @@ int gpu_release(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_erro
                 /* Gone from the bus: nothing to reset, the claim simply ends and the object with it. */
                 r = manager_forget_missing_gpu(m, g);
                 if (r < 0)
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                                 "Cannot record the release on disk (%s); VM %s keeps its claim",
-                                                 strerror(-r), vm);
-                return sd_bus_reply_method_return(call, NULL);
+                        return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                                    "Cannot record the release on disk (%m); VM %s keeps its claim",
+                                                    vm);
+                return sd_bus_reply_method_return(call, /* types= */ NULL);
         }
         return release_job_start(g, call, vm, error);
 }
@@ -192,8 +198,8 @@ static int vfio_error(struct gpu *g, int r, sd_bus_error *error) {
 
 int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
         _cleanup_strv_free_ char **addresses = NULL;
-        sd_bus_message *reply = NULL;
-        int *fds = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ int *fds = NULL;
         size_t n = 0;
         int r;
 
@@ -219,21 +225,20 @@ int gpu_open_vfio(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_er
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
+                r = sd_bus_send(/* bus= */ NULL, reply, /* ret_cookie= */ NULL);
         /* Our copies go now: the agent must not hold the group open (unbinding would block on it). */
         for (size_t i = 0; i < n; i++)
                 close(fds[i]);
-        free(fds);
         if (r >= 0)
-                log_struct(LOG_INFO, g->address, vm, NULL, "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n,
-                         g->address, vm);
+                log_struct(LOG_INFO, g->address, vm, /* host= */ NULL,
+                           "Handed %zu VFIO descriptor(s) of %s to the launcher of VM %s", n, g->address, vm);
         return r;
 }
 
 int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t uid, sd_bus_error *error) {
         struct manager *m = g->manager;
         _cleanup_strv_free_ char **members = NULL;
+        struct gpu *peer;
         int r;
 
         if (uid == (uid_t) -1)
@@ -248,19 +253,17 @@ int gpu_allow_user(struct gpu *g, sd_bus_message *call, const char *vm, uid_t ui
         if (r < 0)
                 return vfio_error(g, r, error);
 
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == g->iommu_group)
-                        m->gpus[i]->allowed_uid = uid;
+        FOREACH_GPU_IN_GROUP(peer, m, g->iommu_group)
+                peer->allowed_uid = uid;
         r = manager_save_state(m);
         if (r < 0) {
                 (void) vfio_chown_nodes(g->iommu_group, members, 0);
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (m->gpus[i]->iommu_group == g->iommu_group)
-                                m->gpus[i]->allowed_uid = (uid_t) -1;
-                return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                         "Cannot record the grant on disk (%s); access not granted", strerror(-r));
+                FOREACH_GPU_IN_GROUP(peer, m, g->iommu_group)
+                        peer->allowed_uid = (uid_t) -1;
+                return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                            "Cannot record the grant on disk (%m); access not granted");
         }
-        log_struct(LOG_NOTICE, g->address, vm, NULL, "uid %u may open /dev/vfio/%d of VM %s until its release", (unsigned) uid,
-                 g->iommu_group, vm);
-        return sd_bus_reply_method_return(call, NULL);
+        log_struct(LOG_NOTICE, g->address, vm, /* host= */ NULL, "uid %u may open /dev/vfio/%d of VM %s until its release",
+                   (unsigned) uid, g->iommu_group, vm);
+        return sd_bus_reply_method_return(call, /* types= */ NULL);
 }

@@ -156,6 +156,8 @@ const sd_bus_vtable gpu_vtable[] = {
         SD_BUS_PROPERTY("PreviousModel", "s", NULL, offsetof(struct gpu, previous_model),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("AllowedUid", "u", property_get_allowed_uid, 0, SD_BUS_VTABLE_PROPERTY_EMITS_INVALIDATION),
+        SD_BUS_PROPERTY("ResetMethod", "s", NULL, offsetof(struct gpu, reset_method),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Prepare", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_prepare,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ReturnToHost", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_return_to_host,
@@ -209,7 +211,7 @@ int gpu_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***r
         return 0;
 }
 
-void gpu_emit_properties_changed(struct gpu *g, char **names) {
+void gpu_send_changed_strv(struct gpu *g, char **names) {
         sd_bus *bus = g->manager->bus;
 
         if (!bus || !names)

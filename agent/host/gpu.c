@@ -27,7 +27,7 @@ const char *gpu_state_to_string(enum gpu_state s) {
 }
 
 int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
-        struct gpu *g;
+        _cleanup_(gpu_freep) struct gpu *g = NULL;
         int r;
 
         g = calloc(1, sizeof(*g));
@@ -39,17 +39,13 @@ int gpu_new(struct manager *m, const char *address, struct gpu **ret) {
         g->iommu_group = -1;
         g->numa_node = -1;
         r = pci_address_parse(address, &g->pci);
-        if (r < 0) {
-                free(g);
+        if (r < 0)
                 return r;
-        }
         pci_address_format(&g->pci, g->address);
         r = sd_bus_path_encode(GPUPASS_AGENT_GPU_PREFIX, g->address, &g->object_path);
-        if (r < 0) {
-                free(g);
+        if (r < 0)
                 return r;
-        }
-        *ret = g;
+        *ret = TAKE_PTR(g);
         return 0;
 }
 
@@ -60,6 +56,7 @@ struct gpu *gpu_free(struct gpu *g) {
         free(g->model);
         strv_free(g->companions);
         free(g->driver);
+        free(g->reset_method);
         free(g->problem);
         free(g->owner);
         free(g->previous_model);
@@ -84,7 +81,7 @@ static void group_view_done(struct group_view *v) {
 
 /* The view from members as last read; only their drivers change between two full refreshes. */
 static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct group_view *ret) {
-        struct group_view v = { .all_on_vfio = true };
+        _cleanup_(group_view_done) struct group_view v = { .all_on_vfio = true };
         int r;
 
         for (size_t i = 0; i < group->n_members; i++) {
@@ -97,17 +94,15 @@ static int gpu_group_view(struct gpu *g, const struct iommu_group *group, struct
                 if (mb->role == MEMBER_COMPANION && pci_address_same_slot(&mb->pci, &g->pci)) {
                         r = strv_extend(&v.companions, mb->address);
                         if (r < 0)
-                                goto fail;
+                                return r;
                 }
         }
         r = iommu_group_describe_blockers(group, &v.blocker);
         if (r < 0)
-                goto fail;
+                return r;
         *ret = v;
+        v = (struct group_view) {}; /* handed over */
         return 0;
-fail:
-        group_view_done(&v);
-        return r;
 }
 
 /* A property name for PropertiesChanged. On OOM the signal is incomplete, which is all that can happen:
@@ -136,12 +131,14 @@ struct gpu_reading {
         int iommu_group;
         bool boot_vga;
         int numa_node;
+        char *reset_method;
         struct iommu_group *group; /* NULL when iommu_group < 0 */
 };
 
 static void gpu_reading_done(struct gpu_reading *rd) {
         free(rd->model);
         free(rd->driver);
+        free(rd->reset_method);
         iommu_group_free(rd->group);
 }
 
@@ -149,7 +146,7 @@ static void gpu_reading_done(struct gpu_reading *rd) {
 static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *problem = NULL;
-        struct group_view view = { .all_on_vfio = false };
+        _cleanup_(group_view_done) struct group_view view = { .all_on_vfio = false };
         const struct pci_identity *id = &rd->identity;
         enum gpu_state state;
         int r;
@@ -170,10 +167,8 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
                 r = asprintf(&problem, "no IOMMU group: the IOMMU is off or does not cover this device");
         else if (view.blocker)
                 r = asprintf(&problem, "IOMMU group %d not viable: %s", rd->iommu_group, view.blocker);
-        if (r < 0) {
-                group_view_done(&view);
+        if (r < 0)
                 return -ENOMEM;
-        }
 
         if (g->owner)
                 state = GPU_STATE_CLAIMED;
@@ -207,6 +202,7 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         }
         (void) update_string(&g->model, TAKE_PTR(rd->model), "Model", &changed);
         (void) update_string(&g->driver, TAKE_PTR(rd->driver), "Driver", &changed);
+        (void) update_string(&g->reset_method, TAKE_PTR(rd->reset_method), "ResetMethod", &changed);
         (void) update_string(&g->problem, TAKE_PTR(problem), "Problem", &changed);
         if (g->iommu_group != rd->iommu_group) {
                 g->iommu_group = rd->iommu_group;
@@ -217,7 +213,6 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
                 g->companions = TAKE_PTR(view.companions);
                 mark_changed(&changed, "Companions");
         }
-        group_view_done(&view);
         if (g->boot_vga != rd->boot_vga) {
                 g->boot_vga = rd->boot_vga;
                 mark_changed(&changed, "BootVga");
@@ -233,7 +228,7 @@ static int gpu_apply(struct gpu *g, struct gpu_reading *rd) {
         }
 
         if (g->object_path && changed)
-                gpu_emit_properties_changed(g, changed);
+                gpu_send_changed_strv(g, changed);
         return 0;
 }
 
@@ -241,7 +236,7 @@ int gpu_refresh(struct gpu *g) {
         struct manager *m = g->manager;
         _cleanup_strv_free_ char **changed = NULL;
         _cleanup_free_ char *problem = NULL;
-        struct gpu_reading rd = { .iommu_group = -1 };
+        _cleanup_(gpu_reading_done) struct gpu_reading rd = { .iommu_group = -1 };
         int r;
 
         if (!g->present) {
@@ -256,11 +251,11 @@ int gpu_refresh(struct gpu *g) {
                 }
                 g->group = iommu_group_free(g->group); /* the members are read again when it is back */
                 if (g->object_path && changed)
-                        gpu_emit_properties_changed(g, changed);
+                        gpu_send_changed_strv(g, changed);
                 return 0;
         }
 
-        r = pci_read_identity(m->pacc, &g->pci, &rd.identity, NULL);
+        r = pci_read_identity(m->pacc, &g->pci, &rd.identity, /* ret_header_type= */ NULL);
         if (r < 0)
                 return r;
         /* The name depends on vendor, device and class only: pci.ids is read again only when those
@@ -281,15 +276,13 @@ int gpu_refresh(struct gpu *g) {
         }
         if (r >= 0 && rd.iommu_group >= 0)
                 r = iommu_group_load(m->pacc, rd.iommu_group, &rd.group);
-        if (r < 0) {
-                gpu_reading_done(&rd);
+        if (r >= 0)
+                r = sysfs_pci_read_reset_method(g->address, &rd.reset_method);
+        if (r < 0)
                 return r;
-        }
         rd.boot_vga = sysfs_pci_is_boot_vga(g->address);
         rd.numa_node = sysfs_pci_numa_node(g->address);
-        r = gpu_apply(g, &rd);
-        gpu_reading_done(&rd);
-        return r;
+        return gpu_apply(g, &rd);
 }
 
 /*
@@ -300,7 +293,8 @@ int gpu_refresh(struct gpu *g) {
  * of Prepare and ReturnToHost, and of an operator's own bind/unbind (tests/bench signal-bench).
  */
 int gpu_refresh_drivers(struct gpu *g) {
-        struct gpu_reading rd = { .iommu_group = g->iommu_group };
+        _cleanup_(gpu_reading_done) struct gpu_reading rd = { .iommu_group = g->iommu_group };
+        struct iommu_group *group = g->group; /* updated in place; gpu_apply() keeps it */
         bool found = false;
         int r = 0;
 
@@ -310,12 +304,13 @@ int gpu_refresh_drivers(struct gpu *g) {
         rd.identity = g->identity;
         rd.boot_vga = g->boot_vga;
         rd.numa_node = g->numa_node;
-        rd.group = g->group; /* updated in place; gpu_apply() keeps it */
         rd.model = strdup(g->model);
         if (!rd.model)
                 return -ENOMEM;
-        for (size_t i = 0; rd.group && i < rd.group->n_members && r >= 0; i++) {
-                struct group_member *mb = &rd.group->members[i];
+        if (g->reset_method && !(rd.reset_method = strdup(g->reset_method)))
+                return -ENOMEM;
+        for (size_t i = 0; group && i < group->n_members && r >= 0; i++) {
+                struct group_member *mb = &group->members[i];
                 char *driver = NULL;
 
                 r = sysfs_pci_read_driver(mb->address, &driver);
@@ -332,10 +327,11 @@ int gpu_refresh_drivers(struct gpu *g) {
         }
         if (r >= 0 && !found)
                 r = sysfs_pci_read_driver(g->address, &rd.driver);
-        if (r >= 0)
-                r = gpu_apply(g, &rd);
+        if (r < 0)
+                return r;
+        rd.group = group;
+        r = gpu_apply(g, &rd);
         rd.group = NULL; /* g's */
-        gpu_reading_done(&rd);
         return r;
 }
 
@@ -402,23 +398,8 @@ int gpu_check_actionable(struct gpu *g, sd_bus_error *error) {
         return 0;
 }
 
-int gpu_group_peers(struct gpu *g, struct gpu ***ret) {
-        struct manager *m = g->manager;
-        struct gpu **peers;
-        size_t n = 0;
-
-        peers = calloc(m->n_gpus + 1, sizeof(*peers));
-        if (!peers)
-                return -ENOMEM;
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i] == g || (g->iommu_group >= 0 && m->gpus[i]->iommu_group == g->iommu_group))
-                        peers[n++] = m->gpus[i];
-        *ret = peers;
-        return 0;
-}
 
 void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property) {
-        char *names[] = { (char *) property, NULL };
         char *copy = NULL;
 
         if (streq_ptr(*field, value))
@@ -430,7 +411,7 @@ void gpu_set_string(struct gpu *g, char **field, const char *value, const char *
         }
         free(*field);
         *field = copy;
-        gpu_emit_properties_changed(g, names);
+        gpu_send_changed(g, property);
 }
 
 void gpu_set_owner(struct gpu *g, const char *vm) {
@@ -439,10 +420,8 @@ void gpu_set_owner(struct gpu *g, const char *vm) {
 }
 
 void gpu_set_needs_reconfiguration(struct gpu *g, bool b) {
-        char *names[] = { (char *) "NeedsReconfiguration", NULL };
-
         if (g->needs_reconfiguration == b)
                 return;
         g->needs_reconfiguration = b;
-        gpu_emit_properties_changed(g, names);
+        gpu_send_changed(g, "NeedsReconfiguration");
 }

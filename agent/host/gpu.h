@@ -6,6 +6,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "macro.h"
 #include "pci-address.h"
 #include "pci-identity.h"
 
@@ -36,6 +37,7 @@ struct gpu {
         int iommu_group;      /* -1: none */
         int numa_node;
         bool boot_vga;
+        char *reset_method;   /* sysfs reset_method ("flr pm bus"); NULL: the kernel cannot reset it */
         char **companions;    /* full addresses, sorted */
         char *driver;         /* NULL when unbound */
         enum gpu_state state;
@@ -57,6 +59,7 @@ const char *gpu_state_to_string(enum gpu_state s);
 
 int gpu_new(struct manager *m, const char *address, struct gpu **ret);
 struct gpu *gpu_free(struct gpu *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct gpu *, gpu_free);
 /* Re-reads identity, group, companions and drivers from sysfs; emits PropertiesChanged for what changed. */
 int gpu_refresh(struct gpu *g);
 /* After a bind or unbind in the GPU's group: re-reads only the driver links of the GPU and of the group's
@@ -70,8 +73,6 @@ bool gpu_group_has_member(const struct gpu *g, const char *address);
 int gpu_check_preparable(struct gpu *g, sd_bus_error *error);
 /* NotFound for a missing GPU, Busy while a job holds its group. */
 int gpu_check_actionable(struct gpu *g, sd_bus_error *error);
-/* The GPUs of g's IOMMU group (g included), for operations on the whole group. NULL-terminated. */
-int gpu_group_peers(struct gpu *g, struct gpu ***ret);
 /* Sets or clears a field and emits PropertiesChanged for it. */
 void gpu_set_owner(struct gpu *g, const char *vm);
 void gpu_set_string(struct gpu *g, char **field, const char *value, const char *property);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bind.h"
+#include "bus-error.h"
 #include "claim.h"
 #include "fileio.h"
 #include "gpupass/bus-names.h"
@@ -41,19 +42,23 @@ static int bind_job_work(void *userdata) {
         return j->to_vfio ? bind_plan_to_vfio(j->plan) : bind_plan_to_host(j->plan);
 }
 
-static void bind_job_free(struct bind_job *j) {
+static struct bind_job *bind_job_free(struct bind_job *j) {
+        if (!j)
+                return NULL;
         sd_bus_message_unref(j->call);
         bind_plan_free(j->plan);
         free(j->claim_vm);
-        free(j);
+        return mfree(j);
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct bind_job *, bind_job_free);
+
 static void bind_job_done(int result, void *userdata) {
-        struct bind_job *j = userdata;
+        _cleanup_(bind_job_freep) struct bind_job *j = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         struct manager *m = j->manager;
         const char *verb = j->rebind ? "Re-binding the returned card" : j->claim_vm ? "Claim" :
                            j->to_vfio ? "Prepare" : "ReturnToHost";
-        sd_bus_error error = SD_BUS_ERROR_NULL;
         int group = j->plan->group, r;
 
         manager_set_group_job(m, j->plan->group, false);
@@ -65,28 +70,28 @@ static void bind_job_done(int result, void *userdata) {
                 /* Functions that came back while this ran were skipped (the group was busy), and a failure is
                  * retried (see gpu_rebind_claimed()): check again either way. */
                 unsigned failures = 0;
+                struct gpu *g;
 
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (m->gpus[i]->iommu_group == group && m->gpus[i]->owner) {
-                                m->gpus[i]->rebind_failures = result < 0 ? m->gpus[i]->rebind_failures + 1 : 0;
-                                failures = m->gpus[i]->rebind_failures;
+                FOREACH_GPU_IN_GROUP(g, m, group)
+                        if (g->owner) {
+                                g->rebind_failures = result < 0 ? g->rebind_failures + 1 : 0;
+                                failures = g->rebind_failures;
                         }
                 if (result >= 0)
                         log_notice("%s: IOMMU group %d is on vfio-pci again", verb, group);
                 else if (failures < GPU_REBIND_ATTEMPTS)
                         log_warning("%s of IOMMU group %d to vfio-pci failed, trying again: %s", verb, group,
-                                    j->plan->error_message ?: strerror(-result));
+                                    bind_plan_error(j->plan, result));
                 else
                         log_error("%s of IOMMU group %d to vfio-pci failed %u times, it stays on the host drivers: %s",
-                                  verb, group, failures, j->plan->error_message ?: strerror(-result));
+                                  verb, group, failures, bind_plan_error(j->plan, result));
                 manager_rebind_claimed_group(m, group);
                 manager_set_status(m);
-                bind_job_free(j);
                 return;
         }
 
         if (result < 0) {
-                const char *msg = j->plan->error_message ?: strerror(-result);
+                const char *msg = bind_plan_error(j->plan, result);
 
                 log_error("%s of IOMMU group %d failed, group rolled back: %s", verb, j->plan->group, msg);
                 r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BIND_FAILED, "%s of IOMMU group %d failed: %s",
@@ -100,19 +105,18 @@ static void bind_job_done(int result, void *userdata) {
                         r = manager_clear_reset_failures(m, j->plan->group, &error);
                 else
                         r = 0;
-                r = r < 0 ? sd_bus_reply_method_error(j->call, &error) : sd_bus_reply_method_return(j->call, NULL);
+                r = r < 0 ? sd_bus_reply_method_error(j->call, &error) :
+                            sd_bus_reply_method_return(j->call, /* types= */ NULL);
         }
         if (r < 0)
                 log_warning_errno(r, "Failed to send reply to %s, ignoring: %m", verb);
-        sd_bus_error_free(&error);
         manager_set_status(m);
-        bind_job_free(j);
 }
 
 /* A job over every assigned member of the group; call is NULL for a rebind nobody asked for. */
 static int bind_job_start(struct gpu *g, const struct iommu_group *group, sd_bus_message *call, bool to_vfio,
                           const char *claim_vm) {
-        struct bind_job *j;
+        _cleanup_(bind_job_freep) struct bind_job *j = NULL;
         int r;
 
         j = calloc(1, sizeof(*j));
@@ -121,29 +125,28 @@ static int bind_job_start(struct gpu *g, const struct iommu_group *group, sd_bus
         j->manager = g->manager;
         j->to_vfio = to_vfio;
         j->rebind = !call;
-        j->plan = calloc(1, sizeof(*j->plan));
-        j->claim_vm = claim_vm ? strdup(claim_vm) : NULL;
-        if (!j->plan || (claim_vm && !j->claim_vm)) {
-                r = -ENOMEM;
-                goto fail;
+        if (claim_vm) {
+                j->claim_vm = strdup(claim_vm);
+                if (!j->claim_vm)
+                        return -ENOMEM;
         }
-        j->plan->group = g->iommu_group;
+        r = bind_plan_new(g->iommu_group, &j->plan);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < group->n_members; i++) {
                 if (!member_is_assigned(&group->members[i]))
                         continue;
                 r = bind_plan_add(j->plan, group->members[i].address);
                 if (r < 0)
-                        goto fail;
+                        return r;
         }
-        j->call = call ? sd_bus_message_ref(call) : NULL;
+        j->call = sd_bus_message_ref(call); /* NULL stays NULL */
         r = job_start(g->manager->event, bind_job_work, bind_job_done, j);
         if (r < 0)
-                goto fail;
+                return r;
+        TAKE_PTR(j); /* bind_job_done() frees it */
         manager_set_group_job(g->manager, g->iommu_group, true);
         return 1;
-fail:
-        bind_job_free(j);
-        return r;
 }
 
 int gpu_start_bind_job(struct gpu *g, sd_bus_message *call, bool to_vfio, const char *claim_vm,
@@ -176,7 +179,7 @@ int gpu_rebind_claimed(struct gpu *g) {
                 return 0;
         log_full(LOG_WARNING, g->address, "GPU %s, claimed by VM %s, is back with %zu function(s) of IOMMU group %d "
                  "on host drivers: binding them to vfio-pci again", g->address, g->owner, elsewhere, g->iommu_group);
-        return bind_job_start(g, group, NULL, true, NULL);
+        return bind_job_start(g, group, /* call= */ NULL, /* to_vfio= */ true, /* claim_vm= */ NULL);
 }
 
 int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
@@ -185,12 +188,12 @@ int gpu_prepare(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
         r = gpu_check_actionable(g, error);
         if (r < 0)
                 return r;
-        if (g->owner)
-                return sd_bus_reply_method_return(call, NULL); /* claimed groups are on vfio-pci already */
+        if (g->owner) /* claimed groups are on vfio-pci already */
+                return sd_bus_reply_method_return(call, /* types= */ NULL);
         r = gpu_check_preparable(g, error);
         if (r < 0)
                 return r;
-        return gpu_start_bind_job(g, call, true, NULL, error);
+        return gpu_start_bind_job(g, call, /* to_vfio= */ true, /* claim_vm= */ NULL, error);
 }
 
 int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error) {
@@ -204,7 +207,7 @@ int gpu_return_to_host(struct gpu *g, sd_bus_message *call, sd_bus_error *error)
                                          g->address, g->owner);
         if (g->iommu_group < 0)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_NO_IOMMU, "%s is in no IOMMU group", g->address);
-        return gpu_start_bind_job(g, call, false, NULL, error);
+        return gpu_start_bind_job(g, call, /* to_vfio= */ false, /* claim_vm= */ NULL, error);
 }
 
 /* Release: reset every assigned member through VFIO (or the kernel's sysfs reset where no VFIO node exists),
@@ -248,7 +251,8 @@ static int release_job_work(void *userdata) {
                         return r;
                 }
                 if (r < 0) {
-                        if (asprintf(&j->failure, "reset of %s failed: %s", *a, strerror(-r)) < 0)
+                        errno = -r;
+                        if (asprintf(&j->failure, "reset of %s failed: %m", *a) < 0)
                                 j->failure = NULL;
                         return r;
                 }
@@ -257,58 +261,65 @@ static int release_job_work(void *userdata) {
         return 0;
 }
 
-static void release_job_free(struct release_job *j) {
+static struct release_job *release_job_free(struct release_job *j) {
+        if (!j)
+                return NULL;
         sd_bus_message_unref(j->call);
         free(j->vm);
         strv_free(j->members);
         free(j->failure);
-        free(j);
+        return mfree(j);
 }
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct release_job *, release_job_free);
 
 /* While the owner's Release runs, its Release again is answered success and its Claim Busy (claim.c). */
 static void set_group_releasing(struct manager *m, int group, bool releasing) {
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->releasing = releasing;
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->releasing = releasing;
 }
 
 static void release_job_done(int result, void *userdata) {
-        struct release_job *j = userdata;
+        _cleanup_(release_job_freep) struct release_job *j = userdata;
         struct manager *m = j->manager;
         int r;
 
         manager_set_group_job(m, j->group, false);
         set_group_releasing(m, j->group, false);
-        if (j->busy) {
+        if (result < 0 && !j->busy && !j->failure) {
+                /* A failure before any reset said what failed (out of memory): the errno is all there is. */
+                errno = -result;
+                if (asprintf(&j->failure, "%m") < 0)
+                        j->failure = NULL;
+        }
+        if (j->busy)
                 r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_BUSY,
                                                "IOMMU group %d is still open by another process (is the VM still "
                                                "running?); VM %s keeps its claim", j->group, j->vm);
-                goto finish;
-        }
-        r = manager_end_claim(m, j->group, result < 0 ? (j->failure ?: strerror(-result)) : NULL);
-        if (r < 0)
-                r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                               "Cannot record the release of IOMMU group %d on disk (%s); VM %s "
-                                               "keeps its claim", j->group, strerror(-r), j->vm);
+        else if ((r = manager_end_claim(m, j->group, result < 0 ? strempty(j->failure) : NULL)) < 0)
+                r = bus_reply_errorf_errno(j->call, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                           "Cannot record the release of IOMMU group %d on disk (%m); VM %s "
+                                           "keeps its claim", j->group, j->vm);
         else if (result < 0)
                 r = sd_bus_reply_method_errorf(j->call, GPUPASS_ERROR_RESET_FAILED,
                                                "Released IOMMU group %d of VM %s, but %s: the GPU is unavailable "
                                                "until it is returned to the host", j->group, j->vm,
-                                               j->failure ?: strerror(-result));
+                                               strempty(j->failure));
         else {
-                log_struct(LOG_INFO, NULL, j->vm, NULL, "IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
-                r = sd_bus_reply_method_return(j->call, NULL);
+                log_struct(LOG_INFO, /* gpu= */ NULL, j->vm, /* host= */ NULL,
+                           "IOMMU group %d released by VM %s, %u device(s) reset", j->group, j->vm, j->n_reset);
+                r = sd_bus_reply_method_return(j->call, /* types= */ NULL);
         }
-finish:
         if (r < 0)
                 log_warning_errno(r, "Failed to reply to Release, ignoring: %m");
         manager_set_status(m);
-        release_job_free(j);
 }
 
 int release_job_start(struct gpu *g, sd_bus_message *call, const char *vm, sd_bus_error *error) {
         struct manager *m = g->manager;
-        struct release_job *j;
+        _cleanup_(release_job_freep) struct release_job *j = NULL;
         int r;
 
         j = calloc(1, sizeof(*j));
@@ -318,22 +329,16 @@ int release_job_start(struct gpu *g, sd_bus_message *call, const char *vm, sd_bu
         j->group = g->iommu_group;
         j->vm = strdup(vm);
         if (!j->vm)
-                goto oom;
+                return -ENOMEM;
         r = manager_group_assigned_members(m, g->iommu_group, &j->members);
-        if (r < 0) {
-                release_job_free(j);
+        if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Cannot read IOMMU group %d: %m", g->iommu_group);
-        }
         j->call = sd_bus_message_ref(call);
         r = job_start(m->event, release_job_work, release_job_done, j);
-        if (r < 0) {
-                release_job_free(j);
+        if (r < 0)
                 return r;
-        }
+        TAKE_PTR(j); /* release_job_done() frees it */
         manager_set_group_job(m, g->iommu_group, true);
         set_group_releasing(m, g->iommu_group, true);
         return 1;
-oom:
-        release_job_free(j);
-        return -ENOMEM;
 }

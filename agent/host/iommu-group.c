@@ -72,7 +72,7 @@ const struct group_member *iommu_group_find_blocker(const struct iommu_group *g)
 }
 
 int iommu_group_describe_blockers(const struct iommu_group *g, char **ret) {
-        char *text = NULL;
+        _cleanup_free_ char *text = NULL;
         size_t len = 0;
         bool first = true;
         FILE *f;
@@ -93,15 +93,9 @@ int iommu_group_describe_blockers(const struct iommu_group *g, char **ret) {
                         first = false;
                 }
         }
-        if (fclose(f) != 0) {
-                free(text);
+        if (fclose(f) != 0)
                 return -ENOMEM;
-        }
-        if (first) {
-                free(text);
-                text = NULL;
-        }
-        *ret = text;
+        *ret = first ? NULL : TAKE_PTR(text);
         return first ? 0 : 1;
 }
 

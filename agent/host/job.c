@@ -30,19 +30,28 @@ static void *job_thread(void *p) {
         return NULL;
 }
 
-static int job_on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct job *j = userdata;
-
-        pthread_join(j->thread, NULL);
+/* The job's own resources; its thread is joined (or was never started) and userdata is not its own. */
+static struct job *job_free(struct job *j) {
+        if (!j)
+                return NULL;
         sd_event_source_disable_unref(j->source);
-        close(j->eventfd);
+        if (j->eventfd >= 0)
+                close(j->eventfd);
+        return mfree(j);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct job *, job_free);
+
+static int job_on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        _cleanup_(job_freep) struct job *j = userdata;
+
+        pthread_join(j->thread, /* retval= */ NULL);
         j->done(j->result, j->userdata);
-        free(j);
         return 0;
 }
 
 int job_start(sd_event *event, job_work_t work, job_done_t done, void *userdata) {
-        struct job *j;
+        _cleanup_(job_freep) struct job *j = NULL;
         int r;
 
         j = calloc(1, sizeof(*j));
@@ -51,22 +60,14 @@ int job_start(sd_event *event, job_work_t work, job_done_t done, void *userdata)
         *j = (struct job) { .work = work, .done = done, .userdata = userdata, .eventfd = -EBADF };
 
         j->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (j->eventfd < 0) {
-                r = negative_errno();
-                goto fail;
-        }
+        if (j->eventfd < 0)
+                return negative_errno();
         r = sd_event_add_io(event, &j->source, j->eventfd, EPOLLIN, job_on_done, j);
         if (r < 0)
-                goto fail;
-        r = -pthread_create(&j->thread, NULL, job_thread, j);
+                return r;
+        r = -pthread_create(&j->thread, /* attr= */ NULL, job_thread, j);
         if (r < 0)
-                goto fail;
+                return r;
+        TAKE_PTR(j); /* the thread's, then job_on_done()'s */
         return 0;
-
-fail:
-        sd_event_source_disable_unref(j->source);
-        if (j->eventfd >= 0)
-                close(j->eventfd);
-        free(j);
-        return r;
 }

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32.h"
+#include <zlib.h>
+
 #include "fileio.h"
 #include "ledger.h"
 #include "macro.h"
@@ -163,8 +164,9 @@ struct text {
 };
 
 static void _printf_(2, 3) text_append(struct text *t, const char *format, ...) {
+        _cleanup_free_ char *line = NULL;
         va_list ap;
-        char *line = NULL, *n;
+        char *n;
         int len;
 
         if (t->failed)
@@ -178,14 +180,16 @@ static void _printf_(2, 3) text_append(struct text *t, const char *format, ...) 
         }
         n = realloc(t->data, t->len + (size_t) len + 1);
         if (!n) {
-                free(line);
                 t->failed = true;
                 return;
         }
         memcpy(n + t->len, line, (size_t) len + 1);
         t->data = n;
         t->len += (size_t) len;
-        free(line);
+}
+
+unsigned long ledger_checksum(const char *text, size_t len) {
+        return crc32_z(crc32_z(0, Z_NULL, 0), (const Bytef *) text, len);
 }
 
 int ledger_serialize(const struct ledger *l, char **ret, size_t *ret_len) {
@@ -218,7 +222,7 @@ int ledger_serialize(const struct ledger *l, char **ret, size_t *ret_len) {
         for (size_t i = 0; i < l->n_unavailable; i++)
                 text_append(&t, "unavailable %s %s\n", l->unavailable[i].address, l->unavailable[i].text);
         if (!t.failed)
-                text_append(&t, "checksum %08x\n", crc32_ieee(t.data, t.len));
+                text_append(&t, "checksum %08lx\n", ledger_checksum(t.data, t.len));
         if (t.failed) {
                 free(t.data);
                 return -ENOMEM;
@@ -339,7 +343,7 @@ static int parse_line(struct ledger *l, char *line, bool *seen_version) {
 
 int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret_line) {
         _cleanup_free_ char *copy = NULL;
-        struct ledger l = {};
+        _cleanup_(ledger_done) struct ledger l = {};
         const char *checksum_line;
         unsigned long long crc;
         bool seen_version = false;
@@ -371,7 +375,7 @@ int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret
                 if (!isxdigit((unsigned char) *c))
                         return -EBADMSG;
         crc = strtoull(copy, NULL, 16);
-        if (crc != crc32_ieee(text, body))
+        if (crc != ledger_checksum(text, body))
                 return -EBADMSG;
         free(copy);
 
@@ -384,17 +388,15 @@ int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret
                 line_no++;
                 r = parse_line(&l, p, &seen_version);
                 if (r < 0) {
-                        ledger_done(&l);
                         if (ret_line)
                                 *ret_line = line_no;
                         return r;
                 }
         }
-        if (!seen_version) {
-                ledger_done(&l);
+        if (!seen_version)
                 return -EBADMSG;
-        }
         *ret = l;
+        l = (struct ledger) {}; /* handed over */
         return 0;
 }
 

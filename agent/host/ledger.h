@@ -73,6 +73,8 @@ const struct ledger_identity *ledger_find_serial(const struct ledger *l, uint64_
 const struct ledger_note *ledger_find_note(const struct ledger_note *notes, size_t n, const char *address);
 
 /* Text form, with the checksum line. */
+/* The checksum line's CRC-32 (IEEE 802.3, zlib's crc32()): detects a torn or bit-rotten state file. */
+unsigned long ledger_checksum(const char *text, size_t len);
 int ledger_serialize(const struct ledger *l, char **ret, size_t *ret_len);
 /* Parses the text form. -EBADMSG for anything malformed, with *ret_line the first bad line (0: checksum). */
 int ledger_parse(const char *text, size_t len, struct ledger *ret, unsigned *ret_line);

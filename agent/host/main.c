@@ -10,7 +10,7 @@
 #include "manager.h"
 
 int main(int argc, char *argv[]) {
-        struct manager *m = NULL;
+        _cleanup_(manager_freep) struct manager *m = NULL;
         int r;
 
         if (argc > 1 && strcmp(argv[1], "--version") == 0) {
@@ -30,9 +30,8 @@ int main(int argc, char *argv[]) {
         if (r >= 0)
                 r = manager_run(m);
         if (r < 0) {
-                log_error("gpupassd failed: %s", strerror(-r));
-                (void) sd_notifyf(false, "ERRNO=%d", -r);
+                log_error_errno(r, "gpupassd failed: %m");
+                (void) sd_notifyf(/* unset_environment= */ false, "ERRNO=%d", -r);
         }
-        manager_free(m);
         return r < 0 ? 1 : 0;
 }

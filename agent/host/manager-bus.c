@@ -7,6 +7,7 @@
 #include <systemd/sd-id128.h>
 
 #include "bus-auth.h"
+#include "bus-error.h"
 #include "capacity.h"
 #include "gpupass/bus-names.h"
 #include "config.h"
@@ -67,22 +68,26 @@ static int property_get_bool(sd_bus *bus, const char *path, const char *interfac
 }
 
 static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         struct manager *m = userdata;
-        sd_bus_message *reply = NULL;
+        struct gpu *g;
         int r;
 
         r = sd_bus_message_new_method_return(call, &reply);
         if (r < 0)
                 return r;
         r = sd_bus_message_open_container(reply, 'a', "(osssssssiiasbbs)");
-        for (size_t i = 0; r >= 0 && i < m->n_gpus; i++)
-                r = gpu_append_entry(m->gpus[i], reply);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        if (r < 0)
+                return r;
+        FOREACH_GPU(g, m) {
+                r = gpu_append_entry(g, reply);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(/* bus= */ NULL, reply, /* ret_cookie= */ NULL);
 }
 
 static int method_get_gpu(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -115,7 +120,7 @@ static int method_rescan(sd_bus_message *call, void *userdata, sd_bus_error *err
         r = manager_enumerate(m);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, -r, "Rescan failed: %m");
-        return sd_bus_reply_method_return(call, NULL);
+        return sd_bus_reply_method_return(call, /* types= */ NULL);
 }
 
 static int method_set_maintenance(sd_bus_message *call, void *userdata, sd_bus_error *error) {
@@ -133,8 +138,8 @@ static int method_set_maintenance(sd_bus_message *call, void *userdata, sd_bus_e
                 r = manager_save_state(m);
                 if (r < 0) {
                         m->maintenance = !enable;
-                        return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                                 "Cannot record maintenance on disk (%s); unchanged", strerror(-r));
+                        return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                                    "Cannot record maintenance on disk (%m); unchanged");
                 }
                 if (!enable && m->state_problem) {
                         /* The operator has looked at the claims after a corrupt state file. */
@@ -147,7 +152,7 @@ static int method_set_maintenance(sd_bus_message *call, void *userdata, sd_bus_e
                                                       GPUPASS_AGENT_MANAGER_IFACE, "Maintenance", NULL);
                 manager_set_status(m);
         }
-        return sd_bus_reply_method_return(call, NULL);
+        return sd_bus_reply_method_return(call, /* types= */ NULL);
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -191,31 +196,27 @@ int manager_bus_setup(struct manager *m) {
         int r;
 
         r = sd_bus_open_system(&m->bus);
-        if (r < 0) {
-                log_error("Failed to connect to the system bus: %s", strerror(-r));
-                return r;
-        }
-        r = sd_bus_add_object_manager(m->bus, NULL, GPUPASS_AGENT_MANAGER_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to the system bus: %m");
+        r = sd_bus_add_object_manager(m->bus, /* ret_slot= */ NULL, GPUPASS_AGENT_MANAGER_PATH);
         if (r < 0)
                 return r;
-        r = sd_bus_add_object_vtable(m->bus, NULL, GPUPASS_AGENT_MANAGER_PATH, GPUPASS_AGENT_MANAGER_IFACE,
-                                     manager_vtable, m);
+        r = sd_bus_add_object_vtable(m->bus, /* ret_slot= */ NULL, GPUPASS_AGENT_MANAGER_PATH,
+                                     GPUPASS_AGENT_MANAGER_IFACE, manager_vtable, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_fallback_vtable(m->bus, NULL, GPUPASS_AGENT_GPU_PREFIX, GPUPASS_AGENT_GPU_IFACE, gpu_vtable,
-                                       gpu_object_find, m);
+        r = sd_bus_add_fallback_vtable(m->bus, /* ret_slot= */ NULL, GPUPASS_AGENT_GPU_PREFIX,
+                                       GPUPASS_AGENT_GPU_IFACE, gpu_vtable, gpu_object_find, m);
         if (r < 0)
                 return r;
-        r = sd_bus_add_node_enumerator(m->bus, NULL, GPUPASS_AGENT_GPU_PREFIX, gpu_node_enumerator, m);
+        r = sd_bus_add_node_enumerator(m->bus, /* ret_slot= */ NULL, GPUPASS_AGENT_GPU_PREFIX, gpu_node_enumerator, m);
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return r;
-        r = sd_bus_request_name(m->bus, GPUPASS_AGENT_BUS_NAME, 0);
-        if (r < 0) {
-                log_error("Failed to acquire bus name %s: %s", GPUPASS_AGENT_BUS_NAME, strerror(-r));
-                return r;
-        }
+        r = sd_bus_request_name(m->bus, GPUPASS_AGENT_BUS_NAME, /* flags= */ 0);
+        if (r < 0)
+                return log_error_errno(r, "Failed to acquire bus name %s: %m", GPUPASS_AGENT_BUS_NAME);
         return 0;
 }

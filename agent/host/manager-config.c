@@ -36,14 +36,12 @@ static int manager_read_config(const char *dir, struct agent_config *c) {
                 log_error("%s:%d: invalid setting", path, line);
                 return r;
         }
-        if (r < 0) {
-                log_error("Failed to read %s: %s", path, strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s: %m", path);
         r = agent_config_resolve(c);
         if (r < 0)
-                log_notice("Admin group %s does not exist (%s): only root may change GPU state",
-                                 c->admin_group, strerror(-r));
+                log_notice_errno(r, "Admin group %s does not exist (%m): only root may change GPU state",
+                                 c->admin_group);
         return 0;
 }
 
@@ -64,20 +62,20 @@ int manager_load_config(struct manager *m) {
 int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct manager *m = userdata;
         _cleanup_free_ char *dir = first_directory("CONFIGURATION_DIRECTORY", AGENT_CONFIG_DEFAULT_DIR);
-        struct agent_config fresh = {};
+        _cleanup_(agent_config_done) struct agent_config fresh = {};
         int r;
 
-        (void) sd_notify(false, "RELOADING=1");
+        (void) sd_notify(/* unset_environment= */ false, "RELOADING=1");
         r = dir ? manager_read_config(dir, &fresh) : -ENOMEM;
-        if (r < 0) {
+        if (r < 0)
                 log_error("Reload failed, keeping AdminGroup=%s", m->config.admin_group);
-                agent_config_done(&fresh);
-        } else {
+        else {
                 agent_config_done(&m->config);
                 m->config = fresh;
+                fresh = (struct agent_config) {}; /* handed over */
                 log_info("Configuration reloaded: AdminGroup=%s", m->config.admin_group);
         }
-        (void) sd_notify(false, "READY=1");
+        (void) sd_notify(/* unset_environment= */ false, "READY=1");
         manager_set_status(m);
         return 0;
 }

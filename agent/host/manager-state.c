@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bind.h"
+#include "bus-error.h"
 #include "fileio.h"
 #include "gpu-bus.h"
 #include "gpu.h"
@@ -25,7 +26,7 @@
 #include "vfio.h"
 
 int manager_save_state(struct manager *m) {
-        struct ledger l = {};
+        _cleanup_(ledger_done) struct ledger l = {};
         int r = 0;
 
         l.maintenance = m->maintenance;
@@ -46,7 +47,6 @@ int manager_save_state(struct manager *m) {
         }
         if (r >= 0)
                 r = ledger_save(m->state_dir, &l);
-        ledger_done(&l);
         if (r < 0)
                 log_error_errno(r, "Failed to write %s/%s: %m", m->state_dir, LEDGER_FILE);
         return r;
@@ -222,17 +222,13 @@ int manager_check_identity(struct manager *m, struct gpu *g) {
  * Prepare that was interrupted was never acknowledged). Runs before the event loop: blocking is fine. */
 static void manager_reconcile_group(struct manager *m, struct gpu *g) {
         _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
-        struct bind_plan *plan;
+        _cleanup_(bind_plan_freep) struct bind_plan *plan = NULL;
         size_t on_vfio = 0, assigned = 0, overridden = 0;
         bool claimed = g->owner != NULL;
         int r;
 
-        if (iommu_group_load(m->pacc, g->iommu_group, &group) < 0)
+        if (iommu_group_load(m->pacc, g->iommu_group, &group) < 0 || bind_plan_new(g->iommu_group, &plan) < 0)
                 return;
-        plan = calloc(1, sizeof(*plan));
-        if (!plan)
-                return;
-        plan->group = g->iommu_group;
         for (size_t i = 0; i < group->n_members; i++) {
                 const struct group_member *mb = &group->members[i];
                 _cleanup_free_ char *override = NULL;
@@ -247,17 +243,14 @@ static void manager_reconcile_group(struct manager *m, struct gpu *g) {
                         overridden++;
                 (void) bind_plan_add(plan, mb->address);
         }
-        if (on_vfio == assigned || (!claimed && on_vfio == 0 && overridden == 0)) {
-                bind_plan_free(plan);
+        if (on_vfio == assigned || (!claimed && on_vfio == 0 && overridden == 0))
                 return;
-        }
         log_warning("IOMMU group %d was left half bound (%zu of %zu functions on vfio-pci)%s: %s", plan->group,
                     on_vfio, assigned, claimed ? ", claimed" : "",
                     claimed ? "completing the binding" : "returning it to the host");
         r = claimed ? bind_plan_to_vfio(plan) : bind_plan_to_host(plan);
         if (r < 0)
-                log_error("Reconciling IOMMU group %d failed: %s", plan->group, plan->error_message ?: strerror(-r));
-        bind_plan_free(plan);
+                log_error("Reconciling IOMMU group %d failed: %s", plan->group, bind_plan_error(plan, r));
         manager_refresh_group(m, g->iommu_group);
 }
 
@@ -266,10 +259,10 @@ static void manager_reconcile_group(struct manager *m, struct gpu *g) {
 static void manager_prepare_configured(struct manager *m) {
         for (size_t i = 0; i < m->n_gpus; i++) {
                 struct gpu *g = m->gpus[i];
-                sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                _cleanup_(bind_plan_freep) struct bind_plan *plan = NULL;
+                _cleanup_strv_free_ char **members = NULL;
                 _cleanup_free_ char *marker = NULL;
-                struct bind_plan *plan;
-                char **members = NULL;
                 int r;
 
                 if (!g->present || g->state == GPU_STATE_VFIO || g->state == GPU_STATE_CLAIMED)
@@ -279,26 +272,20 @@ static void manager_prepare_configured(struct manager *m) {
                 if (gpu_check_preparable(g, &error) < 0) {
                         log_full(LOG_WARNING, g->address, "%s is listed for pass-through but cannot be prepared: %s",
                                  g->address, error.message);
-                        sd_bus_error_free(&error);
                         continue;
                 }
-                plan = calloc(1, sizeof(*plan));
-                if (!plan || manager_group_assigned_members(m, g->iommu_group, &members) < 0) {
-                        free(plan);
+                if (bind_plan_new(g->iommu_group, &plan) < 0 ||
+                    manager_group_assigned_members(m, g->iommu_group, &members) < 0)
                         continue;
-                }
-                plan->group = g->iommu_group;
                 for (char **a = members; *a; a++)
                         (void) bind_plan_add(plan, *a);
-                strv_free(members);
                 r = bind_plan_to_vfio(plan);
                 if (r < 0)
                         log_full(LOG_ERR, g->address, "Binding %s (listed for pass-through) to vfio-pci failed: %s",
-                                 g->address, plan->error_message ?: strerror(-r));
+                                 g->address, bind_plan_error(plan, r));
                 else
                         log_full(LOG_INFO, g->address, "%s is listed for pass-through: IOMMU group %d bound to vfio-pci",
                                  g->address, plan->group);
-                bind_plan_free(plan);
                 manager_refresh_group(m, g->iommu_group);
         }
 }
@@ -362,50 +349,52 @@ int manager_apply_state(struct manager *m) {
 
 int manager_end_claim(struct manager *m, int group, const char *reset_failure) {
         _cleanup_strv_free_ char **members = NULL;
-        char **owners = NULL;
+        _cleanup_free_ char **owners = NULL; /* taken from the group's present GPUs, in FOREACH order */
         uid_t allowed = (uid_t) -1;
+        struct gpu *g;
+        size_t n = 0;
         int r;
 
         owners = calloc(m->n_gpus + 1, sizeof(char *));
         if (!owners)
                 return -ENOMEM;
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group != group || !g->present)
+        FOREACH_GPU_IN_GROUP(g, m, group) {
+                if (!g->present)
                         continue;
                 if (g->allowed_uid != (uid_t) -1)
                         allowed = g->allowed_uid;
-                owners[i] = g->owner;
-                g->owner = NULL;
+                owners[n++] = TAKE_PTR(g->owner);
                 if (reset_failure && !g->reset_failure)
                         g->reset_failure = strdup(reset_failure);
         }
         r = manager_save_state(m);
         if (r < 0) {
-                for (size_t i = 0; i < m->n_gpus; i++)
-                        if (owners[i]) {
-                                m->gpus[i]->owner = owners[i];
-                                m->gpus[i]->reset_failure = mfree(m->gpus[i]->reset_failure);
-                        }
-                free(owners);
+                n = 0;
+                FOREACH_GPU_IN_GROUP(g, m, group) {
+                        if (!g->present)
+                                continue;
+                        g->owner = owners[n++];
+                        if (g->owner)
+                                g->reset_failure = mfree(g->reset_failure);
+                }
                 return r;
         }
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-                char *names[] = { (char *) "Owner", NULL };
+        n = 0;
+        FOREACH_GPU_IN_GROUP(g, m, group) {
+                _cleanup_free_ char *owner = NULL;
 
-                if (!owners[i])
+                if (!g->present)
                         continue;
-                log_full(LOG_NOTICE, g->address, "%s released by VM %s%s%s", g->address, owners[i],
+                owner = owners[n++];
+                if (!owner)
+                        continue;
+                log_full(LOG_NOTICE, g->address, "%s released by VM %s%s%s", g->address, owner,
                          reset_failure ? ", but " : "", reset_failure ?: "");
-                free(owners[i]);
                 g->allowed_uid = (uid_t) -1;
                 gpu_set_needs_reconfiguration(g, false);
-                gpu_emit_properties_changed(g, names);
+                gpu_send_changed(g, "Owner");
                 (void) gpu_refresh(g);
         }
-        free(owners);
         /* The node goes back to root only after the claim is gone from disk: a crash in between leaves the
          * grant with a released group, which the next AllowUser or Release corrects, never the reverse. */
         if (allowed != (uid_t) -1 && manager_group_assigned_members(m, group, &members) >= 0) {
@@ -418,24 +407,21 @@ int manager_end_claim(struct manager *m, int group, const char *reset_failure) {
 
 int manager_clear_reset_failures(struct manager *m, int group, sd_bus_error *error) {
         bool changed = false;
+        struct gpu *g;
         int r;
 
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
-
-                if (g->iommu_group == group && g->reset_failure) {
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                if (g->reset_failure) {
                         g->reset_failure = mfree(g->reset_failure);
                         (void) gpu_refresh(g);
                         changed = true;
                 }
-        }
         if (!changed)
                 return 0;
         r = manager_save_state(m);
         if (r < 0)
-                return sd_bus_error_setf(error, GPUPASS_ERROR_STATE_NOT_SAVED,
-                                         "Returned to the host, but the state file could not be written (%s)",
-                                         strerror(-r));
+                return bus_error_setf_errno(error, GPUPASS_ERROR_STATE_NOT_SAVED, r,
+                                            "Returned to the host, but the state file could not be written (%m)");
         return 0;
 }
 

@@ -57,7 +57,7 @@ static bool manager_handle_binding(struct manager *m, struct udev_device *d, con
                         return false;
                 r = gpu_refresh_drivers(g);
                 if (r < 0)
-                        log_warning("Failed to refresh GPU %s, ignoring: %s", g->address, strerror(-r));
+                        log_warning_errno(r, "Failed to refresh GPU %s, ignoring: %m", g->address);
                 group = g->iommu_group;
         }
         for (size_t i = 0; i < m->n_gpus; i++) {
@@ -67,7 +67,7 @@ static bool manager_handle_binding(struct manager *m, struct udev_device *d, con
                         continue;
                 r = gpu_refresh_drivers(peer);
                 if (r < 0)
-                        log_warning("Failed to refresh GPU %s, ignoring: %s", peer->address, strerror(-r));
+                        log_warning_errno(r, "Failed to refresh GPU %s, ignoring: %m", peer->address);
                 group = peer->iommu_group;
         }
         if (!g && group < 0) {
@@ -132,11 +132,11 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
         } else if (g) {
                 r = gpu_refresh(g);
                 if (r < 0)
-                        log_warning("Failed to refresh GPU %s, ignoring: %s", address, strerror(-r));
+                        log_warning_errno(r, "Failed to refresh GPU %s, ignoring: %m", address);
         } else if (udev_device_is_display(d)) {
                 r = manager_add_gpu(m, address);
                 if (r < 0)
-                        log_warning("Failed to add GPU %s, ignoring: %s", address, strerror(-r));
+                        log_warning_errno(r, "Failed to add GPU %s, ignoring: %m", address);
         }
         /* The group's other GPUs: their viability depends on this device's driver. The GPU itself was
          * refreshed above; a second read of the same sysfs doubled the cost of every bind/unbind uevent
@@ -148,7 +148,7 @@ static void manager_handle_device(struct manager *m, struct udev_device *d, cons
 }
 
 int manager_enumerate(struct manager *m) {
-        struct udev_enumerate *e;
+        _cleanup_(udev_enumerate_unrefp) struct udev_enumerate *e = NULL;
         struct udev_list_entry *item;
         _cleanup_strv_free_ char **seen = NULL;
         int r;
@@ -159,21 +159,19 @@ int manager_enumerate(struct manager *m) {
         r = udev_enumerate_add_match_subsystem(e, "pci");
         if (r >= 0)
                 r = udev_enumerate_scan_devices(e);
-        if (r < 0) {
-                udev_enumerate_unref(e);
+        if (r < 0)
                 return r;
-        }
         udev_list_entry_foreach(item, udev_enumerate_get_list_entry(e)) {
-                struct udev_device *d = udev_device_new_from_syspath(m->udev, udev_list_entry_get_name(item));
+                _cleanup_(udev_device_unrefp) struct udev_device *d =
+                        udev_device_new_from_syspath(m->udev, udev_list_entry_get_name(item));
 
                 if (!d)
                         continue;
                 if (udev_device_is_display(d))
                         (void) strv_extend(&seen, udev_device_get_sysname(d));
-                manager_handle_device(m, d, NULL);
-                udev_device_unref(d);
+                manager_handle_device(m, d, /* action= */ NULL);
         }
-        udev_enumerate_unref(e);
+        e = udev_enumerate_unref(e);
 
         /* GPUs that udev no longer lists are gone (a remove we did not see, e.g. before a restart). */
         for (size_t i = m->n_gpus; i-- > 0;) {
@@ -193,12 +191,14 @@ int manager_enumerate(struct manager *m) {
 
 static int manager_on_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct manager *m = userdata;
-        struct udev_device *d;
 
         /* Drain everything queued: one wakeup may carry several events (unbind + bind). */
-        while ((d = udev_monitor_receive_device(m->monitor))) {
+        for (;;) {
+                _cleanup_(udev_device_unrefp) struct udev_device *d = udev_monitor_receive_device(m->monitor);
+
+                if (!d)
+                        break;
                 manager_handle_device(m, d, udev_device_get_action(d));
-                udev_device_unref(d);
         }
         /* An added or reflashed GPU was named from pci.ids: do not keep the 2 MiB list for the next one. */
         pci_access_release_names(m->pacc);
@@ -217,7 +217,7 @@ int manager_udev_setup(struct manager *m) {
         m->monitor = udev_monitor_new_from_netlink(m->udev, "udev");
         if (!m->monitor)
                 return -ENOMEM;
-        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", NULL);
+        r = udev_monitor_filter_add_match_subsystem_devtype(m->monitor, "pci", /* devtype= */ NULL);
         if (r < 0)
                 return r;
         r = udev_monitor_enable_receiving(m->monitor);

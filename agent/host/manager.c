@@ -73,25 +73,27 @@ static int compare_gpus(const void *a, const void *b) {
 static int manager_insert_gpu(struct manager *m, struct gpu *g);
 
 int manager_add_gpu(struct manager *m, const char *address) {
+        _cleanup_(gpu_freep) struct gpu *owned = NULL;
         struct gpu *g;
         int r;
 
-        r = gpu_new(m, address, &g);
+        r = gpu_new(m, address, &owned);
         if (r < 0)
                 return r;
-        r = gpu_refresh(g);
-        if (r < 0) {
-                gpu_free(g);
+        r = gpu_refresh(owned);
+        if (r < 0)
                 return r;
-        }
-        r = manager_insert_gpu(m, g);
-        if (r < 0) {
-                gpu_free(g);
+        r = manager_insert_gpu(m, owned);
+        if (r < 0)
                 return r;
-        }
+        g = TAKE_PTR(owned); /* the manager's now */
 
         log_full(LOG_INFO, g->address, "Found GPU %s: %s (%s), IOMMU group %d, %s", g->address, g->model, g->mode,
                  g->iommu_group, gpu_state_to_string(g->state));
+        /* Release resets a GPU so that the next VM gets it clean; the kernel offers no way to reset this one. */
+        if (!g->reset_method)
+                log_full(LOG_WARNING, g->address, "GPU %s has no reset method (no sysfs reset_method): what one VM "
+                         "leaves in it can be seen by the next", g->address);
         (void) manager_emit_gpu_added(m, g);
         if (m->bus_ready)
                 (void) manager_check_identity(m, g); /* at start-up, apply_state() does it after the claims */
@@ -99,9 +101,10 @@ int manager_add_gpu(struct manager *m, const char *address) {
 }
 
 void manager_set_group_job(struct manager *m, int group, bool running) {
-        for (size_t i = 0; i < m->n_gpus; i++)
-                if (m->gpus[i]->iommu_group == group)
-                        m->gpus[i]->job_running = running;
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group)
+                g->job_running = running;
 }
 
 static int manager_insert_gpu(struct manager *m, struct gpu *g) {
@@ -118,7 +121,7 @@ static int manager_insert_gpu(struct manager *m, struct gpu *g) {
 
 int manager_add_missing_gpu(struct manager *m, const char *address, const struct pci_identity *id, const char *model,
                             struct gpu **ret) {
-        struct gpu *g;
+        _cleanup_(gpu_freep) struct gpu *g = NULL;
         int r;
 
         r = gpu_new(m, address, &g);
@@ -131,26 +134,26 @@ int manager_add_missing_gpu(struct manager *m, const char *address, const struct
                 g->mode = gpu_mode_from_class(id->class_code);
         }
         g->model = strdup(model ?: "unknown (never seen by this agent)");
-        if (!g->model || manager_insert_gpu(m, g) < 0) {
-                gpu_free(g);
+        if (!g->model)
                 return -ENOMEM;
-        }
+        r = manager_insert_gpu(m, g);
+        if (r < 0)
+                return r;
         (void) manager_emit_gpu_added(m, g);
-        *ret = g;
+        *ret = TAKE_PTR(g); /* the manager's now */
         return 0;
 }
 
 int manager_forget_missing_gpu(struct manager *m, struct gpu *g) {
-        char *owner = TAKE_PTR(g->owner);
+        _cleanup_free_ char *owner = TAKE_PTR(g->owner);
         int r;
 
         r = manager_save_state(m);
         if (r < 0) {
-                g->owner = owner;
+                g->owner = TAKE_PTR(owner); /* not released after all */
                 return r;
         }
         log_full(LOG_NOTICE, g->address, "Claim of missing GPU %s by VM %s released", g->address, owner);
-        free(owner);
         manager_remove_gpu(m, g);
         return 0;
 }
@@ -171,33 +174,35 @@ void manager_remove_gpu(struct manager *m, struct gpu *g) {
 }
 
 void manager_rebind_claimed_group(struct manager *m, int group) {
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 int r;
 
-                if (g->iommu_group != group || !g->owner || !g->present)
+                if (!g->owner || !g->present)
                         continue;
                 r = gpu_rebind_claimed(g);
                 if (r < 0)
-                        log_warning("Cannot bind the returned IOMMU group %d back to vfio-pci: %s", group, strerror(-r));
+                        log_warning_errno(r, "Cannot bind the returned IOMMU group %d back to vfio-pci: %m", group);
                 return; /* one job covers the group */
         }
 }
 
 void manager_refresh_group(struct manager *m, int group) {
-        manager_refresh_group_except(m, group, NULL);
+        manager_refresh_group_except(m, group, /* done= */ NULL);
 }
 
 void manager_refresh_group_except(struct manager *m, int group, struct gpu *done) {
-        for (size_t i = 0; i < m->n_gpus; i++) {
-                struct gpu *g = m->gpus[i];
+        struct gpu *g;
+
+        FOREACH_GPU_IN_GROUP(g, m, group) {
                 int r;
 
-                if (g->iommu_group != group || g == done)
+                if (g == done)
                         continue;
                 r = gpu_refresh(g);
                 if (r < 0)
-                        log_warning("Failed to refresh GPU %s, ignoring: %s", g->address, strerror(-r));
+                        log_warning_errno(r, "Failed to refresh GPU %s, ignoring: %m", g->address);
         }
 }
 
@@ -215,7 +220,7 @@ void manager_set_status(struct manager *m) {
                 return;
         if (streq_ptr(m->status_sent, status))
                 return;
-        if (sd_notify(false, status) >= 0) {
+        if (sd_notify(/* unset_environment= */ false, status) >= 0) {
                 free(m->status_sent);
                 m->status_sent = TAKE_PTR(status);
         }
@@ -224,8 +229,8 @@ void manager_set_status(struct manager *m) {
 static int manager_on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct manager *m = userdata;
 
-        (void) sd_notify(false, "STOPPING=1");
-        return sd_event_exit(m->event, 0);
+        (void) sd_notify(/* unset_environment= */ false, "STOPPING=1");
+        return sd_event_exit(m->event, /* code= */ 0);
 }
 
 int manager_startup(struct manager *m) {
@@ -253,24 +258,22 @@ int manager_startup(struct manager *m) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
         /* Blocked before any worker thread exists, so threads inherit the mask and signals reach the loop. */
-        r = -pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        r = -pthread_sigmask(SIG_BLOCK, &mask, /* oldset= */ NULL);
         if (r < 0)
                 return r;
-        r = sd_event_add_signal(m->event, NULL, SIGTERM, manager_on_signal, m);
+        r = sd_event_add_signal(m->event, /* ret= */ NULL, SIGTERM, manager_on_signal, m);
         if (r < 0)
                 return r;
-        r = sd_event_add_signal(m->event, NULL, SIGINT, manager_on_signal, m);
+        r = sd_event_add_signal(m->event, /* ret= */ NULL, SIGINT, manager_on_signal, m);
         if (r < 0)
                 return r;
-        r = sd_event_add_signal(m->event, NULL, SIGHUP, manager_on_reload, m);
+        r = sd_event_add_signal(m->event, /* ret= */ NULL, SIGHUP, manager_on_reload, m);
         if (r < 0)
                 return r;
 
         r = pci_access_open(&m->pacc);
-        if (r < 0) {
-                log_error("No PCI sysfs (/sys/bus/pci): %s", strerror(-r));
-                return r;
-        }
+        if (r < 0)
+                return log_error_errno(r, "No PCI sysfs (/sys/bus/pci): %m");
 
         r = manager_udev_setup(m);
         if (r < 0)
@@ -293,7 +296,7 @@ int manager_startup(struct manager *m) {
         m->bus_ready = true;
         manager_flush_identity_signals(m);
 
-        (void) sd_notify(false, "READY=1");
+        (void) sd_notify(/* unset_environment= */ false, "READY=1");
         manager_set_status(m);
         return 0;
 }

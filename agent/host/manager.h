@@ -12,6 +12,10 @@
 #include "config.h"
 #include "agent-config.h"
 #include "ledger.h"
+#include "macro.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_enumerate *, udev_enumerate_unref);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct udev_device *, udev_device_unref);
 
 struct pci_access;
 struct gpu;
@@ -44,8 +48,19 @@ struct manager {
         char *status_sent;         /* the last STATUS= sent to the service manager */
 };
 
+#define GPU_CONCAT_(a, b) a##b
+#define GPU_CONCAT(a, b) GPU_CONCAT_(a, b)
+#define FOREACH_GPU_(g, m, i) for (size_t i = 0; i < (m)->n_gpus && ((g) = (m)->gpus[i], true); i++)
+/* Every GPU of the manager, in address order; `g` is a struct gpu * declared by the caller. */
+#define FOREACH_GPU(g, m) FOREACH_GPU_(g, m, GPU_CONCAT(gpu_index_, __COUNTER__))
+/* Every GPU of the manager in IOMMU group `group`, as ratbagd's RATBAGD_DEVICE_FOREACH. */
+#define FOREACH_GPU_IN_GROUP(g, m, group) \
+        FOREACH_GPU(g, m)                 \
+                if ((g)->iommu_group != (group)) {} else
+
 int manager_new(struct manager **ret);
 struct manager *manager_free(struct manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct manager *, manager_free);
 int manager_startup(struct manager *m);
 int manager_run(struct manager *m);
 

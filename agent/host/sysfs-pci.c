@@ -16,6 +16,17 @@ static int device_attribute_path(const char *address, const char *attribute, cha
         return 0;
 }
 
+/* The first line of one of the device's attributes, without its newline. */
+static int read_device_attribute(const char *address, const char *attribute, char **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = device_attribute_path(address, attribute, &path);
+        if (r < 0)
+                return r;
+        return read_one_line_file(path, ret);
+}
+
 int sysfs_pci_read_driver(const char *address, char **ret) {
         _cleanup_free_ char *path = NULL;
         int r;
@@ -32,13 +43,10 @@ int sysfs_pci_read_driver(const char *address, char **ret) {
 }
 
 int sysfs_pci_read_override(const char *address, char **ret) {
-        _cleanup_free_ char *path = NULL, *value = NULL;
+        _cleanup_free_ char *value = NULL;
         int r;
 
-        r = device_attribute_path(address, "driver_override", &path);
-        if (r < 0)
-                return r;
-        r = read_one_line_file(path, &value);
+        r = read_device_attribute(address, "driver_override", &value);
         if (r < 0)
                 return r;
         if (strcmp(value, "(null)") == 0 || !*value)
@@ -95,22 +103,33 @@ bool sysfs_iommu_enabled(void) {
 }
 
 bool sysfs_pci_is_boot_vga(const char *address) {
-        _cleanup_free_ char *path = NULL, *value = NULL;
+        _cleanup_free_ char *value = NULL;
 
-        if (device_attribute_path(address, "boot_vga", &path) < 0)
-                return false;
-        if (read_one_line_file(path, &value) < 0)
+        if (read_device_attribute(address, "boot_vga", &value) < 0)
                 return false;
         return strcmp(value, "1") == 0;
 }
 
+int sysfs_pci_read_reset_method(const char *address, char **ret) {
+        _cleanup_free_ char *value = NULL;
+        int r;
+
+        r = read_device_attribute(address, "reset_method", &value);
+        if (r == -ENOENT) {
+                *ret = NULL;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(value);
+        return 0;
+}
+
 int sysfs_pci_numa_node(const char *address) {
-        _cleanup_free_ char *path = NULL, *value = NULL;
+        _cleanup_free_ char *value = NULL;
         int node;
 
-        if (device_attribute_path(address, "numa_node", &path) < 0)
-                return -1;
-        if (read_one_line_file(path, &value) < 0 || parse_signed_int(value, &node) < 0)
+        if (read_device_attribute(address, "numa_node", &value) < 0 || parse_signed_int(value, &node) < 0)
                 return -1;
         return node;
 }

@@ -25,3 +25,6 @@ bool sysfs_iommu_enabled(void);
 /* boot_vga exists only for VGA-class devices; 1 marks the device the firmware used for the console. */
 bool sysfs_pci_is_boot_vga(const char *address);
 int sysfs_pci_numa_node(const char *address);
+/* The device's reset methods as the kernel lists them in `reset_method` ("flr pm bus"), in the order it tries
+ * them; *ret = NULL when the file is absent: the kernel knows no way to reset the device (Linux 5.15+). */
+int sysfs_pci_read_reset_method(const char *address, char **ret);

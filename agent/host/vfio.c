@@ -51,17 +51,15 @@ int vfio_device_cdev_path(const char *address, char **ret) {
                 return -ENOENT;
         while ((de = readdir(dir)))
                 if (strncmp(de->d_name, "vfio", 4) == 0) {
-                        char *node = NULL;
+                        _cleanup_free_ char *node = NULL;
 
                         if (asprintf(&node, "/dev/vfio/devices/%s", de->d_name) < 0) {
                                 r = -ENOMEM;
                                 break;
                         }
-                        if (access(node, F_OK) < 0) {
-                                free(node);
+                        if (access(node, F_OK) < 0)
                                 break;
-                        }
-                        *ret = node;
+                        *ret = TAKE_PTR(node);
                         r = 0;
                         break;
                 }
@@ -175,55 +173,62 @@ int vfio_device_read_ids(int device_fd, unsigned *ret_vendor, unsigned *ret_devi
         return 0;
 }
 
-static void close_fds(int *fds, size_t n) {
+/* Descriptors being opened, closed unless handed out. */
+struct fd_array {
+        int *fds;
+        size_t n;
+};
+
+static void fd_array_done(struct fd_array *a) {
+        for (size_t i = 0; a->fds && i < a->n; i++)
+                if (a->fds[i] >= 0)
+                        close(a->fds[i]);
+        free(a->fds);
+}
+
+static int fd_array_new(size_t n, struct fd_array *ret) {
+        int *fds = calloc(n, sizeof(int));
+
+        if (!fds)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
-        free(fds);
+                fds[i] = -EBADF;
+        *ret = (struct fd_array) { .fds = fds, .n = n };
+        return 0;
 }
 
 int vfio_open_for_vmm(int group, char * const *addresses, int **ret_fds, size_t *ret_n) {
+        _cleanup_(fd_array_done) struct fd_array a = {};
         size_t n = strv_length(addresses);
         _cleanup_free_ char *first = NULL;
-        int *fds;
         int r;
 
         /* Kernels with device cdevs: one unbound cdev per device, the VMM binds them to its own iommufd. */
         if (n > 0 && vfio_device_cdev_path(addresses[0], &first) >= 0) {
-                fds = calloc(n, sizeof(int));
-                if (!fds)
-                        return -ENOMEM;
-                for (size_t i = 0; i < n; i++)
-                        fds[i] = -EBADF;
+                r = fd_array_new(n, &a);
+                if (r < 0)
+                        return r;
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_free_ char *path = NULL;
 
                         r = vfio_device_cdev_path(addresses[i], &path);
-                        if (r >= 0) {
-                                fds[i] = open(path, O_RDWR | O_CLOEXEC);
-                                r = fds[i] < 0 ? negative_errno() : 0;
-                        }
-                        if (r < 0) {
-                                close_fds(fds, n);
+                        if (r < 0)
                                 return r;
-                        }
+                        a.fds[i] = open(path, O_RDWR | O_CLOEXEC);
+                        if (a.fds[i] < 0)
+                                return negative_errno();
                 }
-                *ret_fds = fds;
-                *ret_n = n;
-                return 0;
+        } else {
+                /* Otherwise the group: it carries every device of the group, companions included. */
+                r = fd_array_new(1, &a);
+                if (r < 0)
+                        return r;
+                r = vfio_group_open_viable(group, &a.fds[0]);
+                if (r < 0)
+                        return r;
         }
-
-        /* Otherwise the group: it carries every device of the group, companions included. */
-        fds = calloc(1, sizeof(int));
-        if (!fds)
-                return -ENOMEM;
-        r = vfio_group_open_viable(group, &fds[0]);
-        if (r < 0) {
-                free(fds);
-                return r;
-        }
-        *ret_fds = fds;
-        *ret_n = 1;
+        *ret_n = a.n;
+        *ret_fds = TAKE_PTR(a.fds);
         return 0;
 }
 

@@ -34,10 +34,7 @@ start_baseline() {
         "$@" 2>>"$TEST_DIR/$log.log" &
         printf -v "$var" '%s' "$!"
         PIDS+=("$!")
-        for _ in $(seq 100); do
-                busctl --system status "$name" >/dev/null 2>&1 && break
-                sleep 0.05
-        done
+        wait_until --while "$!" 20 "$name on the bus" name_owned "$name" || exit 1
 }
 start_bus open
 start_agent

@@ -14,10 +14,9 @@ export GPUPASSD="$build/agent/host/gpupassd" GPUPASSCTL="$build/agent/ctl/gpupas
 export GPUPASS_SOURCE_ROOT="$(cd "$here/../.." && pwd)" GPUPASS_SIMHOST="$build/tests/sim/gpupass-simhost"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 
-source "$here/bench-hosts.sh"
-start_bench_hosts "$here/fixtures/eight-gpu.ini" "$hosts"
-names=("${HOST_NAMES[@]}")
-echo "$hosts agents up"
+source "$GPUPASS_SOURCE_ROOT/tests/bench/bench-hosts.sh"
+start_bench_hosts "$hosts"
+names=("${BENCH_HOSTS[@]}")
 
 start_bus open
 mkdir -p "$TEST_DIR/etc"

@@ -1,28 +1,34 @@
 # shellcheck shell=bash
-# Shared by the aggregator benchmarks (after lib.sh): COUNT simulated hosts from one fixture, each gpupass-simhost
-# with its own dbus-daemon and gpupassd (integration/cluster-host.sh) under $TEST_DIR/NAME, started ten at a
-# time (the machine is small, and a host that starts slowly is not what is measured); names in HOST_NAMES.
-host_ready() { # name: its agent owns its name
+# Shared by the benchmarks over many simulated hosts (after lib.sh): bench-cluster.sh, bench-cockpit.sh.
+
+bench_host_ready() { # name: its agent owns its name on the host's bus
         [ "$(busctl --address="unix:path=$TEST_DIR/$1/bus" call org.freedesktop.DBus /org/freedesktop/DBus \
                 org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]
 }
-start_bench_hosts() { # fixture count
-        local i h g
-        HOST_NAMES=()
-        for i in $(seq 0 $(($2 - 1))); do
+
+# start_bench_hosts N [FIXTURE]: N simulated hosts h000... (fixtures/eight-gpu.ini unless FIXTURE, each
+# gpupass-simhost with its own dbus-daemon and gpupassd, as in integration/cluster) under $TEST_DIR; their names
+# in BENCH_HOSTS.
+start_bench_hosts() {
+        local i h g fixture=${2:-$GPUPASS_SOURCE_ROOT/tests/bench/fixtures/eight-gpu.ini}
+        BENCH_HOSTS=()
+        for i in $(seq 0 $(($1 - 1))); do
                 h=$(printf 'h%03d' "$i")
-                HOST_NAMES+=("$h")
+                BENCH_HOSTS+=("$h")
                 mkdir -p "$TEST_DIR/$h"
-                "$GPUPASS_SIMHOST" "$1" -- bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$h" &
+                "$GPUPASS_SIMHOST" "$fixture" -- \
+                        bash "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-host.sh" "$TEST_DIR/$h" &
                 PIDS+=($!)
+                # Ten at a time: the machine is small, and a host that starts slowly is not what is measured.
                 if [ $((i % 10)) -eq 9 ]; then
-                        for g in "${HOST_NAMES[@]: -10}"; do
-                                for _ in $(seq 600); do host_ready "$g" && break; sleep 0.05; done
+                        for g in "${BENCH_HOSTS[@]: -10}"; do
+                                for _ in $(seq 600); do bench_host_ready "$g" && break; sleep 0.05; done
                         done
                 fi
         done
-        for h in "${HOST_NAMES[@]}"; do
-                for _ in $(seq 600); do host_ready "$h" && break; sleep 0.05; done
-                host_ready "$h" || { echo "agent of $h did not start"; cat "$TEST_DIR/$h/agent.log"; exit 1; }
+        for h in "${BENCH_HOSTS[@]}"; do
+                for _ in $(seq 600); do bench_host_ready "$h" && break; sleep 0.05; done
+                bench_host_ready "$h" || { echo "agent of $h did not start"; cat "$TEST_DIR/$h/agent.log"; exit 1; }
         done
+        echo "$1 agents up"
 }

@@ -31,16 +31,16 @@ t4_fixture() { # gpus cpus memory-mib -> a fixture with that many T4, each alone
 case $mode in
 latency)
         rounds=${3:-200}
-        start_bench_hosts "$(sized "$FIX/four-v100.ini" 24 98304)" 1 ;;
+        start_bench_hosts 1 "$(sized "$FIX/four-v100.ini" 24 98304)" ;;
 burst)
         hosts=${3:?burst HOSTS [VMS]}
         vms=${4:-1000}
         per=$(((vms + hosts - 1) / hosts))
-        start_bench_hosts "$(t4_fixture "$per" "$per" $((per * 128)))" "$hosts" ;;
+        start_bench_hosts "$hosts" "$(t4_fixture "$per" "$per" $((per * 128)))" ;;
 *)
         echo "unknown mode $mode"; exit 2 ;;
 esac
-echo "# ${#HOST_NAMES[@]} agents up; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# ${#BENCH_HOSTS[@]} agents up; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # The aggregator's bus lets one client wait for more answers than dbus-daemon's default 128.
 sed -e "s|@SOCKET@|$TEST_DIR/bus|" -e 's|</busconfig>|  <limit name="max_replies_per_connection">100000</limit>\n</busconfig>|' \
         "$GPUPASS_SOURCE_ROOT/tests/integration/open-bus.conf.in" >"$TEST_DIR/bus.conf"
@@ -48,8 +48,8 @@ dbus-daemon --config-file="$TEST_DIR/bus.conf" --nofork --nopidfile 2>"$TEST_DIR
 PIDS+=($!)
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"
 for _ in $(seq 100); do [ -S "$TEST_DIR/bus" ] && break; sleep 0.05; done
-start_clusterd agg "${HOST_NAMES[@]}"
-for h in "${HOST_NAMES[@]}"; do wait_host "$h" || { echo "$h not up: $(cluster ListHosts)"; exit 1; }; done
+start_clusterd agg "${BENCH_HOSTS[@]}"
+for h in "${BENCH_HOSTS[@]}"; do wait_host "$h" || { echo "$h not up: $(cluster ListHosts)"; exit 1; }; done
 
 case $mode in
 latency)

@@ -17,8 +17,11 @@ mkdir -p "$TEST_DIR/etc" "$TEST_DIR/state"
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/state" "$build/agent/cluster/gpupass-clusterd" \
         2>>"$TEST_DIR/clusterd.log" &
 pid=$!
-for _ in $(seq 200); do [ -f "$TEST_DIR/state/vms.db" ] && break; sleep 0.05; done
-sleep 0.3; kill $pid; wait $pid 2>/dev/null || true
+# It requests its name after opening the registry (schema created).
+wait_until --while $pid 20 "gpupass-clusterd to own org.gpupass.cluster1" name_owned org.gpupass.cluster1 || exit 1
+kill $pid; wait $pid 2>/dev/null || true
+wait_until 20 "org.gpupass.cluster1 to leave the bus" output_is "b false" busctl --system call org.freedesktop.DBus \
+        /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 || exit 1
 # Prints the first VM's object path (sd_bus_path_encode of its UUID).
 vm=$(python3 - "$TEST_DIR/state/vms.db" "$n" <<'PY'
 import sqlite3, sys, uuid
@@ -34,10 +37,7 @@ PY
 CONFIGURATION_DIRECTORY="$TEST_DIR/etc" STATE_DIRECTORY="$TEST_DIR/state" "$build/agent/cluster/gpupass-clusterd" \
         2>>"$TEST_DIR/clusterd.log" &
 PIDS+=("$!")
-for _ in $(seq 200); do
-        [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null)" == "b true" ] && break
-        sleep 0.05
-done
+wait_until --while "$!" 60 "gpupass-clusterd with $n VMs to own org.gpupass.cluster1" name_owned org.gpupass.cluster1 || exit 1
 mean_ms() { # runs command R times, prints the mean in ms
         local r=$1 t0 t1; shift
         t0=$(date +%s%N)

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 
-#include "crc32.h"
 #include "fuzz.h"
 #include "ledger.h"
 
@@ -46,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         memcpy(text, data, size);
         check(text, size);
-        n = snprintf(text + size, 32, "checksum %08x\n", crc32_ieee(data, size));
+        n = snprintf(text + size, 32, "checksum %08lx\n", ledger_checksum((const char *) data, size));
         check(text, size + (size_t) n);
         free(text);
         return 0;

@@ -16,7 +16,7 @@ abs() { case $1 in /*) echo "$1" ;; *) echo "$GPUPASS_PREFIX/$1" ;; esac; }
 unitdir=$(pc_var systemd systemdsystemunitdir "$GPUPASS_PREFIX/lib/systemd/system")
 modulesloaddir=$(pc_var systemd modulesloaddir "$GPUPASS_PREFIX/lib/modules-load.d")
 udevdir=$(pc_var udev udevdir "$GPUPASS_PREFIX/lib/udev")
-dbusdatadir=$(pc_var dbus-1 datadir "$(abs "$GPUPASS_DATADIR")")
+dbusdatadir=$(pc_var dbus-1 datadir /usr/share) # the system bus's own datadir, whatever our prefix
 interfacesdir=$(pc_var dbus-1 interfaces_dir "$(abs "$GPUPASS_DATADIR")/dbus-1/interfaces")
 libexecdir=$(abs "$GPUPASS_LIBEXECDIR")
 bindir=$(abs "$GPUPASS_BINDIR")
@@ -35,6 +35,11 @@ check_exec() {
 check_exec "$libexecdir/gpupassd" "the agent"
 check_exec "$libexecdir/gpupass-clusterd" "the aggregator"
 check_exec "$bindir/gpupassctl" "the CLI"
+# A file, not a link: AppArmor's libvirtd profile allows executing /etc/libvirt/hooks/** (README "libvirt hook").
+check_exec "$sysconfdir/libvirt/hooks/qemu.d/gpupass" "the libvirt hook in libvirt's hook directory"
+if [ -L "$D$sysconfdir/libvirt/hooks/qemu.d/gpupass" ]; then fail "the hook is a link"; else pass "the hook is a file, not a link"; fi
+out=$("$D$sysconfdir/libvirt/hooks/qemu.d/gpupass" 2>&1) && rc=0 || rc=$?
+assert_eq 2 "$rc" "the installed hook runs (usage, exit 2, without arguments)"
 check_file "$unitdir/gpupassd.service" "the agent's unit in systemdsystemunitdir"
 check_file "$unitdir/gpupass-clusterd.service" "the aggregator's unit in systemdsystemunitdir"
 check_file "$udevdir/rules.d/70-gpupass.rules" "udev rules in udevdir/rules.d"
@@ -46,6 +51,13 @@ for xml in "$GPUPASS_SOURCE_ROOT"/dbus/*.xml; do
         check_file "$interfacesdir/$(basename "$xml")" "introspection XML in dbus-1/interfaces"
         cmp -s "$xml" "$D$interfacesdir/$(basename "$xml")" && pass "$(basename "$xml") installed as in dbus/" ||
                 fail "$(basename "$xml") differs from dbus/"
+done
+# The Cockpit package: every file of cockpit/ but its meson.build and screenshots, as in the repository.
+for f in "$GPUPASS_SOURCE_ROOT"/cockpit/*.*; do
+        case $f in */meson.build) continue ;; esac
+        cmp -s "$f" "$D$(abs "$GPUPASS_DATADIR")/cockpit/gpupass/$(basename "$f")" &&
+                pass "the Cockpit package's $(basename "$f") in datadir/cockpit/gpupass" ||
+                fail "the Cockpit package's $(basename "$f") not installed in datadir/cockpit/gpupass"
 done
 check_file "$sysconfdir/gpupass/gpupassd.conf" "sample agent configuration"
 check_file "$sysconfdir/gpupass/clusterd.conf" "sample aggregator configuration"
@@ -136,11 +148,8 @@ CONFIGURATION_DIRECTORY="$TEST_DIR/cluster-etc" STATE_DIRECTORY="$TEST_DIR/clust
         "$D$libexecdir/gpupass-clusterd" 2>>"$TEST_DIR/clusterd.log" &
 CLUSTERD_PID=$!
 PIDS+=("$CLUSTERD_PID")
-out=
-for _ in $(seq 200); do
-        out=$(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1) && break
-        sleep 0.05
-done
+list_hosts() { out=$(busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager ListHosts 2>&1); }
+wait_until --while "$CLUSTERD_PID" 20 "the installed gpupass-clusterd to answer ListHosts" list_hosts || true
 assert_eq "a(ssssutu) 0" "$out" "the installed gpupass-clusterd starts with the sample clusterd.conf (no hosts), without capabilities"
 assert_eq "CapBnd:	0000000000000000" "$(grep CapBnd /proc/"$CLUSTERD_PID"/status)" "the aggregator runs with no capability"
 finish

@@ -51,7 +51,8 @@ bold "Maintenance of alpha (an upgrade): its GPU VMs go off and come back on alp
 step "$GPUPASSCTL" host-maintenance alpha on
 step "$GPUPASSCTL" hosts
 step "$GPUPASSCTL" host-maintenance alpha off
-sleep 1
+restarted() { ! output_has "restart:alpha" cluster ListVms; } # no VM waits for alpha's maintenance to end
+wait_until 30 "the VMs of alpha's maintenance to be on again" restarted || true
 step "$GPUPASSCTL" vms
 
 bold "Reflash: render-1 is off; beta's M60 is reflashed to compute mode (remove + rescan):"

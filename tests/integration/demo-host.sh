@@ -26,7 +26,7 @@ echo; echo "# The refusals, each naming the device and the reason (exit status 1
 step "$GPUPASSCTL" prepare 0000:03:00.0
 step "$GPUPASSCTL" prepare 0000:d8:00.0
 step "$GPUPASSCTL" prepare 0000:5e:00.0
-step setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASSCTL" prepare 0000:3c:00.0
+step as_user "--reuid=65534 --regid=65534 --clear-groups" "$GPUPASSCTL" prepare 0000:3c:00.0
 step "$GPUPASSCTL" return 0000:3b:00.0
 echo; echo "# Release (resets the functions), then give the group back to the host drivers."
 step busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Release s "$VM1"

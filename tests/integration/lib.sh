@@ -7,6 +7,7 @@ set -euo pipefail
 : "${GPUPASSD:?GPUPASSD must point to the gpupassd binary}"
 : "${GPUPASSCTL:?}"
 : "${GPUPASS_SOURCE_ROOT:?}"
+source "$GPUPASS_SOURCE_ROOT/tests/integration/wait.sh"
 TEST_NAME=$(basename "$0" .sh)
 TEST_DIR=$(mktemp -d "/tmp/gpupass-${TEST_NAME}.XXXXXX")
 # The unprivileged caller must reach the bus socket.
@@ -46,14 +47,26 @@ start_bus() {
         local policy=${2:-$GPUPASS_SOURCE_ROOT/dbus/org.gpupass.agent1.conf}
         template="$GPUPASS_SOURCE_ROOT/tests/integration/${kind/policy/system}-bus.conf.in"
         sed -e "s|@SOCKET@|$TEST_DIR/bus|" -e "s|@POLICY@|$policy|" "$template" >"$conf"
+        rm -f "$TEST_DIR/bus" # a previous bus's, if it left it: the wait below is for this one's
         dbus-daemon --config-file="$conf" --nofork --nopidfile 2>"$TEST_DIR/bus.log" &
-        PIDS+=($!)
+        BUS_PID=$!
+        PIDS+=("$BUS_PID")
         export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"
-        for _ in $(seq 100); do
-                [ -S "$TEST_DIR/bus" ] && return 0
-                sleep 0.05
-        done
+        wait_until --while "$BUS_PID" 20 "dbus-daemon's socket $TEST_DIR/bus" test -S "$TEST_DIR/bus" && return 0
         echo "dbus-daemon did not start:"; cat "$TEST_DIR/bus.log"; exit 1
+}
+
+# name_owned NAME [BUSCTL-BUS-OPTION]: someone owns NAME on the system bus (or the bus the option names,
+# e.g. --address=unix:path=...).
+name_owned() {
+        output_is "b true" busctl "${2:---system}" call org.freedesktop.DBus /org/freedesktop/DBus \
+                org.freedesktop.DBus NameHasOwner s "$1"
+}
+
+# stop_bus: the bus of start_bus exits (its socket goes with it), to start another.
+stop_bus() {
+        kill "$BUS_PID"
+        wait "$BUS_PID" || true
 }
 
 # start_agent [config text]: gpupassd with its state and configuration in the test directory.
@@ -66,15 +79,8 @@ start_agent() {
                 "$GPUPASSD" 2>>"$TEST_DIR/agent.log" &
         AGENT_PID=$!
         PIDS+=("$AGENT_PID")
-        for _ in $(seq 200); do
-                if [ "$(busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]; then
-                        return 0
-                fi
-                if ! kill -0 "$AGENT_PID" 2>/dev/null; then
-                        echo "gpupassd exited:"; cat "$TEST_DIR/agent.log"; exit 1
-                fi
-                sleep 0.05
-        done
+        wait_until --while "$AGENT_PID" 60 "gpupassd to own org.gpupass.agent1" name_owned org.gpupass.agent1 &&
+                return 0
         echo "gpupassd did not take its bus name:"; cat "$TEST_DIR/agent.log"; exit 1
 }
 
@@ -102,21 +108,38 @@ sysfs_override() { # address -> driver_override as the kernel prints it
         cat "/sys/bus/pci/devices/$1/driver_override"
 }
 
-# start_monitor: records the agent's signals (busctl monitor) into $TEST_DIR/monitor.log.
+# start_monitor [LOG BUSCTL-ARGS...]: records messages with busctl monitor into $TEST_DIR/LOG, by default the
+# agent's on the system bus into monitor.log; returns once the bus has made it a monitor (it sees every
+# message from then on).
 start_monitor() {
-        busctl --system monitor org.gpupass.agent1 >"$TEST_DIR/monitor.log" 2>&1 &
+        local log=$TEST_DIR/${1:-monitor.log}
+        if [ $# -gt 1 ]; then
+                shift
+        else
+                set -- --system monitor org.gpupass.agent1
+        fi
+        busctl "$@" >"$log" 2>&1 &
         MONITOR_PID=$!
         PIDS+=("$MONITOR_PID")
-        sleep 0.3
+        wait_until --while "$MONITOR_PID" 20 "busctl monitor to start" \
+                file_has "$log" "Monitoring bus message stream" || exit 1
 }
 
-# wait_for_log FILE PATTERN: up to 5 s.
+# monitor_barrier: returns once monitor.log (start_monitor without arguments) holds the agent's answer to a
+# call made now; whatever the agent sent before that answer (a signal) is there too, as one sender's
+# messages keep their order. A check that a signal was NOT sent comes after this.
+monitor_barrier() {
+        local mark
+        mark=barrier-$((++MONITOR_BARRIERS))
+        busctl --system call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s "$mark" \
+                >/dev/null 2>&1 || true
+        wait_until 20 "the agent's answer to GetGpu $mark in monitor.log" file_has "$TEST_DIR/monitor.log" "'$mark'"
+}
+MONITOR_BARRIERS=0
+
+# wait_for_log FILE PATTERN: a line of FILE matches PATTERN, up to 20 s (the machine may be loaded).
 wait_for_log() {
-        for _ in $(seq 100); do
-                grep -q -- "$2" "$1" 2>/dev/null && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 20 "'$2' in ${1##*/}" file_has "$1" "$2"
 }
 
 ctl() { "$GPUPASSCTL" "$@"; }
@@ -130,11 +153,23 @@ fail() { CHECKS=$((CHECKS + 1)); FAILURES=$((FAILURES + 1)); echo "FAIL - $*"; }
 assert_eq() { # expected actual what
         if [ "$1" == "$2" ]; then pass "$3"; else fail "$3: expected [$1], got [$2]"; fi
 }
-assert_contains() { # haystack needle what
-        if [[ "$1" == *"$2"* ]]; then pass "$3"; else fail "$3: [$2] not in [$1]"; fi
+assert_contains() { # haystack needle what; an empty needle fails (it is in everything: an unset variable)
+        if [ -z "$2" ]; then
+                fail "$3: nothing to look for in [$1]"
+        elif [[ "$1" == *"$2"* ]]; then
+                pass "$3"
+        else
+                fail "$3: [$2] not in [$1]"
+        fi
 }
-assert_not_contains() {
-        if [[ "$1" != *"$2"* ]]; then pass "$3"; else fail "$3: [$2] unexpectedly in [$1]"; fi
+assert_not_contains() { # haystack needle what; an empty haystack fails (a command that printed nothing, failing)
+        if [ -z "$1" ]; then
+                fail "$3: nothing to look for [$2] in"
+        elif [[ "$1" != *"$2"* ]]; then
+                pass "$3"
+        else
+                fail "$3: [$2] unexpectedly in [$1]"
+        fi
 }
 
 gpu_path() { # address -> object path, asked from the agent itself
@@ -147,13 +182,9 @@ gpu_prop() { # address property -> value as busctl prints it, without the type
                 sed -e 's/^[a-z]* //'
 }
 
-# wait_prop ADDRESS PROPERTY VALUE: the agent follows uevents asynchronously; wait up to 5 s for it.
+# wait_prop ADDRESS PROPERTY VALUE: the agent follows uevents asynchronously; wait up to 20 s for it.
 wait_prop() {
-        for _ in $(seq 100); do
-                [ "$(gpu_prop "$1" "$2")" == "$3" ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 20 "$2 of $1 to be $3" output_is "$3" gpu_prop "$1" "$2"
 }
 
 sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs
@@ -161,41 +192,124 @@ sysfs_driver() { # address -> driver bound now, read from (simulated) sysfs
         if [ -L "$link" ]; then basename "$(readlink "$link")"; else echo none; fi
 }
 
-# expect_error NAME MESSAGE-PART [--as USER-SPEC] -- PATH INTERFACE METHOD [SIGNATURE ARGS...]
-# Calls once with busctl (must fail, printing MESSAGE-PART) and once with dbus-send, which prints the
-# error name that busctl does not show.
-expect_error() {
-        local name=$1 part=$2 out rc; shift 2
-        local -a as=()
-        # shellcheck disable=SC2206 # the setpriv options are one string on purpose
-        if [ "$1" == "--as" ]; then as=(setpriv $2); shift 2; fi
-        [ "$1" == "--" ] && shift
-        local path=$1 iface=$2 method=$3; shift 3
-        local -a sendargs=()
-        if [ $# -gt 0 ]; then
-                local sig=$1 i=0; shift
-                local -a vals=("$@")
-                while [ $i -lt ${#sig} ]; do
-                        case ${sig:$i:1} in
-                        s) sendargs+=("string:${vals[$i]}") ;;
-                        b) sendargs+=("boolean:${vals[$i]}") ;;
-                        u) sendargs+=("uint32:${vals[$i]}") ;;
-                        esac
+# as_user SETPRIV-OPTIONS COMMAND [ARGS...]: COMMAND as another user, as setpriv(1) OPTIONS (one string) say,
+# and without the simulated host's LD_PRELOAD: a D-Bus client needs no simulated kernel, and ld.so, running
+# as that user, cannot read the build's preload library in a checkout below a 0700 directory (/root, a
+# mktemp -d). COMMAND itself may be there: setpriv keeps root's capabilities up to its execve().
+as_user() {
+        local opts=$1
+        shift
+        # shellcheck disable=SC2086 # the setpriv options are one string on purpose
+        env -u LD_PRELOAD setpriv $opts -- "$@"
+}
+
+_dbus_type() { # one basic type code -> dbus-send's name for it, in the caller's _type
+        case $1 in
+        s) _type=string ;; o) _type=objpath ;; g) _type=signature ;; b) _type=boolean ;;
+        y) _type=byte ;; n) _type=int16 ;; q) _type=uint16 ;; i) _type=int32 ;; u) _type=uint32 ;;
+        x) _type=int64 ;; t) _type=uint64 ;; d) _type=double ;; *) return 1 ;;
+        esac
+}
+# dbus_send_args ARRAY SIGNATURE ARGS...: busctl's arguments (basic types, arrays and dictionaries of
+# them, variants) as dbus-send's typed ones, into the array named ARRAY; returns 1 for what dbus-send
+# cannot express (structs, nested containers).
+dbus_send_args() {
+        local -n _out=$1
+        local sig=$2 i=0 c n k _type
+        shift 2
+        _out=()
+        while [ $i -lt ${#sig} ]; do
+                c=${sig:$i:1}
+                if [ "$c" == a ] && [ "${sig:$((i + 1)):1}" == "{" ] && [ "${sig:$((i + 4)):1}" == "}" ]; then
+                        local kt vt items=
+                        _dbus_type "${sig:$((i + 2)):1}" || return 1
+                        kt=$_type
+                        _dbus_type "${sig:$((i + 3)):1}" || return 1
+                        vt=$_type
+                        n=$1
+                        shift
+                        for ((k = 0; k < n; k++)); do
+                                items+="${items:+,}$1,$2"
+                                shift 2
+                        done
+                        _out+=("dict:$kt:$vt:$items")
+                        i=$((i + 5))
+                elif [ "$c" == a ]; then
+                        local items=
+                        _dbus_type "${sig:$((i + 1)):1}" || return 1
+                        n=$1
+                        shift
+                        for ((k = 0; k < n; k++)); do
+                                items+="${items:+,}$1"
+                                shift
+                        done
+                        _out+=("array:$_type:$items")
+                        i=$((i + 2))
+                elif [ "$c" == v ]; then
+                        _dbus_type "$1" || return 1
+                        _out+=("variant:$_type:$2")
+                        shift 2
                         i=$((i + 1))
-                done
-                set -- "$sig" "${vals[@]}"
+                else
+                        _dbus_type "$c" || return 1
+                        _out+=("$_type:$1")
+                        shift
+                        i=$((i + 1))
+                fi
+        done
+}
+
+# assert_refused ERROR MESSAGE-PART [--as SETPRIV-OPTIONS] -- DESTINATION PATH INTERFACE METHOD [SIGNATURE ARGS...]
+# One check: the call (arguments as busctl takes them; made once, with dbus-send, which prints the error's
+# name where busctl prints only its message) fails with exactly the D-Bus error ERROR and a message that
+# contains MESSAGE-PART. A success, another error or another message fails the check, saying which.
+assert_refused() {
+        local name=$1 part=$2 as= out rc=0 msg
+        shift 2
+        if [ "$1" == --as ]; then
+                as=$2
+                shift 2
         fi
-        rc=0
-        out=$("${as[@]}" ${as:+--} busctl --system call org.gpupass.agent1 "$path" "$iface" "$method" "$@" 2>&1) || rc=$?
-        if [ $rc -eq 0 ]; then
-                fail "$method on $path should fail with $name, succeeded: $out"
+        if [ "$1" != -- ] || [ $# -lt 5 ]; then
+                fail "assert_refused: usage: ERROR PART [--as OPTIONS] -- DEST PATH INTERFACE METHOD [SIG ARGS...]"
                 return
         fi
-        assert_contains "$out" "$part" "$method refused with message naming '$part'"
-        rc=0
-        out=$("${as[@]}" ${as:+--} dbus-send --system --print-reply --dest=org.gpupass.agent1 "$path" "$iface.$method" \
-                "${sendargs[@]}" 2>&1) || rc=$?
-        assert_contains "$out" "Error $name" "$method refused with $name"
+        local dest=$2 path=$3 iface=$4 method=$5
+        shift 5
+        local what="$method refused with $name${part:+, saying \"$part\"}"
+        local -a args=() call
+        if [ $# -gt 0 ] && ! dbus_send_args args "$@"; then
+                fail "$what: dbus-send cannot pass arguments of signature $1"
+                return
+        fi
+        call=(dbus-send --system --print-reply --dest="$dest" "$path" "$iface.$method" "${args[@]}")
+        if [ -n "$as" ]; then
+                out=$(as_user "$as" "${call[@]}" 2>&1) || rc=$?
+        else
+                out=$("${call[@]}" 2>&1) || rc=$?
+        fi
+        if [ $rc -eq 0 ]; then
+                fail "$what: it succeeded: $out"
+        elif [[ $'\n'"$out" != *$'\n'"Error $name: "* ]]; then
+                fail "$what: $out"
+        else
+                msg=${out#*"Error $name: "}
+                if [[ "$msg" == *"$part"* ]]; then pass "$what"; else fail "$what: the message is [$msg]"; fi
+        fi
+}
+
+# expect_error NAME MESSAGE-PART [--as SETPRIV-OPTIONS] -- PATH INTERFACE METHOD [SIGNATURE ARGS...]:
+# assert_refused, by the agent.
+expect_error() {
+        local name=$1 part=$2
+        shift 2
+        local -a as=()
+        if [ "$1" == --as ]; then
+                as=(--as "$2")
+                shift 2
+        fi
+        shift # --
+        assert_refused "$name" "$part" "${as[@]}" -- org.gpupass.agent1 "$@"
 }
 
 finish() {

@@ -33,7 +33,6 @@ assert_contains "$hosts" "\"beta\" \"unix:path=$TEST_DIR/beta/bus\" \"up\" \"\" 
 cluster CreateVm sut wide-1 6 2048 >/dev/null
 cluster SetVmGpus ss wide-1 "1:NVIDIA Tesla M60" >/dev/null
 cluster SetVmAffinity sas wide-1 1 beta
-SENDARGS=(string:wide-1)
 cexpect org.gpupass.Error.NoHostAvailable "beta: needs 6 vCPUs, 4 free" -- PowerOn s wide-1
 cluster SetVmAffinity sas wide-1 0
 cluster SetVmResources sut wide-1 2 12288
@@ -89,7 +88,11 @@ sed -e 's/^class=0x030000/class=0x030200/' "$BETA_FIX" >"$TEST_DIR/beta-compute.
 start_host beta "$TEST_DIR/beta-compute.ini"
 wait_vms "\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"off\" \"beta\" \"reconfigure:NVIDIA Tesla M60.compute\"" &&
         pass "reflashed while away: web-1 off, flagged, no restart" || fail "web-1: $(cluster ListVms)"
-sleep 0.5
+# The aggregator's decision about web-1 on beta's return (the same place that powers an unflagged VM on
+# again, as above): once it is logged, a power-on would have been under way.
+wait_for_log "$LOG" "VM web-1 no longer runs on host beta (its claims are gone); it stays off" &&
+        pass "the aggregator decides about web-1: it stays off" || fail "no decision about web-1 logged"
+assert_not_contains "$(cluster ListVms)" "$ON" "a flagged VM is not recorded on"
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "a flagged VM is never powered on automatically"
 cluster SetVmGpus ss web-1 "1:NVIDIA Tesla M60.compute" >/dev/null
 assert_contains "$(cluster PowerOn s web-1 2>&1)" 'sas "beta" 1 ' "web-1 powers on once its GPUs are set again"
@@ -103,7 +106,6 @@ cluster SetVmGpus ss m-2 "=alpha/0000:3c:00.0" >/dev/null
 assert_contains "$(cluster PowerOn s m-1 2>&1)" 'sas "alpha" 1 "0000:3b:00.0"' "m-1 on alpha"
 assert_contains "$(cluster PowerOn s m-2 2>&1)" 'sas "alpha" 1 "0000:3c:00.0"' "m-2 on alpha"
 host_ctl alpha fail-reset 0000:3c:00.0 16
-SENDARGS=(string:alpha)
 cexpect org.gpupass.Error.Busy "Host alpha does not go into maintenance: VM m-2 stays on: IOMMU group" -- EnterHostMaintenance s alpha
 vms=$(cluster ListVms)
 assert_contains "$vms" "\"m-1\" 1 1024 \"=alpha/0000:3b:00.0\" \"\" \"off\" \"alpha\" \"restart:alpha\"" "m-1 released and off, to come back"
@@ -124,47 +126,30 @@ wait_vms "\"m-1\" 1 1024 \"=alpha/0000:3b:00.0\" \"\" \"on\" \"alpha\" \"\"" && 
 
 # Bad input: each refusal is a named error saying what was wrong, and the registry stays as it was.
 before=$(cluster ListVms)
-refused() { # ERROR MESSAGE-PART -- METHOD SIGNATURE ARGS... (SENDARGS set): refused, registry unchanged
+refused() { # ERROR MESSAGE-PART -- METHOD SIGNATURE ARGS...: refused, registry unchanged
         cexpect "$@"
         assert_eq "$before" "$(cluster ListVms)" "registry unchanged after the refused $4"
 }
-SENDARGS=(string:no-such-vm)
 refused org.gpupass.Error.NotFound "No VM 'no-such-vm' in the registry" -- PowerOn s no-such-vm
 refused org.gpupass.Error.NotFound "No VM 'no-such-vm' in the registry" -- PowerOff s no-such-vm
-SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950e)
 refused org.gpupass.Error.NotFound "No VM '0f8fad5b-d9cb-469f-a165-70867728950e'" -- DeleteVm s 0f8fad5b-d9cb-469f-a165-70867728950e
-SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950z)
 refused org.gpupass.Error.InvalidArgument "'0f8fad5b-d9cb-469f-a165-70867728950z' is not a valid UUID" -- PowerOn s 0f8fad5b-d9cb-469f-a165-70867728950z
-SENDARGS=(string:0F8FAD5B-D9CB-469F-A165-7086772895G0)
 refused org.gpupass.Error.InvalidArgument "is not a valid UUID" -- DeleteVm s 0F8FAD5B-D9CB-469F-A165-7086772895G0
-SENDARGS=(string:0f8fad5b-d9cb-469f-a165-70867728950e uint32:1 uint64:1024)
 refused org.gpupass.Error.InvalidArgument "has the shape of a UUID" -- CreateVm sut 0f8fad5b-d9cb-469f-a165-70867728950e 1 1024
-SENDARGS=(string:web-1 uint32:1 uint64:1024)
 refused org.gpupass.Error.InvalidArgument "A VM named 'web-1' exists already" -- CreateVm sut web-1 1 1024
-SENDARGS=(string:x uint32:4294967295 uint64:1024)
 refused org.gpupass.Error.InvalidArgument "4294967295 vCPUs: a VM has 1 to 4096" -- CreateVm sut x 4294967295 1024
-SENDARGS=(string:x uint32:1 uint64:63)
 refused org.gpupass.Error.InvalidArgument "MiB of memory: a VM has 64 MiB to 64 TiB" -- CreateVm sut x 1 63
-SENDARGS=(string:m-1 uint32:0 uint64:1024)
 refused org.gpupass.Error.InvalidArgument "0 vCPUs" -- SetVmResources sut m-1 0 1024
-SENDARGS=(string:m-1 uint32:1 uint64:18446744073709551615)
 refused org.gpupass.Error.InvalidArgument "18446744073709551615 MiB of memory: a VM has 64 MiB to 64 TiB" -- SetVmResources sut m-1 1 18446744073709551615
 cluster PowerOff s m-1 >/dev/null
 before=$(cluster ListVms)
-SENDARGS=(string:m-1 "string:1:NVIDIA Tesla Z99")
 refused org.gpupass.Error.InvalidArgument "Bad GPU request for VM m-1: no host in the cluster has a GPU 'NVIDIA Tesla Z99' (models: " -- SetVmGpus ss m-1 "1:NVIDIA Tesla Z99"
-SENDARGS=(string:m-1 "string:=omega/0000:3b:00.0")
 refused org.gpupass.Error.InvalidArgument "no host 'omega' in the cluster" -- SetVmGpus ss m-1 "=omega/0000:3b:00.0"
-SENDARGS=(string:m-1 "string:=alpha/0000:99:00.0")
 refused org.gpupass.Error.InvalidArgument "host alpha has no GPU 0000:99:00.0" -- SetVmGpus ss m-1 "=alpha/0000:99:00.0"
-SENDARGS=(string:m-1 "string:65:NVIDIA Tesla M60")
 refused org.gpupass.Error.InvalidArgument "Bad GPU request" -- SetVmGpus ss m-1 "65:NVIDIA Tesla M60"
-SENDARGS=(string:m-1 "string:1:")
 refused org.gpupass.Error.InvalidArgument "Bad GPU request" -- SetVmGpus ss m-1 "1:"
-SENDARGS=(string:omega)
 refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- EnterHostMaintenance s omega
 refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- ExitHostMaintenance s omega
-SENDARGS=(string:m-1 array:string:omega)
 refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAffinity sas m-1 1 omega
 
 # A PowerOn in flight (a slow driver unbind on the way to vfio-pci): a second PowerOn, DeleteVm and
@@ -172,13 +157,14 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAf
 s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
 host_ctl alpha unbind-delay 1500
+start_monitor alpha-monitor.log --address="unix:path=$TEST_DIR/alpha/bus" monitor org.gpupass.agent1
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
-sleep 0.5
-SENDARGS=(string:slow-1)
+# In flight once its Claim has reached alpha's agent (whose unbind then takes 1.5 s).
+wait_until 20 "the aggregator's Claim for slow-1 on alpha" file_has "$TEST_DIR/alpha-monitor.log" "Member=Claim" ||
+        fail "the PowerOn of slow-1 sent no Claim"
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on already" -- PowerOn s slow-1
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on; power it off first" -- DeleteVm s slow-1
-SENDARGS=(string:slow-1 "string:1:NVIDIA Tesla M60")
 cexpect org.gpupass.Error.Busy "VM slow-1 is being powered on: its GPUs are being claimed" -- SetVmGpus ss slow-1 "1:NVIDIA Tesla M60"
 wait $slow || true
 host_ctl alpha unbind-delay 0

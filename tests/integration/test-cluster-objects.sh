@@ -16,12 +16,11 @@ signals() {
                 elif .member == "InterfacesRemoved" then "IR \(.payload.data[0]) " + (.payload.data[1] | join(","))
                 else empty end' < <(grep '^{' "$TEST_DIR/cmon.log")
 }
-wait_signal() { # grep pattern, up to 5 s
-        for _ in $(seq 100); do
-                signals | grep -q -- "$1" && return 0
-                sleep 0.05
-        done
-        return 1
+signal_seen() { # grep pattern: a signal so far matches
+        signals | grep -q -- "$1"
+}
+wait_signal() { # grep pattern, up to 20 s
+        wait_until 20 "a signal matching [$1]" signal_seen "$1"
 }
 expect_signal() { # pattern what
         if wait_signal "$1"; then pass "$2"; else fail "$2: no signal matching [$1] in: $(signals | tail -5)"; fi
@@ -43,9 +42,7 @@ start_bus open
 start_clusterd agg alpha beta delta
 wait_host alpha || true
 wait_host beta || true
-busctl --system monitor --json=short org.gpupass.cluster1 >"$TEST_DIR/cmon.log" 2>&1 &
-PIDS+=("$!")
-sleep 0.3
+start_monitor cmon.log --system monitor --json=short org.gpupass.cluster1
 
 # The tree: one object per configured host, reachable or not.
 tree=$(busctl --system tree --list org.gpupass.cluster1)
@@ -82,6 +79,21 @@ for h in alpha beta delta; do
 done
 assert_eq 's "unreachable"' "$(hprop delta State)" "delta (no such bus) is unreachable"
 assert_eq 'u 6' "$(hprop alpha GpuCount)" "alpha has its six GPUs"
+
+# Gpus: the host's records of ListGpus; a change no count shows (a free GPU prepared on the agent) is announced.
+hgpus() { busctl --system --json=short get-property org.gpupass.cluster1 "$CM/host/$1" org.gpupass.cluster1.Host Gpus | jq -c .data; }
+lgpus() { busctl --system --json=short call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager ListGpus |
+                  jq -c "[.data[0][] | select(.[0] == \"$1\")]"; }
+for h in alpha beta delta; do assert_eq "$(lgpus $h)" "$(hgpus $h)" "$h: Gpus as its records in ListGpus"; done
+p86=$(host_call alpha call org.gpupass.agent1 /org/gpupass/agent1 org.gpupass.agent1.Manager GetGpu s 0000:86:00.0 | cut -d'"' -f2)
+host_call alpha call org.gpupass.agent1 "$p86" org.gpupass.agent1.Gpu Prepare
+expect_signal '^PC '"$CM"'/host/alpha Gpus=.*"0000:86:00.0","[^"]*","[a-z]*","vfio"' "a GPU prepared on alpha's agent: PropertiesChanged Gpus"
+assert_eq "$(lgpus alpha)" "$(hgpus alpha)" "alpha: Gpus as ListGpus after the Prepare"
+back='^PC '"$CM"'/host/alpha Gpus=.*"0000:86:00.0","[^"]*","[a-z]*","host"'
+before=$(signals | grep -c -- "$back" || true)
+host_call alpha call org.gpupass.agent1 "$p86" org.gpupass.agent1.Gpu ReturnToHost
+for _ in $(seq 100); do [ "$(signals | grep -c -- "$back" || true)" -gt "$before" ] && break; sleep 0.05; done
+assert_eq $((before + 1)) "$(signals | grep -c -- "$back" || true)" "and back to the host: one more PropertiesChanged Gpus"
 
 # CreateVm: InterfacesAdded, an object in the tree, every property against ListVms.
 uuid=$(cluster CreateVm sut obj-1 2 2048 | cut -d'"' -f2)
@@ -133,7 +145,7 @@ assert_eq 'as 2 "0000:3b:00.0" "0000:3c:00.0"' "$(vprop Gpus)" "Gpus: the GPUs i
 assert_eq "u $((cpus - 1))" "$(hprop alpha FreeCpus)" "FreeCpus: alpha's CPUs less the running VM's"
 assert_eq "t $((mem - 4096))" "$(hprop alpha FreeMemoryMiB)" "FreeMemoryMiB: alpha's memory less the running VM's"
 free=$(cluster ListGpus | grep -o '"alpha" "[0-9a-f:.]*" "[^"]*" "[a-z]*" "\(host\|vfio\)"' | wc -l || true)
-for _ in $(seq 100); do [ "$(hprop alpha FreeGpuCount)" == "u $free" ] && break; sleep 0.05; done
+wait_until 20 "alpha's FreeGpuCount to be $free" output_is "u $free" hprop alpha FreeGpuCount || true
 assert_eq "u $free" "$(hprop alpha FreeGpuCount)" "FreeGpuCount follows the claims, as ListGpus shows them"
 assert_eq "u $((free0 - 2))" "$(hprop alpha FreeGpuCount)" "two fewer of alpha's GPUs are free"
 
@@ -168,7 +180,7 @@ assert_eq 'b true' "$(hprop alpha Maintenance)" "alpha's Maintenance property"
 out=$(cluster ExitHostMaintenance s alpha 2>&1) || true
 expect_signal "^PC $VMPATH Power=on.* Flags=$" "maintenance over: obj-1 on again, its flag cleared"
 expect_signal "^PC $CM/host/alpha State=up.* Maintenance=false" "maintenance over: alpha up"
-for _ in $(seq 100); do [ "$(vprop Power)" == 's "on"' ] && break; sleep 0.05; done
+wait_until 20 "obj-1's Power to be on" output_is 's "on"' vprop Power || true
 out=$(cluster PowerOff s obj-1 2>&1) && pass "obj-1 off" || fail "PowerOff: $out"
 
 # A reflash of the GPU it held flags the VM: Flags and NeedsReconfiguration change; SetVmGpus clears them.

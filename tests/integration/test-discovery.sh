@@ -41,6 +41,7 @@ assert_eq "false" "$(gpu_prop $A BootVga)" "BootVga false"
 assert_eq "0" "$(gpu_prop $A NumaNode)" "NumaNode"
 assert_eq '""' "$(gpu_prop $A Problem)" "no Problem"
 assert_eq '""' "$(gpu_prop $A PreviousModel)" "no PreviousModel"
+assert_eq '"flr bus"' "$(gpu_prop $A ResetMethod)" "ResetMethod from sysfs reset_method"
 
 # Compute mode and a serial number.
 assert_eq '"NVIDIA Tesla M60.compute"' "$(gpu_prop 0000:86:00.0 Model)" "compute mode appends .compute"
@@ -52,6 +53,13 @@ assert_eq '"NVIDIA Tesla T4.compute"' "$(gpu_prop 0000:5e:00.0 Model)" "T4 in co
 assert_eq "true" "$(gpu_prop 0000:03:00.0 BootVga)" "the boot VGA is flagged"
 assert_eq '"unavailable"' "$(gpu_prop 0000:03:00.0 State)" "boot VGA unavailable"
 assert_eq '"ASPEED Graphics Family"' "$(gpu_prop 0000:03:00.0 Model)" "ASPEED model name"
+# A GPU the kernel cannot reset: visible before anyone claims it.
+assert_eq '""' "$(gpu_prop 0000:03:00.0 ResetMethod)" "ResetMethod empty without sysfs reset_method"
+assert_contains "$(ctl show 0000:03:00.0)" "ResetMethod: - (warning: the kernel has no way to reset this GPU" \
+        "gpupassctl show warns that it cannot be reset"
+assert_contains "$(ctl show $A)" "ResetMethod: flr bus" "gpupassctl show prints the reset methods"
+assert_contains "$(cat "$TEST_DIR/agent.log")" "GPU 0000:03:00.0 has no reset method" "the agent says so at discovery"
+assert_not_contains "$(cat "$TEST_DIR/agent.log")" "GPU $A has no reset method" "and only for that one"
 assert_eq "-1" "$(gpu_prop 0000:d8:00.0 IommuGroup)" "no IOMMU group"
 assert_contains "$(gpu_prop 0000:d8:00.0 Problem)" "no IOMMU group" "Problem says no IOMMU group"
 assert_contains "$(gpu_prop 0000:5e:00.0 Problem)" "0000:5e:01.0 is bound to host driver igb" "Problem names the NIC and its driver"

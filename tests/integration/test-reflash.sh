@@ -57,4 +57,9 @@ assert_eq '"NVIDIA Tesla M60.compute"' "$(gpu_prop 0000:af:00.0 Model)" "with it
 # A claim clears PreviousModel: the VM was configured for the GPU as it is now.
 busctl --system call org.gpupass.agent1 "$(gpu_path $C)" $G Claim s $VM2
 assert_eq '""' "$(gpu_prop $C PreviousModel)" "PreviousModel cleared by a new claim"
+# ... also on disk: the next start does not report the change again (the aggregator would flag the VM).
+stop_agent
+start_agent
+assert_eq '""' "$(gpu_prop $C PreviousModel)" "PreviousModel still cleared after a restart"
+assert_eq "\"$VM2\"" "$(gpu_prop $C Owner)" "and the claim kept"
 finish

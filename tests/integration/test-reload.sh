@@ -11,25 +11,23 @@ VIDEO="--reuid=65534 --regid=video --clear-groups"
 M=/org/gpupass/agent1
 
 rescan_as() { # setpriv-spec -> "ok" or the error
-        setpriv $1 busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
+        as_user "$1" busctl --system call org.gpupass.agent1 $M org.gpupass.agent1.Manager Rescan 2>&1 && echo ok
+}
+reloads_logged() { # -> how many reloads the agent has logged, done or failed
+        grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true
 }
 reload_agent() {
         local before
-        before=$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)
+        before=$(reloads_logged)
         kill -HUP "$AGENT_PID"
-        for _ in $(seq 100); do
-                [ "$(grep -c "Configuration reloaded\|Reload failed" "$TEST_DIR/agent.log" || true)" -gt "$before" ] && return 0
-                sleep 0.05
-        done
-        return 1
+        wait_until 20 "the agent to log its reload" output_is "$((before + 1))" reloads_logged
 }
 
 # notify_listen NAME: a notification socket $TEST_DIR/NAME.sock logging to $TEST_DIR/NAME.notify.
 notify_listen() {
         python3 "$GPUPASS_SOURCE_ROOT/tests/integration/notify-listener.py" "$TEST_DIR/$1.sock" "$TEST_DIR/$1.notify" &
         PIDS+=("$!")
-        for _ in $(seq 100); do [ -S "$TEST_DIR/$1.sock" ] && return 0; sleep 0.05; done
-        echo "notify listener did not start"; exit 1
+        wait_until --while "$!" 20 "the notify listener's socket" test -S "$TEST_DIR/$1.sock" || exit 1
 }
 # check_notify NAME WHAT: READY=1 with a STATUS, then watchdog pings (WATCHDOG_USEC=1 s: every 0.5 s).
 check_notify() {
@@ -37,15 +35,22 @@ check_notify() {
         wait_for_log "$log" "READY=1" && pass "$2: READY=1 sent" || fail "$2: no READY=1"
         wait_for_log "$log" "STATUS=" && pass "$2: STATUS sent: $(grep -o 'STATUS=[^|]*' "$log" | tail -1)" ||
                 fail "$2: no STATUS"
-        sleep 1.2
-        [ "$(grep -c '^WATCHDOG=1$' "$log")" -ge 2 ] && pass "$2: pings the watchdog" ||
+        # Two pings: the pinging is periodic, not one message at start-up.
+        if wait_until 20 "two WATCHDOG=1 from $2" output_has "WATCHDOG=1 WATCHDOG=1" notify_states "$1" WATCHDOG; then
+                pass "$2: pings the watchdog"
+        else
                 fail "$2: no watchdog pings: $(cat "$log")"
+        fi
+}
+notify_states() { # NAME KEYS: the KEY=1 notifications (KEYS: a grep alternation) so far, in order, on one line
+        grep -o "\($2\)=1" "$TEST_DIR/$1.notify" | tr '\n' ' ' || true
 }
 # check_reload_notify NAME WHAT: RELOADING=1 then READY=1 again, as systemd expects around a reload.
 check_reload_notify() {
-        local seq
-        seq=$(grep -v '^WATCHDOG=1$' "$TEST_DIR/$1.notify" | grep -o 'RELOADING=1\|READY=1' | tr '\n' ' ')
-        assert_contains "$seq" "RELOADING=1 READY=1" "$2: RELOADING=1 then READY=1 around the reload"
+        wait_until 20 "READY=1 after RELOADING=1 from $2" output_has "RELOADING=1 READY=1" \
+                notify_states "$1" 'RELOADING\|READY' || true
+        assert_contains "$(notify_states "$1" 'RELOADING\|READY')" "RELOADING=1 READY=1" \
+                "$2: RELOADING=1 then READY=1 around the reload"
 }
 
 start_bus open
@@ -57,7 +62,6 @@ assert_contains "$(rescan_as "$VIDEO")" "may not change" "agent: a member of vid
 
 printf '[Agent]\nAdminGroup=video\n' >"$TEST_DIR/etc/gpupassd.conf"
 reload_agent && pass "agent: SIGHUP reloads" || fail "agent: no reload logged after SIGHUP"
-sleep 0.2
 check_reload_notify agent agent
 assert_contains "$(rescan_as "$AUDIO")" "may not change" "agent: after the reload audio may no longer Rescan"
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: after the reload video may"
@@ -75,9 +79,10 @@ printf '[Cluster]\nAdminGroup=audio\n[Host one]\nAddress=%s\n' "$DBUS_SYSTEM_BUS
 notify_listen clusterd
 NOTIFY_SOCKET=$TEST_DIR/clusterd.sock WATCHDOG_USEC=1000000 run_clusterd agg
 wait_hosts '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' || true
-assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one"' "aggregator: one host configured, up"
+assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' \
+        "aggregator: one host configured, up"
 check_notify clusterd aggregator
-out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
         fail "aggregator: audio refused: $out"
 
@@ -93,10 +98,10 @@ assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "
 host_prop() { busctl --system get-property org.gpupass.cluster1 "/org/gpupass/cluster1/host/$1" org.gpupass.cluster1.Host "$2" 2>&1; }
 assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: the added host has its Host object"
 assert_eq 's "up"' "$(host_prop one State)" "aggregator: host one's object survived the reload"
-out=$(setpriv $AUDIO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) || true
 assert_contains "$out" "may not change" "aggregator: after the reload audio may no longer CreateVm"
-out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
+out=$(as_user "$VIDEO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut second 1 256 2>&1) && pass "aggregator: video may CreateVm after the reload" ||
         fail "aggregator: video refused: $out"
 
@@ -105,10 +110,13 @@ out=$(setpriv $VIDEO busctl --system call org.gpupass.cluster1 /org/gpupass/clus
 cluster SetVmGpus ss second "1:NVIDIA Tesla M60" >/dev/null
 out=$(cluster PowerOn s second 2>&1) || true
 assert_contains "$out" '"one"' "aggregator: VM second powered on on host one"
+start_monitor
 kill -STOP "$AGENT_PID"
 cluster PowerOff s second >"$TEST_DIR/poweroff.out" 2>&1 &
 POWEROFF_PID=$!
-sleep 0.3
+# In flight once its Release is on the bus to the (stopped) agent.
+wait_until 20 "the aggregator's Release to the agent" file_has "$TEST_DIR/monitor.log" "Member=Release" ||
+        fail "the PowerOff sent no Release"
 printf '[Cluster]\nAdminGroup=video\n[Host two]\nAddress=unix:path=%s/nobus\n' "$TEST_DIR" >"$CONF"
 kill -HUP "${CLUSTERD_PID[agg]}"
 wait_for_log "$TEST_DIR/agg.log" "host changes wait for 1 running calls" &&

@@ -26,6 +26,7 @@ assert_eq "\"$VM1\"" "$(gpu_prop $A Owner)" "its Owner is kept"
 assert_contains "$(gpu_prop $A Problem)" "missing from the host" "Problem says it is missing"
 assert_contains "$(busctl --system call org.gpupass.agent1 $M $MI ListGpus)" "$A" "ListGpus still lists it"
 assert_eq "$P" "$(busctl --system call org.gpupass.agent1 $M $MI GetGpu s $A | cut -d'"' -f2)" "GetGpu still finds it"
+monitor_barrier || fail "the monitor did not record the agent's answer"
 assert_not_contains "$(cat "$TEST_DIR/monitor.log")" "GpuRemoved" "no GpuRemoved signal for a claimed GPU"
 assert_contains "$(cat "$STATE")" "claim $A $VM1 " "the claim is still on disk"
 assert_contains "$(cat "$TEST_DIR/agent.log")" "Claimed GPU $A (VM $VM1) disappeared" "the agent logs the disappearance"
@@ -56,14 +57,16 @@ wait_prop $A State '"claimed"' || true
 assert_eq '"claimed"' "$(gpu_prop $A State)" "back on the bus, it is claimed again"
 assert_eq "\"$VM1\"" "$(gpu_prop $A Owner)" "by VM1"
 assert_eq '""' "$(gpu_prop $A Problem)" "no Problem any more"
-for _ in $(seq 100); do [ "$(sysfs_driver $A) $(sysfs_driver $AUDIO)" = "vfio-pci vfio-pci" ] && break; sleep 0.05; done
-assert_eq "vfio-pci vfio-pci" "$(sysfs_driver $A) $(sysfs_driver $AUDIO)" "the returned card is on vfio-pci, not the host driver"
+group_drivers() { echo "$(sysfs_driver $A) $(sysfs_driver $AUDIO)"; }
+wait_until 20 "the returned card to be on vfio-pci" output_is "vfio-pci vfio-pci" group_drivers || true
+assert_eq "vfio-pci vfio-pci" "$(group_drivers)" "the returned card is on vfio-pci, not the host driver"
 # The rebind is a job on the group; until it has finished, Release answers Busy (named, retryable).
-for _ in $(seq 100); do
-        rc=0; out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) || rc=$?
-        [ $rc -eq 0 ] || [[ "$out" != *"in progress"* ]] && break
-        sleep 0.05
-done
+release_answered() { # Release by VM1, answered other than "in progress" (rc and out are the answer)
+        rc=0
+        out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) || rc=$?
+        [ $rc -eq 0 ] || [[ "$out" != *"in progress"* ]]
+}
+wait_until 20 "Release to be answered other than 'in progress'" release_answered || true
 [ $rc -eq 0 ] && pass "the owner releases it as usual" || fail "Release: $out"
 assert_not_contains "$(cat "$STATE")" "claim $A " "the release is on disk"
 finish

@@ -41,7 +41,8 @@ mapfile -t env <"$tmp/env"
 # module is live), an unknown module fails; driver-unload unloads the module as rmmod would.
 "$simhost" "$fixtures/module.ini" -- bash -c '
         set -euo pipefail
-        [ ! -e /sys/bus/pci/drivers/vfio-pci ] && [ ! -e /sys/module/vfio_pci ]
+        [ ! -e /sys/bus/pci/drivers/vfio-pci ]
+        [ ! -e /sys/module/vfio_pci ]
         printf vfio-pci | dd of=/sys/bus/pci/devices/0000:3b:00.1/driver_override status=none
         printf 0000:3b:00.1 | dd of=/sys/bus/pci/drivers/snd_hda_intel/unbind status=none
         modprobe vfio-pci
@@ -50,7 +51,8 @@ mapfile -t env <"$tmp/env"
         modprobe vfio-pci
         if modprobe no-such-module 2>/dev/null; then exit 1; fi
         "$0" ctl "$GPUPASS_SIMHOST_CTL" driver-unload vfio-pci >/dev/null
-        [ ! -e /sys/module/vfio_pci ] && [ ! -e /sys/bus/pci/drivers/vfio-pci ]
+        [ ! -e /sys/module/vfio_pci ]
+        [ ! -e /sys/bus/pci/drivers/vfio-pci ]
 ' "$simhost" || fail "module loading (modprobe vfio-pci)"
 
 # --keep DIR: the tree stays for a look afterwards.

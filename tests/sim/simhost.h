@@ -24,6 +24,7 @@ struct simdev {
         char *parent;         /* upstream bridge address or NULL */
         bool pcie;
         bool reset;           /* has a reset method (a `reset` attribute) */
+        char *reset_method;   /* what its `reset_method` lists; NULL: "flr bus" (PCIe) or "bus" */
         char *failing_driver; /* this driver's probe fails for the device (ctl fail-probe) */
         int reset_errno;      /* a write to its reset fails with this (ctl fail-reset), 0: succeeds */
 };

@@ -44,6 +44,7 @@ void simdev_free(struct simdev *d) {
         g_free(d->native_driver);
         g_free(d->parent);
         g_free(d->failing_driver);
+        g_free(d->reset_method);
         g_free(d);
 }
 
@@ -90,6 +91,10 @@ int simdev_parse(struct simdev *d, const char *address, const char *key, const c
                 d->pcie = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
         else if (strcmp(key, "reset") == 0)
                 d->reset = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
+        else if (strcmp(key, "reset_method") == 0 && *value) {
+                g_free(d->reset_method);
+                d->reset_method = g_strdup(value);
+        }
         else if (strcmp(key, "driver") == 0)
                 ; /* the initial binding, applied by the caller */
         else if (r == 0) {
@@ -292,8 +297,11 @@ int sim_create_device(struct simhost *h, struct simdev *d, const char *initial_d
         write_attribute(h, d, "local_cpus", "ff\n");
         write_attribute(h, d, "driver_override", "(null)\n");
         write_attribute(h, d, "remove", "%s", "");
-        if (d->reset)
+        /* The kernel shows both only for a device it knows a way to reset (pci_dev_reset_attr_is_visible()). */
+        if (d->reset) {
                 write_attribute(h, d, "reset", "%s", "");
+                write_attribute(h, d, "reset_method", "%s\n", d->reset_method ?: d->pcie ? "flr bus" : "bus");
+        }
         /* The kernel creates boot_vga only for VGA-class devices. */
         if ((d->class_code >> 8) == 0x0300)
                 write_attribute(h, d, "boot_vga", "%d\n", d->boot_vga ? 1 : 0);

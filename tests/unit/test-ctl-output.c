@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* gpupassctl's JSON writer, tables and command-line parsers: the exact text scripts and operators read. */
+/* gpupassctl's JSON documents (json-c), tables and command-line parsers: the text scripts and operators read. */
 #include <errno.h>
 
 #include "ctl.h"
@@ -7,83 +7,59 @@
 #include "ctl-table.h"
 #include "tests.h"
 
-/* Runs fill(j) into memory and returns the text (caller frees). */
-static char *render(bool pretty, void (*fill)(JsonWriter *j)) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        JsonWriter j;
-
-        ASSERT_TRUE(f);
-        json_init(&j, f, pretty);
-        fill(&j);
-        json_finish(&j);
-        fclose(f);
-        return buf;
-}
-
-static void fill_nested(JsonWriter *j) {
+/* A GPU row as `gpupassctl list --json` builds it, and an empty object after it. */
+static json_object *nested_document(void) {
         char *companions[] = { (char *) "0000:3b:00.1", NULL };
+        json_object *a = json_object_new_array(), *o = json_object_new_object();
 
-        json_begin_array(j);
-        json_begin_object(j);
-        json_kv_string(j, "Address", "0000:3b:00.0");
-        json_kv_int(j, "IommuGroup", -1);
-        json_kv_uint(j, "MemoryMiB", 18446744073709551615ULL);
-        json_kv_bool(j, "BootVga", false);
-        json_key(j, "Companions");
-        json_strv(j, companions);
-        json_key(j, "Empty");
-        json_strv(j, NULL);
-        json_end_object(j);
-        json_begin_object(j);
-        json_end_object(j);
-        json_end_array(j);
+        ASSERT_TRUE(a && o);
+        ASSERT_EQ(json_append(a, o), 0);
+        ASSERT_EQ(json_add_string(o, "Address", "0000:3b:00.0"), 0);
+        ASSERT_EQ(json_add_int(o, "IommuGroup", -1), 0);
+        ASSERT_EQ(json_add_uint(o, "MemoryMiB", 18446744073709551615ULL), 0);
+        ASSERT_EQ(json_add_bool(o, "BootVga", false), 0);
+        ASSERT_EQ(json_add_strv(o, "Companions", companions), 0);
+        ASSERT_EQ(json_add_strv(o, "Empty", NULL), 0);
+        ASSERT_EQ(json_append(a, json_object_new_object()), 0);
+        return a;
 }
 
+/* --json=short is one line, --json=pretty indents by two spaces; members keep the order they were added in. */
 static void test_nesting(void) {
-        char *s = render(false, fill_nested);
+        _cleanup_(json_object_putp) json_object *a = nested_document();
 
-        ASSERT_STREQ(s, "[{\"Address\":\"0000:3b:00.0\",\"IommuGroup\":-1,\"MemoryMiB\":18446744073709551615,"
-                        "\"BootVga\":false,\"Companions\":[\"0000:3b:00.1\"],\"Empty\":[]},{}]\n");
-        free(s);
-        s = render(true, fill_nested);
-        ASSERT_STREQ(s, "[\n  {\n    \"Address\": \"0000:3b:00.0\",\n    \"IommuGroup\": -1,\n"
-                        "    \"MemoryMiB\": 18446744073709551615,\n    \"BootVga\": false,\n"
-                        "    \"Companions\": [\n      \"0000:3b:00.1\"\n    ],\n    \"Empty\": []\n  },\n  {}\n]\n");
-        free(s);
-}
-
-static void fill_escapes(JsonWriter *j) {
-        /* quote, backslash, newline, tab, a control byte, DEL, UTF-8 (é, €, 😀), then invalid bytes: a lone
-         * continuation byte, an overlong '/', a truncated 3-byte sequence at the end. */
-        json_string(j, "a\"b\\c\nd\te\x01" "f\x7f" "g \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \x80|\xc0\xaf|\xe2\x82");
+        ASSERT_STREQ(json_text(a, false),
+                     "[{\"Address\":\"0000:3b:00.0\",\"IommuGroup\":-1,\"MemoryMiB\":18446744073709551615,"
+                     "\"BootVga\":false,\"Companions\":[\"0000:3b:00.1\"],\"Empty\":[]},{}]");
+        ASSERT_STREQ(json_text(a, true),
+                     "[\n  {\n    \"Address\": \"0000:3b:00.0\",\n    \"IommuGroup\": -1,\n"
+                     "    \"MemoryMiB\": 18446744073709551615,\n    \"BootVga\": false,\n"
+                     "    \"Companions\": [\n      \"0000:3b:00.1\"\n    ],\n    \"Empty\": [\n    ]\n  },\n  {\n  }\n]");
 }
 
 static void test_escapes(void) {
-        char *s = render(false, fill_escapes);
+        /* quote, backslash, newline, tab, a control byte, a slash (not escaped: paths and XML stay readable),
+         * UTF-8 (é, €, 😀) as it is; a NULL string is "". */
+        _cleanup_(json_object_putp) json_object *s = json_string_new("a\"b\\c\nd\te\x01" "f/g \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+        _cleanup_(json_object_putp) json_object *empty = json_string_new(NULL);
 
-        ASSERT_STREQ(s, "\"a\\\"b\\\\c\\nd\\te\\u0001f\\u007fg \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \\ufffd|\\ufffd"
-                        "\\ufffd|\\ufffd\\ufffd\"\n");
-        free(s);
-}
-
-static void fill_split(JsonWriter *j) {
-        json_begin_object(j);
-        json_key(j, "Affinity");
-        json_split(j, "alpha,,beta", ',');
-        json_key(j, "Flags");
-        json_split(j, "", ';');
-        json_key(j, "Cut");
-        json_split(j, "x\xe2\x82;y", ';'); /* a part ending in a cut sequence is escaped, not run on */
-        json_end_object(j);
+        ASSERT_STREQ(json_text(s, false), "\"a\\\"b\\\\c\\nd\\te\\u0001f/g \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+        ASSERT_STREQ(json_text(empty, false), "\"\"");
 }
 
 static void test_split(void) {
-        char *s = render(false, fill_split);
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
-        ASSERT_STREQ(s, "{\"Affinity\":[\"alpha\",\"beta\"],\"Flags\":[],\"Cut\":[\"x\\ufffd\\ufffd\",\"y\"]}\n");
-        free(s);
+        ASSERT_TRUE(o);
+        ASSERT_EQ(json_add(o, "Affinity", json_split_new("alpha,,beta", ',')), 0);
+        ASSERT_EQ(json_add(o, "Flags", json_split_new("", ';')), 0);
+        ASSERT_EQ(json_add(o, "None", json_split_new(NULL, ';')), 0);
+        ASSERT_EQ(json_add(o, "Trailing", json_split_new("x;y;", ';')), 0);
+        ASSERT_STREQ(json_text(o, false), "{\"Affinity\":[\"alpha\",\"beta\"],\"Flags\":[],\"None\":[],"
+                                          "\"Trailing\":[\"x\",\"y\"]}");
+        /* A value json-c could not allocate is an error, not a silent null. */
+        ASSERT_EQ(json_add(o, "Lost", NULL), -ENOMEM);
+        ASSERT_EQ(json_append(o, NULL), -ENOMEM);
 }
 
 static void test_sizes(void) {

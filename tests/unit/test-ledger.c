@@ -109,6 +109,28 @@ static void test_rejects_bad_entries(void) {
         ASSERT_TRUE(!vm_uuid_is_valid("0f8fad5b-d9cb-469f-a165-70867728950g"));
 }
 
+/* A state file written while the checksum came from the hand-written agent/common/crc32.c: it still
+ * verifies, since zlib's crc32() is the same CRC-32 (IEEE 802.3, reflected 0xedb88320). */
+static void test_earlier_file_verifies(void) {
+        static const char text[] =
+                "version 1\n"
+                "maintenance 0\n"
+                "claim 0000:3b:00.0 0f8fad5b-d9cb-469f-a165-70867728950e 1000 0\n"
+                "claim 0000:3c:00.0 1f8fad5b-d9cb-469f-a165-70867728950e - 1\n"
+                "identity 0000:3b:00.0 10de 13f2 10de 115e 030000 a1 - NVIDIA Tesla M60\n"
+                "identity 0000:3c:00.0 1002 738c 1002 0c34 030200 01 0123456789abcdef AMD Instinct MI100.compute\n"
+                "previous-model 0000:3b:00.0 NVIDIA Tesla M60.compute\n"
+                "unavailable 0000:3c:00.0 reset failed: Input/output error\n"
+                "checksum 874766f6\n";
+        struct ledger l = {};
+
+        ASSERT_EQ(ledger_checksum("123456789", 9), 0xcbf43926UL); /* the CRC-32 check value */
+        ASSERT_EQ(ledger_parse(text, strlen(text), &l, NULL), 0);
+        ASSERT_EQ(l.n_claims, 2);
+        ASSERT_EQ(ledger_find_claim(&l, "0000:3b:00.0")->allowed_uid, 1000);
+        ledger_done(&l);
+}
+
 static void test_save_load(void) {
         char dir[] = "/tmp/test-ledger.XXXXXX";
         struct ledger a = {}, b = {};
@@ -134,6 +156,7 @@ int main(void) {
         test_round_trip();
         test_corruption_detected();
         test_rejects_bad_entries();
+        test_earlier_file_verifies();
         test_save_load();
         return 0;
 }

@@ -20,8 +20,19 @@ static void test_model_name_rule(void) {
 
         check_model(&m60, "NVIDIA Corporation", "GM204GL [Tesla M60]", "NVIDIA Tesla M60");
         check_model(&m60c, "NVIDIA Corporation", "GM204GL [Tesla M60]", "NVIDIA Tesla M60.compute");
-        /* No bracket: the whole device name. Unknown vendor: first word of its pci.ids name. */
+        /* No bracket: the whole device name. Other vendors: pci.ids' name without its legal form. */
         check_model(&other, "Technical Corp.", "QEMU Virtual Video Controller", "Technical QEMU Virtual Video Controller");
+        struct pci_identity qxl = { .vendor_id = 0x1b36, .device_id = 0x0100, .class_code = 0x030000 };
+        check_model(&qxl, "Red Hat, Inc.", "QXL paravirtual graphic card", "Red Hat QXL paravirtual graphic card");
+        check_model(&other, "Huawei Technologies Co., Ltd.", "Hi1710 [iBMC Intelligent Management chip]",
+                    "Huawei iBMC Intelligent Management chip");
+        check_model(&other, "Moore Threads Technology Co.,Ltd", "MTT S80", "Moore Threads MTT S80");
+        check_model(&other, "XGI Technology Inc. (eXtreme Graphics Innovation)", "Volari Z7", "XGI Volari Z7");
+        check_model(&other, "Silicon Integrated Systems [SiS]", "315PRO PCI/AGP VGA Display Adapter",
+                    "SiS 315PRO PCI/AGP VGA Display Adapter");
+        check_model(&other, "LG Electronics [Lucky Goldstar Co. Ltd]", "Display", "LG Display");
+        check_model(&other, "Cirrus Logic", "GD 5446", "Cirrus Logic GD 5446");
+        check_model(&other, "Inc.", "Card", "Inc. Card"); /* never an empty vendor */
         check_model(&unknown, "NVIDIA Corporation", NULL, "PCI 10de:abcd");
         unknown.class_code = 0x030200;
         check_model(&unknown, NULL, NULL, "PCI 10de:abcd.compute");
@@ -49,15 +60,18 @@ static void test_names_from_pci_ids(void) {
         struct pci_identity t4 = { .vendor_id = 0x10de, .device_id = 0x1eb8, .class_code = 0x030200 };
         struct pci_identity ast = { .vendor_id = 0x1a03, .device_id = 0x2000, .class_code = 0x030000 };
         struct pci_access *pacc = NULL;
-        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        struct pci_identity qxl = { .vendor_id = 0x1b36, .device_id = 0x0100, .class_code = 0x030000 };
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
 
         ASSERT_EQ(pci_access_open(&pacc), 0);
         a = pci_model_name(pacc, &m60);
         b = pci_model_name(pacc, &t4);
         c = pci_model_name(pacc, &ast);
+        d = pci_model_name(pacc, &qxl);
         ASSERT_STREQ(a, "NVIDIA Tesla M60.compute");
         ASSERT_STREQ(b, "NVIDIA Tesla T4.compute");
         ASSERT_STREQ(c, "ASPEED Graphics Family");
+        ASSERT_STREQ(d, "Red Hat QXL paravirtual graphic card");
         pci_access_close(pacc);
 }
 

@@ -16,13 +16,13 @@ start_bus policy
 # Before the agent: IdentityChanged for changes found at start-up comes right after it takes its name.
 start_monitor
 start_agent
-assert_eq '"Red QXL paravirtual graphic card"' "$(gpu_prop $H Model)" "$H Model is the new device's (pci.ids' name for 1b36:0100)"
+assert_eq '"Red Hat QXL paravirtual graphic card"' "$(gpu_prop $H Model)" "$H Model is the new device's (pci.ids' name for 1b36:0100)"
 assert_eq '"PCI 1234:1111"' "$(gpu_prop $H PreviousModel)" "$H PreviousModel is the first boot's device"
 wait_for_log "$TEST_DIR/monitor.log" 'Member=IdentityChanged' && pass "IdentityChanged emitted at start-up" || fail "no IdentityChanged at start-up"
 log=$(cat "$TEST_DIR/monitor.log")
 assert_contains "$log" "OBJECT_PATH \"$(gpu_path $H)\";" "IdentityChanged names $H"
 assert_contains "$log" 'STRING "PCI 1234:1111";' "IdentityChanged carries the old model"
-assert_contains "$log" 'STRING "Red QXL paravirtual graphic card";' "IdentityChanged carries the new model"
+assert_contains "$log" 'STRING "Red Hat QXL paravirtual graphic card";' "IdentityChanged carries the new model"
 grep -A6 'Member=IdentityChanged' "$TEST_DIR/monitor.log" | grep -E 'OBJECT_PATH|STRING' | sed 's/^ */# signal: /'
 for pair in "$A $VM1 false" "$H $VM2 true"; do
         set -- $pair

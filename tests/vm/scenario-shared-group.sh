@@ -28,7 +28,9 @@ expect_error org.gpupass.Error.GroupNotViable "$NIC is bound to host driver e100
 sysfs_write /sys/bus/pci/drivers/e1000/unbind $NIC
 assert_eq "none" "$(sysfs_driver $NIC)" "the operator unbound the NIC"
 assert_eq "shpchp" "$(sysfs_driver $BRIDGE)" "the bridge is on shpchp"
-for _ in $(seq 100); do [[ $(gpu_prop $A Problem) != *e1000* ]] && break; sleep 0.05; done
+problem_names() { output_has "$1" gpu_prop $A Problem; } # TEXT: the GPU's Problem holds it
+problem_leaves() { ! problem_names "$1"; }
+wait_until 20 "$A's Problem to no longer name e1000" problem_leaves e1000 || true
 assert_not_contains "$(gpu_prop $A Problem)" "e1000" "the agent followed the NIC's unbind uevent"
 problem=$(gpu_prop $A Problem)
 echo "# Problem with the NIC unbound and the bridge on shpchp: $problem"
@@ -66,7 +68,7 @@ assert_eq '"host"' "$(gpu_prop $A State)" "State host"
 sysfs_write /sys/bus/pci/drivers/shpchp/bind $BRIDGE
 sysfs_write /sys/bus/pci/drivers/e1000/bind $NIC
 assert_eq "shpchp e1000" "$(sysfs_driver $BRIDGE) $(sysfs_driver $NIC)" "the operator rebound the bridge and the NIC"
-for _ in $(seq 100); do [[ $(gpu_prop $A Problem) == *e1000* ]] && break; sleep 0.05; done
+wait_until 20 "$A's Problem to name e1000" problem_names e1000 || true
 assert_contains "$(gpu_prop $A Problem)" "$NIC is bound to host driver e1000" "the agent followed the bind uevent: not viable again"
 expect_error org.gpupass.Error.GroupNotViable "$NIC is bound to host driver e1000" -- "$P" org.gpupass.agent1.Gpu Prepare
 finish

@@ -15,6 +15,7 @@
  */
 struct clusterd;
 struct hostlink;
+struct cluster_gpu;
 struct vm_record;
 
 /* What a Host object shows; kept as last announced so that only what changed is emitted. */
@@ -38,6 +39,7 @@ struct host_view {
         uint32_t cpus_used;       /* reserved by the VMs on there, from the registry */
         uint64_t memory_used_mib;
         struct host_values shown;
+        char *shown_gpus;         /* the Gpus property last announced, as host_gpus_text() gives it */
 };
 
 /* host-object.c */
@@ -58,6 +60,11 @@ bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index);
 
 /* host-bus.c */
 extern const sd_bus_vtable host_vtable[];
+/* One GPU of l as ListGpus and the Host's Gpus property give it, a "(sssssssbas)": host, address, model, mode,
+ * state ("unreachable" while the host is), owner VM, previous model, needs reconfiguration, companions. */
+int cluster_gpu_append(sd_bus_message *m, const struct hostlink *l, const struct cluster_gpu *g);
+/* The same values of all of l's GPUs as one text, to tell whether the Gpus property changed. */
+int host_gpus_text(const struct hostlink *l, char **ret);
 int host_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
                      sd_bus_error *error);
 int host_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error);

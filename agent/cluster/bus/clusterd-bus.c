@@ -46,22 +46,8 @@ static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *
         for (size_t i = 0; r >= 0 && i < c->n_hosts; i++) {
                 struct hostlink *l = c->hosts[i];
 
-                for (size_t j = 0; r >= 0 && j < l->n_gpus; j++) {
-                        struct cluster_gpu *g = l->gpus[j];
-
-                        /* A host that is not reachable shows its GPUs as last seen, in state "unreachable". */
-                        r = sd_bus_message_open_container(reply, 'r', "sssssssbas");
-                        if (r >= 0)
-                                r = sd_bus_message_append(reply, "sssssssb", l->name, g->address ?: "", g->model ?: "",
-                                                          g->mode ?: "",
-                                                          l->state == LINK_UP ? g->state ?: "" : "unreachable",
-                                                          g->owner ?: "", g->previous_model ?: "",
-                                                          (int) g->needs_reconfiguration);
-                        if (r >= 0)
-                                r = sd_bus_message_append_strv(reply, g->companions);
-                        if (r >= 0)
-                                r = sd_bus_message_close_container(reply);
-                }
+                for (size_t j = 0; r >= 0 && j < l->n_gpus; j++)
+                        r = cluster_gpu_append(reply, l, l->gpus[j]);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);

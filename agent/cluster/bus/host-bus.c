@@ -2,6 +2,8 @@
 /* org.gpupass.cluster1.Host: one object per configured host, read-only; the values from host-object.c. */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clusterd.h"
@@ -38,6 +40,64 @@ static int append_foreign(sd_bus_message *reply, char **items) {
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
+}
+
+/* A host that is not reachable shows its GPUs as last seen, in state "unreachable". */
+static const char *gpu_state_shown(const struct hostlink *l, const struct cluster_gpu *g) {
+        return l->state == LINK_UP ? g->state ?: "" : "unreachable";
+}
+
+int cluster_gpu_append(sd_bus_message *m, const struct hostlink *l, const struct cluster_gpu *g) {
+        int r;
+
+        r = sd_bus_message_open_container(m, 'r', "sssssssbas");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sssssssb", l->name, g->address ?: "", g->model ?: "", g->mode ?: "",
+                                          gpu_state_shown(l, g), g->owner ?: "", g->previous_model ?: "",
+                                          (int) g->needs_reconfiguration);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, g->companions);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int host_gpus_text(const struct hostlink *l, char **ret) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        if (!f)
+                return -ENOMEM;
+        /* Fields end with US, GPUs with RS: no value the agents report holds either. */
+        for (size_t j = 0; j < l->n_gpus; j++) {
+                const struct cluster_gpu *g = l->gpus[j];
+
+                fprintf(f, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%d\x1f", g->address ?: "", g->model ?: "", g->mode ?: "",
+                        gpu_state_shown(l, g), g->owner ?: "", g->previous_model ?: "", (int) g->needs_reconfiguration);
+                for (char **c = g->companions; c && *c; c++)
+                        fprintf(f, "%s\x1f", *c);
+                fputc('\x1e', f);
+        }
+        if (fclose(f) != 0) {
+                free(text);
+                return -ENOMEM;
+        }
+        *ret = text;
+        return 0;
+}
+
+static int property_get_gpus(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        struct host_view *v = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sssssssbas)");
+        for (size_t j = 0; r >= 0 && j < v->link->n_gpus; j++)
+                r = cluster_gpu_append(reply, v->link, v->link->gpus[j]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
 }
 
 /* Every changing property is computed now, the way PropertiesChanged announces it. */
@@ -83,6 +143,7 @@ const sd_bus_vtable host_vtable[] = {
         SD_BUS_PROPERTY("FreeGpuCount", "u", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Maintenance", "b", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ForeignClaims", "a(ss)", property_get_value, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Gpus", "a(sssssssbas)", property_get_gpus, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

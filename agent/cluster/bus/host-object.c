@@ -15,6 +15,7 @@
 #include "link/hostlink.h"
 #include "macro.h"
 #include "strv.h"
+#include "registry/vm-table.h"
 #include "registry/vmstore.h"
 
 bool cluster_gpu_is_free_on(const struct hostlink *l, size_t index) {
@@ -41,7 +42,8 @@ static char **foreign_claims(const struct host_view *v) {
                 const struct cluster_gpu *g = l->gpus[k];
                 _cleanup_free_ char *item = NULL;
 
-                if (!g->owner || !g->owner[0] || !v->clusterd->db || vmstore_has_uuid(v->clusterd->db, g->owner))
+                if (!g->owner || !g->owner[0] || !v->clusterd->known_vms ||
+                    vm_table_get(v->clusterd->known_vms, g->owner))
                         continue;
                 if (asprintf(&item, "%s %s", g->address, g->owner) < 0 || strv_consume(&list, TAKE_PTR(item)) < 0)
                         break; /* shown in part: the next change tries again */
@@ -71,6 +73,26 @@ void host_values_compute(const struct host_view *v, struct host_values *ret) {
         };
         for (size_t k = 0; k < l->n_gpus; k++)
                 ret->free_gpus += cluster_gpu_is_free_on(l, k);
+}
+
+/*
+ * The Gpus property (every GPU of the host, as ListGpus gives them) changes with any GPU field, also where no
+ * count does (a free GPU prepared, a companion found after its GPU): announced in a PropertiesChanged of its
+ * own, after the counters', so that the counters' signals stay as they were.
+ */
+static void host_view_refresh_gpus(struct host_view *v) {
+        char *text = NULL;
+        const char *names[] = { "Gpus", NULL };
+
+        if (host_gpus_text(v->link, &text) < 0)
+                return; /* out of memory: announced with the next change */
+        if (v->shown_gpus && strcmp(text, v->shown_gpus) == 0) {
+                free(text);
+                return;
+        }
+        free(v->shown_gpus);
+        v->shown_gpus = text;
+        host_emit_properties_changed(v, (char **) names);
 }
 
 void host_view_refresh(struct clusterd *c, struct hostlink *l) {
@@ -104,17 +126,17 @@ void host_view_refresh(struct clusterd *c, struct hostlink *l) {
         if (!strv_equal(now.foreign, v->shown.foreign))
                 names[n++] = "ForeignClaims";
         names[n] = NULL;
-        if (n == 0) {
+        if (n > 0) {
+                /* The link's error text changes under us: keep a copy of what was announced. */
+                reason = now.unreachable_reason ? strdup(now.unreachable_reason) : NULL;
+                free(v->shown.unreachable_reason);
+                host_values_done(&v->shown);
+                v->shown = now;
+                v->shown.unreachable_reason = reason;
+                host_emit_properties_changed(v, (char **) names);
+        } else
                 host_values_done(&now);
-                return;
-        }
-        /* The link's error text changes under us: keep a copy of what was announced. */
-        reason = now.unreachable_reason ? strdup(now.unreachable_reason) : NULL;
-        free(v->shown.unreachable_reason);
-        host_values_done(&v->shown);
-        v->shown = now;
-        v->shown.unreachable_reason = reason;
-        host_emit_properties_changed(v, (char **) names);
+        host_view_refresh_gpus(v);
 }
 
 static void reserve(struct clusterd *c, const struct vm_record *vm, int sign) {
@@ -170,6 +192,7 @@ int host_views_setup(struct clusterd *c) {
 
                 host_values_compute(v, &v->shown);
                 v->shown.unreachable_reason = v->shown.unreachable_reason ? strdup(v->shown.unreachable_reason) : NULL;
+                (void) host_gpus_text(v->link, &v->shown_gpus);
         }
         return 0;
 }
@@ -203,6 +226,7 @@ void host_views_free(struct clusterd *c) {
                 free(c->host_views[i].path);
                 free(c->host_views[i].shown.unreachable_reason);
                 host_values_done(&c->host_views[i].shown);
+                free(c->host_views[i].shown_gpus);
         }
         c->host_views = mfree(c->host_views);
 }

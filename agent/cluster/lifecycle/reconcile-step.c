@@ -217,6 +217,8 @@ static enum reconcile_step place(struct reconcile_task *t, struct vm_record *v) 
         struct placement_choice p;
         int r;
 
+        if (!c->placement) /* a reload could not build it (out of memory) */
+                return give_up_on(t, v, SD_BUS_ERROR_NO_MEMORY, "No placement view: out of memory");
         r = placement_view_choose(c->placement, v, t->excluded, t->failures, t->unpinned ? NULL : pin, &p, &why);
         if (r == -ENOMEM)
                 return task_error(t, SD_BUS_ERROR_NO_MEMORY, "VM %s: out of memory while placing it", v->name),
@@ -342,8 +344,12 @@ static enum reconcile_step step_on(struct reconcile_task *t, struct vm_record *v
                         (void) record_write(t, v);
                 return STEP_DONE;
         }
-        if (!v->desired_on)
+        if (!v->desired_on) {
+                if (!reconcile_holds_all(l, v))
+                        log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "VM %s no longer runs on host %s (its claims "
+                                   "are gone); it stays off", v->name, v->host);
                 return record_power(t, v, VM_POWER_STOPPING);
+        }
         if (!link_up(l) || reconcile_holds_all(l, v))
                 return STEP_DONE; /* unknown while unreachable: as recorded */
         /* Its claims are gone (the host lost its state, or they were released unseen): it no longer runs.
