@@ -128,8 +128,7 @@ class Model:
 
     # ---- processes -------------------------------------------------------------------------------------
     def spawn(self, cmd, log, env=None):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env,
-                             start_new_session=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env)
         self.procs.append(p)
         return p
 
@@ -742,6 +741,8 @@ def tail(path, n):
 
 
 def main():
+    # meson's timeout (SIGTERM) and ^C end the run through the cleanup below: no daemon left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     m = Model()
     started = time.monotonic()
     ok = True
