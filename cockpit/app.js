@@ -75,7 +75,8 @@ function navigation(path, clusterUp) {
     nav.replaceChildren(...items);
 }
 
-function openHost(title, address) {
+/* vmNames: VM UUID -> name, from the aggregator's registry when the host is one of its hosts */
+function openHost(title, address, vmNames) {
     const options = busOptions(address);
     if (!options) {
         show(message(title, `The aggregator reaches this host by ${address}, which Cockpit cannot open; use gpupassctl -H or ` +
@@ -88,7 +89,7 @@ function openHost(title, address) {
         clients.push(client);
         return client;
     };
-    const page = new HostPage(connect, admin, title);
+    const page = new HostPage(connect, admin, title, vmNames || new Map());
     show(page.root);
     page.start().then(() => ready("host"), ex => {
         show(message(title, `No gpupass agent answers there (${ex.message}).`));
@@ -107,6 +108,15 @@ function route() {
     /* The cluster's objects are asked for at once, alongside whether the aggregator runs and whether the
      * session may act, not after them: the first render waits for the slowest of the three only. */
     const early = path.length === 0 ? ClusterPage.load(client) : null;
+    /* The aggregator going away or coming back (the bus's NameOwnerChanged): the default view starts over
+     * from what is there. */
+    if (path.length === 0) {
+        bus.subscribe({ path: "/org/freedesktop/DBus", interface: "org.freedesktop.DBus", member: "NameOwnerChanged", arg0: CLUSTER },
+                      () => {
+                          if (document.body.dataset.ready)
+                              route();
+                      });
+    }
     Promise.all([adminKnown, bus.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner", [CLUSTER])]).then(([allowed, [clusterUp]]) => {
         admin = allowed;
         document.body.dataset.admin = String(allowed);
@@ -115,16 +125,12 @@ function route() {
             openHost("This machine", null);
             return;
         }
-        /* The aggregator leaving or coming back: the page starts over from what is there. */
-        client.addEventListener("owner", (ev, owner) => {
-            if (owner === null && document.body.dataset.ready)
-                route();
-        });
         if (path[0] === "host") {
-            client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", "ListHosts", []).then(([hosts]) => {
+            const list = method => client.call("/org/gpupass/cluster1", "org.gpupass.cluster1.Manager", method, []);
+            Promise.all([list("ListHosts"), list("ListVms")]).then(([[hosts], [vms]]) => {
                 const host = hosts.find(x => x[0] === path[1]);
                 if (host)
-                    openHost("Host " + host[0], host[1]);
+                    openHost("Host " + host[0], host[1], new Map(vms.map(v => [v[0], v[1]])));
                 else
                     show(message("Unknown host", `The aggregator has no host named ${path[1]}.`));
             });

@@ -23,6 +23,29 @@ function unwrap(props) {
     return out;
 }
 
+/* sd_bus_path_encode(): [A-Za-z0-9] kept (not a leading digit), everything else _XX; "" is "_". */
+function pathEncode(s) {
+    if (s === "")
+        return "_";
+    let out = "";
+    for (let i = 0; i < s.length; i++) {
+        const c = s[i];
+        if (/[A-Za-z]/.test(c) || (i > 0 && /[0-9]/.test(c)))
+            out += c;
+        else
+            out += "_" + c.charCodeAt(0).toString(16).padStart(2, "0");
+    }
+    return out;
+}
+
+/* A ListVms entry as the Vm object's properties (Gpus aside: the page shows the GPUs a VM holds from the
+ * hosts' GPUs, whose owner it is). */
+function vmFromList([uuid, name, vcpus, memory, requests, affinity, power, host, flags]) {
+    return { Uuid: uuid, Name: name, Vcpus: vcpus, MemoryMiB: memory, GpuRequests: requests,
+             Affinity: affinity ? affinity.split(",") : [], Power: power, Host: host, Flags: flags,
+             NeedsReconfiguration: reconfigureModel(flags) !== "" };
+}
+
 function unwrapInterfaces(ifaces) {
     const out = {};
     for (const [name, props] of Object.entries(ifaces))
@@ -45,6 +68,8 @@ export class ClusterPage {
         this.hosts = new Map(); /* name -> Host properties */
         this.vms = new Map(); /* uuid -> Vm properties */
         this.gpus = new Map(); /* "host/address" -> a GPU as ListGpus gives it */
+        this.held = new Map(); /* VM UUID -> the keys of the GPUs it owns */
+        this.gpusOf = new Map(); /* host name -> the keys of its GPUs */
         this.loaded = false;
         this.buildTables();
         this.root = h("div", { class: "gp-cluster", id: "cluster-page" },
@@ -66,10 +91,11 @@ export class ClusterPage {
 
     /*
      * The objects and their signals, asked for before the page exists: the PropertiesChanged and
-     * ObjectManager signals first (matches in place before the call), then GetManagedObjects. A plain call and
-     * plain signals, not the bridge's watch: its property cache costs the bridge seconds for 2,000 VMs where
-     * the call costs a JSON conversion (README "Performance"). Signals that arrive before the answer are kept
-     * and applied after it, in order: each carries a value at least as new as the answer's.
+     * ObjectManager signals first (the matches are in place before the calls), then the objects' values:
+     * every Host's properties (GetAll) and the VMs from ListVms. Not GetManagedObjects: it reads the registry
+     * once per VM object (0.5-0.8 s for 2,000 VMs here, README "Performance"), ListVms once for all. Signals
+     * that arrive before the answers are kept and applied after them, in order: each carries a value at
+     * least as new as the answers'.
      */
     static load(client) {
         const early = { signals: [], take: null };
@@ -82,18 +108,24 @@ export class ClusterPage {
             client.subscribe({ path: ROOT, interface: OBJECT_MANAGER, member: "InterfacesRemoved" },
                              (path, iface, signal, [object, ifaces]) => deliver({ [object]: Object.fromEntries(ifaces.map(i => [i, null])) })),
         ];
-        early.objects = client.call(ROOT, OBJECT_MANAGER, "GetManagedObjects", [], { timeout: 600000 });
+        early.vms = client.call(ROOT, MANAGER, "ListVms", [], { timeout: 600000 });
+        early.hosts = client.call(ROOT, MANAGER, "ListHosts", []).then(([hosts]) => Promise.all(hosts.map(host => {
+            const path = ROOT + "/host/" + pathEncode(host[0]);
+            return client.call(path, PROPERTIES, "GetAll", [HOST]).then(([props]) => [path, unwrap(props)]);
+        })));
         return early;
     }
 
     /* Everything the page needs, then live: resolves once the first complete render is in the DOM. */
     start(early) {
         early = early || ClusterPage.load(this.client);
-        return early.objects.then(([objects]) => {
+        return Promise.all([early.hosts, early.vms]).then(([hosts, [vms]]) => {
             performance.mark("gpupass-data");
             const data = {};
-            for (const [path, ifaces] of Object.entries(objects))
-                data[path] = unwrapInterfaces(ifaces);
+            for (const [path, props] of hosts)
+                data[path] = { [HOST]: props };
+            for (const v of vms)
+                data[ROOT + "/vm/" + pathEncode(v[0])] = { [VM]: vmFromList(v) };
             this.onNotify(data);
             for (const signal of early.signals)
                 this.onNotify(signal);
@@ -143,25 +175,55 @@ export class ClusterPage {
             this.updateCounts();
     }
 
-    /* A host's GPUs, all of them (its Gpus property): rows of GPUs gone go, the others are updated. */
+    /* A host's GPUs, all of them (its Gpus property): rows of GPUs gone go, the others are updated; the VMs
+     * that gained or lost one get their GPUs cell redone. */
     setHostGpus(host, records) {
         const keys = new Set(records.map(gpuKey));
-        for (const [key, g] of this.gpus) {
-            if (g[0] === host && !keys.has(key)) {
+        const owners = new Set();
+        for (const key of this.gpusOf.get(host) || []) {
+            if (!keys.has(key)) {
+                this.own(this.gpus.get(key)[5], key, false, owners);
                 this.gpus.delete(key);
                 if (this.loaded)
                     this.gpuTable.remove(key);
             }
         }
+        this.gpusOf.set(host, keys);
         for (const g of records) {
             const key = gpuKey(g);
             const old = this.gpus.get(key);
             if (old && JSON.stringify(old) === JSON.stringify(g))
                 continue;
+            if (old)
+                this.own(old[5], key, false, owners);
+            this.own(g[5], key, true, owners);
             this.gpus.set(key, g);
             if (this.loaded)
                 this.gpuTable.update(key, g);
         }
+        for (const uuid of owners) {
+            if (this.loaded && this.vms.has(uuid))
+                this.vmTable.update(uuid, this.vms.get(uuid));
+        }
+    }
+
+    own(uuid, key, held, changed) {
+        if (!uuid)
+            return;
+        let set = this.held.get(uuid);
+        if (!set)
+            this.held.set(uuid, set = new Set());
+        if (held)
+            set.add(key);
+        else
+            set.delete(key);
+        changed.add(uuid);
+    }
+
+    /* The GPUs a VM holds now (addresses), from the hosts' GPUs whose owner it is. */
+    heldBy(uuid) {
+        const set = this.held.get(uuid);
+        return set ? [...set].sort().map(key => key.slice(key.indexOf("/") + 1)) : [];
     }
 
     /* Paths are "host/NAME" and "vm/UUID" through sd_bus_path_encode; the first notify of an object carries
@@ -247,7 +309,7 @@ export class ClusterPage {
             { field: "affinity", title: "Affinity", cell: vm => ({ text: (vm.Affinity || []).join(", "), value: (vm.Affinity || []).join(",") }) },
             { field: "power", title: "Power", cell: vm => ({ node: label(vm.Power, stateColor[vm.Power]), text: vm.Power, key: vm.Power }) },
             { field: "host", title: "Host", cell: vm => vm.Host },
-            { field: "gpus", title: "GPUs", cell: vm => (vm.Gpus || []).join(", ") },
+            { field: "gpus", title: "GPUs held", cell: vm => this.heldBy(vm.Uuid).join(", ") },
             { field: "flags", title: "Flags", cell: vm => this.vmFlags(vm) },
         ];
         if (this.admin)

@@ -15,8 +15,11 @@ const GPU = "org.gpupass.agent1.Gpu";
 const stateColor = { host: "green", vfio: "blue", claimed: "purple", missing: "red", unavailable: "red" };
 
 export class HostPage {
-    /* connect(): a new cockpit.dbus("org.gpupass.agent1", ...) for that host; admin: may act; title: its name */
-    constructor(connect, admin, title) {
+    /* connect(): a new cockpit.dbus("org.gpupass.agent1", ...) for that host; admin: may act; title: its name;
+     * vmNames: VM UUID -> name as the aggregator knew them when the page opened (an owner is shown by name, its
+     * UUID beside) */
+    constructor(connect, admin, title, vmNames) {
+        this.vmNames = vmNames;
         this.client = connect();
         this.managerClient = connect();
         this.admin = admin;
@@ -32,7 +35,8 @@ export class HostPage {
             { field: "companions", title: "Companions", cell: g => (g.Companions || []).join(", ") },
             { field: "driver", title: "Driver", cell: g => g.Driver || "none" },
             { field: "state", title: "State", cell: g => ({ node: label(g.State, stateColor[g.State]), text: g.State, key: g.State }) },
-            { field: "owner", title: "Owner VM", cell: g => g.Owner },
+            { field: "owner", title: "Owner VM", cell: g => ({ text: this.vmNames.has(g.Owner) ? `${this.vmNames.get(g.Owner)} (${g.Owner})` : g.Owner,
+                                                                value: g.Owner }) },
             { field: "problem", title: "Problem", cell: g => g.Problem },
         ];
         if (admin)

@@ -59,7 +59,7 @@ run_browser_test() {
                 "FAIL - "*) fail "${line#FAIL - }" ;;
                 *) echo "# $line" ;;
                 esac
-        done < <(TEST_DIR="$TEST_DIR" GPUPASS_SIMHOST="$GPUPASS_SIMHOST" PYTHONPATH="$GPUPASS_SOURCE_ROOT/tests/browser" \
+        done < <(export TEST_DIR GPUPASS_SIMHOST GPUPASS_CLUSTERD; PYTHONPATH="$GPUPASS_SOURCE_ROOT/tests/browser" \
                  "$PYTHON" -u "$1" 2>&1 && echo "exit status 0" || echo "exit status $?")
         [[ $last == "exit status 0" ]] || fail "$(basename "$1") ended with ${last#exit }"
 }

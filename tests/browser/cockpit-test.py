@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The gpupass Cockpit page in headless Chromium, against the simulated cluster test-cockpit.sh starts:
-the tables equal ListHosts/ListGpus/ListVms, actions from the page change what D-Bus says, refusals show
+the tables equal ListHosts/ListGpus/ListVms (a VM's GPUs: those ListGpus gives it as owner), actions from the page change what D-Bus says, refusals show
 their reasons where the action was taken, a reflash shows up live, and a non-admin session gets no action."""
 import os
+import signal
 import subprocess
 import time
 
@@ -49,15 +50,18 @@ def page_gpus(driver):
 
 
 def expected_vms(vms):
+    """ListVms, and the GPUs each VM holds: the addresses ListGpus gives it as owner."""
+    gpus = cluster("ListGpus")[0]
     return [{"name": v[1], "uuid": v[0], "vcpus": str(v[2]), "memory": str(v[3]), "requests": v[4],
-             "affinity": v[5], "power": v[6], "host": v[7], "flags": v[8]}
+             "affinity": v[5], "power": v[6], "host": v[7], "flags": v[8],
+             "gpus": ", ".join(sorted(g[1] for g in gpus if g[5] == v[0]))}
             for v in sorted(vms, key=lambda v: v[1])]
 
 
 def page_vms(driver):
     return [{"name": r["name"], "uuid": r["key"], "vcpus": r["vcpus"], "memory": r["memory"],
              "requests": r["requests"], "affinity": r["affinity"], "power": r["power"], "host": r["host"],
-             "flags": r["flags"]} for r in table(driver, "vms-card")]
+             "flags": r["flags"], "gpus": r["gpus"]} for r in table(driver, "vms-card")]
 
 
 def compare_tables(driver, what):
@@ -143,11 +147,11 @@ def admin_session(driver):
     wait(driver, "off", lambda: next(r for r in table(driver, "vms-card") if r["key"] == render)["power"] == "off", 5)
     simhost_ctl("beta", "remove", "0000:3b:00.1")
     simhost_ctl("beta", "remove", "0000:3b:00.0")
-    start = time.monotonic()
     simhost_ctl("beta", "add", "0000:3b:00.0", "vendor=0x10de", "device=0x13f2", "subsystem_vendor=0x10de",
                 "subsystem_device=0x115e", "class=0x030200", "revision=0xa1", "iommu_group=12", "driver=nouveau")
     simhost_ctl("beta", "add", "0000:3b:00.1", "vendor=0x10de", "device=0x0fbb", "class=0x040300", "iommu_group=12",
                 "driver=snd_hda_intel")
+    start = time.monotonic()  # the card is back, both functions (the ctl tool's own start-up is not counted)
 
     def reflashed():
         gpu = [r for r in table(driver, "gpus-card") if r["key"] == "beta/0000:3b:00.0"]
@@ -243,7 +247,7 @@ def screenshot_in_shell(driver, name, route, refuse_vm=None):
     own tab is not reloaded. refuse_vm: a VM whose power-on is refused there first, to show the alert."""
     main = driver.current_window_handle
     driver.switch_to.new_window("tab")
-    driver.set_window_size(1680, 1500)
+    driver.set_window_size(1680, 2000 if refuse_vm else 1100)
     try:
         driver.get(os.environ["COCKPIT_BASE_ROOT"] + "/gpupass" + route)
         frame = wait(driver, "frame", lambda: driver.find_element(By.CSS_SELECTOR, 'iframe[name="cockpit1:localhost/gpupass"]'), 30)
@@ -318,12 +322,34 @@ def host_without_aggregator(driver):
     check(free and row_button(driver, "host-gpus-card", free[0], "prepare") is not None, "root may prepare a free GPU there")
 
 
+def aggregator_restart(driver):
+    """The aggregator stops and another starts (same configuration and registry): the page follows both, without
+    a reload."""
+    check(open_page(driver, ROOT_URL, "cluster"), "the cluster page again")
+    driver.execute_script("window.notReloaded = true")
+    os.kill(int(os.environ["GPUPASS_TEST_CLUSTERD_PID"]), signal.SIGTERM)
+    check(wait(driver, "gone", lambda: driver.execute_script("return document.body.dataset.ready") == "host", 20),
+          "the aggregator stops: the page shows this machine's view")
+    env = {**os.environ, "CONFIGURATION_DIRECTORY": f"{TEST_DIR}/agg/etc", "STATE_DIRECTORY": f"{TEST_DIR}/agg/state"}
+    with open(f"{TEST_DIR}/agg.log", "a") as log:
+        clusterd = subprocess.Popen([os.environ["GPUPASS_CLUSTERD"]], env=env, stderr=log)
+    try:
+        check(wait(driver, "back", lambda: driver.execute_script("return document.body.dataset.ready") == "cluster"
+                   and len(table(driver, "vms-card")) == len(cluster("ListVms")[0]), 30),
+              "another aggregator starts: the cluster view is back, with every VM")
+        check(driver.execute_script("return window.notReloaded === true"), "without a reload")
+    finally:
+        clusterd.terminate()
+        clusterd.wait()
+
+
 def main():
     driver = chromium()
     try:
         admin_session(driver)
         unprivileged_session(driver)
         host_without_aggregator(driver)
+        aggregator_restart(driver)
     finally:
         errors = [e["message"] for e in browser_log(driver) if e["level"] == "SEVERE"]
         check(not errors, "no error in the browser's console", "; ".join(errors))

@@ -58,12 +58,31 @@ start_clusterd() {
         local name=$1 h; shift
         mkdir -p "$TEST_DIR/$name/etc"
         { printf '[Cluster]\nAdminGroup=gpupass\n'
-          for h in "$@"; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"; done
+          for h in "$@"; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"
+                  [ "${CLUSTER_RUNTIME:-none}" == none ] || libvirt_runtime "$h"; done
         } >"$TEST_DIR/$name/etc/clusterd.conf"
         run_clusterd "$name"
 }
+# CLUSTER_RUNTIME=libvirt: each host runs its VMs on libvirt's test driver, one file per host (its domains
+# live in the aggregator's connection; TEST_DIR/libvirt-inside.sock stops one "from inside": libvirt-inside.c).
+libvirt_runtime() { # host: its clusterd.conf runtime lines, and its test driver file
+        [ -e "$TEST_DIR/$1/libvirt.xml" ] || printf '<node/>\n' >"$TEST_DIR/$1/libvirt.xml"
+        printf 'Runtime=libvirt\nLibvirtUri=test://%s/%s/libvirt.xml\n' "$TEST_DIR" "$1"
+}
+libvirt_inside() { # verb host uuid -> libvirt's answer on the aggregator's own connection to that host's file
+        python3 - "$TEST_DIR/libvirt-inside.sock" "$1 test://$TEST_DIR/$2/libvirt.xml $3" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.recv(4096).decode().strip())
+EOP
+}
 run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_clusterd or the test), waits for its name
-        CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
+        local inside=()
+        [ "${CLUSTER_RUNTIME:-none}" == none ] || inside=("LD_PRELOAD=$GPUPASS_LIBVIRT_INSIDE"
+                                                           "GPUPASS_LIBVIRT_INSIDE_SOCKET=$TEST_DIR/libvirt-inside.sock")
+        env "${inside[@]}" CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
                 2>>"$TEST_DIR/$1.log" &
         CLUSTERD_PID[$1]=$!
         PIDS+=("$!")
