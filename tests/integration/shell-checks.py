@@ -35,7 +35,9 @@ for path in sorted(root.glob("tests/**/*.sh")):
         heredoc = re.search(r"<<-?\s*'?\"?(\w+)'?\"?", line)
         if heredoc and "<<<" not in line:
             in_heredoc = heredoc.group(1)
-        if negated.search(line):
+        # A "!" that continues a condition ("if [ ... ] &&" on the line before) is part of it.
+        continued = n > 1 and lines[n - 2].rstrip().endswith(("&&", "||", "|", "\\"))
+        if negated.search(line) and not continued:
             bare_negations.append(f"{rel}:{n}: {line.strip()}")
         if loop.search(line):
             # The loop's body: up to its "done" (or the same line for a one-line loop).
