@@ -163,7 +163,9 @@ int iommu_group_load(struct pci_access *pacc, int number, struct iommu_group **r
         if (r < 0)
                 return r;
 
-        qsort(g->members, g->n_members, sizeof(*g->members), compare_members);
+        /* A group whose members all went away (a surprise removal) has none: qsort() must not see NULL. */
+        if (g->n_members > 1)
+                qsort(g->members, g->n_members, sizeof(*g->members), compare_members);
         iommu_group_classify(g);
         *ret = TAKE_PTR(g);
         return 0;
