@@ -3,6 +3,7 @@
 # with a local session on 127.0.0.1, and the Python driver of headless Chromium (browser.py).
 # python3-selenium is Debian's: its python3, not whichever python3 comes first in PATH.
 PYTHON=${GPUPASS_PYTHON:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree (browser.py is imported from there)
 COCKPIT_WS=${GPUPASS_COCKPIT_WS:-/usr/lib/cockpit/cockpit-ws}
 
 install_package() { # the package as meson installs it, in $TEST_DIR/xdg/cockpit/gpupass (readable by nobody)

@@ -64,6 +64,7 @@ for round in $rounds; do
         assert_contains "$out" "other: no free $V100" "round $round: other named for its GPUs"
         assert_not_contains "$out" "unreachable" "round $round: no host that is up is called unreachable"
         cluster ExitHostMaintenance s volta >/dev/null || fail "round $round: Exit"
+        # wait_vms matches a fixed string (wait.sh): each VM with its own count.
         for vm in "wide 2" "narrow-1 1" "narrow-2 1"; do
                 set -- $vm
                 wait_vms "\"$1\" 2 4096 \"$2:$V100\" \"\" \"on\"" || true

@@ -17,10 +17,10 @@ start_libvirtd() { # a session libvirtd as nobody, with its home and runtime dir
                 XDG_RUNTIME_DIR="$LVD/run" libvirtd >>"$TEST_DIR/libvirtd.log" 2>&1 &
         LIBVIRTD_PID=$!
         PIDS+=("$LIBVIRTD_PID")
-        virsh_lists() { virsh -q -c "$URI" list >/dev/null 2>&1; }
-        wait_until --while "$LIBVIRTD_PID" 20 "libvirtd at $URI" virsh_lists && return 0
+        wait_until --while "$LIBVIRTD_PID" 20 "libvirtd to answer on $URI" libvirt_answers && return 0
         echo "libvirtd did not start:"; cat "$TEST_DIR/libvirtd.log"; exit 1
 }
+libvirt_answers() { virsh -q -c "$URI" list >/dev/null 2>&1; }
 domstate() { virsh -q -c "$URI" domstate "$1" 2>&1 | head -1; } # uuid -> what libvirtd says
 vm_state() { # uuid property -> the Vm object's value, without the type
         local p
@@ -63,6 +63,7 @@ wait_host beta && pass "beta up (its agent)" || fail "beta: $(cluster ListHosts)
 h=$(cluster CreateVm sut slow 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow "1:NVIDIA Tesla M60" >/dev/null
 cluster SetVmAffinity sas slow 1 beta
+SENDARGS=(string:slow)
 cexpect org.gpupass.Error.RuntimeFailed "libvirt at $HUNG is not connected yet" -- PowerOn s slow
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "slow's claim on beta released"
 wait_state "$h" RuntimeState connecting && pass "slow's RuntimeState: connecting" || fail "RuntimeState: $(vm_state "$h" RuntimeState)"
@@ -77,7 +78,7 @@ wait_state "$u" RuntimeState running && pass "RuntimeState running" || fail "Run
 # Stopped by another libvirt client: the lifecycle event comes over the socket, the VM is off.
 virsh -q -c "$URI" destroy "$u" >/dev/null
 wait_state "$u" Power off && pass "virsh destroy: web is off" || fail "Power: $(vm_state "$u" Power)"
-wait_until 20 "alpha's agent to release the M60" output_is '""' host_owner alpha 0000:3b:00.0 || true
+wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0 || true
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim released"
 
 # libvirtd goes away: the link is unreachable (close callback); a PowerOff cannot stop the domain and says so.
@@ -86,6 +87,7 @@ kill "$LIBVIRTD_PID"; wait "$LIBVIRTD_PID" 2>/dev/null || true
 wait_state "$u" RuntimeState unreachable && pass "libvirtd gone: RuntimeState unreachable" ||
         fail "RuntimeState: $(vm_state "$u" RuntimeState)"
 wait_for_log "$LOG" "libvirt at $URI (host alpha) is unreachable" && pass "the log says why" || fail "no unreachable in the log"
+SENDARGS=(string:web)
 cexpect org.gpupass.Error.HostUnreachable "is unreachable: the domain of VM web cannot be stopped now" -- PowerOff s web
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "its GPU stays claimed while the domain may run"
 
@@ -93,7 +95,7 @@ assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "its GPU stays claimed w
 start_libvirtd
 wait_for_log "$LOG" "libvirt at $URI (host alpha) is connected" && pass "reconnected" || fail "no reconnection"
 wait_state "$u" Power off && pass "once libvirt answers again the PowerOff goes on: web off" || fail "Power: $(vm_state "$u" Power)"
-wait_until 20 "alpha's agent to release the M60" output_is '""' host_owner alpha 0000:3b:00.0 || true
+wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0 || true
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim released once libvirt said no domain runs"
 assert_eq 'sas "alpha" 1 "0000:3b:00.0"' "$(cluster PowerOn s web 2>&1)" "web powered on again over the new connection"
 assert_eq running "$(domstate "$u")" "its domain runs in the new libvirtd"

@@ -23,11 +23,11 @@ vm_path() { # uuid -> its object path (sd_bus_path_encode)
 vm_prop() { # uuid property -> value as busctl prints it, without the type
         busctl --system get-property org.gpupass.cluster1 "$(vm_path "$1")" org.gpupass.cluster1.Vm "$2" | sed 's/^[a-z]* //'
 }
-wait_runtime() { # uuid state: the Vm object's RuntimeState, up to 20 s
-        wait_until 20 "RuntimeState of $1 to be $2" output_is "\"$2\"" vm_prop "$1" RuntimeState
+wait_runtime() { # uuid state: the Vm object's RuntimeState, up to 10 s
+        wait_until 10 "RuntimeState of $1 to be $2" output_is "\"$2\"" vm_prop "$1" RuntimeState
 }
-wait_released() { # uuid: neither GPU function claimed at alpha's agent (its own word), up to 20 s
-        wait_until 20 "alpha's agent to release the M60" output_is '""' host_owner alpha 0000:3b:00.0
+wait_released() { # uuid: neither GPU function claimed at alpha's agent (its own word), up to 10 s
+        wait_until 10 "alpha's 0000:3b:00.0 to be released" output_is '""' host_owner alpha 0000:3b:00.0
 }
 xml_of() { cluster GetVmDomainXml s "$1"; }
 
@@ -51,7 +51,7 @@ for line in open(sys.argv[1]):
         changed = m["payload"]["data"][1]
         if "RuntimeState" in changed: print(changed["RuntimeState"]["data"])' "$TEST_DIR/cmon.log" "$(vm_path "$u")"
 }
-wait_until 20 "PropertiesChanged RuntimeState running" output_has running pc_runtime || true
+wait_until 5 "PropertiesChanged with RuntimeState running" output_has running pc_runtime || true
 assert_eq running "$(pc_runtime)" "PropertiesChanged announced RuntimeState running (emits-change says the truth)"
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "the agent holds the M60 for web"
 xml=$(xml_of web)
@@ -66,7 +66,7 @@ cluster PowerOff s web
 assert_eq none "$(inside state "$u")" "PowerOff stopped the domain (a transient domain is gone)"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "and released the M60 at the agent"
 wait_runtime "$u" "shut off" && pass "Vm.RuntimeState shut off" || fail "RuntimeState: $(vm_prop "$u" RuntimeState)"
-wait_until 20 "PropertiesChanged RuntimeState shut off" output_has "shut off" pc_runtime || true
+wait_until 5 "PropertiesChanged with RuntimeState shut off" output_has "shut off" pc_runtime || true
 assert_eq "running
 shut off" "$(pc_runtime)" "and then shut off"
 
@@ -84,6 +84,7 @@ wait_for_log "$LOG" "VM web: its domain on host alpha stopped (destroyed)" && pa
 # Bad templates: InvalidArgument naming what is wrong, the registry unchanged.
 before=$(xml_of web)
 bad_template() { # xml what
+        SENDARGS=(string:web "string:$1")
         cexpect org.gpupass.Error.InvalidArgument "$2" -- SetVmDomainTemplate ss web "$1"
         assert_eq "$before" "$(xml_of web)" "the registry keeps its domain after a refused template ($2)"
 }
@@ -96,6 +97,7 @@ bad_template "<domain type='kvm'><devices><hostdev mode='subsystem' type='pci' m
 cluster SetVmDomainTemplate ss web "<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
 <disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk>
 <disk type='file' device='disk'><source file='/var/lib/b.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
+SENDARGS=(string:web)
 cexpect org.gpupass.Error.RuntimeFailed "target 'vda' duplicated" -- PowerOn s web
 assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" "web stays off"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim was released"
@@ -166,7 +168,7 @@ cluster PowerOn s web >/dev/null
 assert_eq ok "$(inside crash "$u")" "web's guest crashes again"
 wait_for_log "$LOG" "VM web: its domain does not run on host alpha; starting it again" &&
         pass "OnCrash=restart: its domain is started again" || fail "no restart in the log"
-wait_until 20 "libvirt to run web again" output_is running inside state "$u" || true
+wait_until 10 "web's domain to run again" output_is running inside state "$u" || true
 assert_eq running "$(inside state "$u")" "libvirt runs it again"
 assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"on\" \"alpha\"" "web stays on"
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "with its claim"

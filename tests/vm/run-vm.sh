@@ -42,9 +42,11 @@ boot() {
         done
         local extra=()
         if [ $init == systemd ]; then
-                if [ ! -d "$results/systemd-tree" ] &&
-                   ! bash "$here/systemd-tree.sh" "$results/systemd-tree" "$build" >"$results/install.log" 2>&1; then
-                        echo "# systemd-tree.sh (meson install --destdir) failed:"; sed 's/^/#   /' "$results/install.log"
+                if [ ! -d "$results/systemd-tree" ]; then
+                        bash "$here/systemd-tree.sh" "$results/systemd-tree" "$build" >"$results/install.log" 2>&1 || {
+                                echo "# systemd-tree.sh (meson install --destdir) failed:"
+                                sed 's/^/#   /' "$results/install.log"
+                        }
                 fi
                 extra=(-device pcie-root-port,id=rp2,bus=pcie.0,addr=0x6,slot=2 -device cirrus-vga,bus=rp2
                        -device pcie-root-port,id=rp3,bus=pcie.0,addr=0x7,slot=3)
