@@ -63,7 +63,6 @@ wait_host beta && pass "beta up (its agent)" || fail "beta: $(cluster ListHosts)
 h=$(cluster CreateVm sut slow 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow "1:NVIDIA Tesla M60" >/dev/null
 cluster SetVmAffinity sas slow 1 beta
-SENDARGS=(string:slow)
 cexpect org.gpupass.Error.RuntimeFailed "libvirt at $HUNG is not connected yet" -- PowerOn s slow
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "slow's claim on beta released"
 wait_state "$h" RuntimeState connecting && pass "slow's RuntimeState: connecting" || fail "RuntimeState: $(vm_state "$h" RuntimeState)"
@@ -87,7 +86,6 @@ kill "$LIBVIRTD_PID"; wait "$LIBVIRTD_PID" 2>/dev/null || true
 wait_state "$u" RuntimeState unreachable && pass "libvirtd gone: RuntimeState unreachable" ||
         fail "RuntimeState: $(vm_state "$u" RuntimeState)"
 wait_for_log "$LOG" "libvirt at $URI (host alpha) is unreachable" && pass "the log says why" || fail "no unreachable in the log"
-SENDARGS=(string:web)
 cexpect org.gpupass.Error.HostUnreachable "is unreachable: the domain of VM web cannot be stopped now" -- PowerOff s web
 assert_contains "$(host_owner alpha 0000:3b:00.0)" "$u" "its GPU stays claimed while the domain may run"
 

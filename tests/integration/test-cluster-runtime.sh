@@ -84,7 +84,6 @@ wait_for_log "$LOG" "VM web: its domain on host alpha stopped (destroyed)" && pa
 # Bad templates: InvalidArgument naming what is wrong, the registry unchanged.
 before=$(xml_of web)
 bad_template() { # xml what
-        SENDARGS=(string:web "string:$1")
         cexpect org.gpupass.Error.InvalidArgument "$2" -- SetVmDomainTemplate ss web "$1"
         assert_eq "$before" "$(xml_of web)" "the registry keeps its domain after a refused template ($2)"
 }
@@ -97,7 +96,6 @@ bad_template "<domain type='kvm'><devices><hostdev mode='subsystem' type='pci' m
 cluster SetVmDomainTemplate ss web "<domain type='test'><description>kept</description><os><type>hvm</type></os><devices>
 <disk type='file' device='disk'><source file='/var/lib/a.img'/><target dev='vda' bus='virtio'/></disk>
 <disk type='file' device='disk'><source file='/var/lib/b.img'/><target dev='vda' bus='virtio'/></disk></devices></domain>"
-SENDARGS=(string:web)
 cexpect org.gpupass.Error.RuntimeFailed "target 'vda' duplicated" -- PowerOn s web
 assert_contains "$(cluster ListVms)" "\"web\" 2 1024 \"1:NVIDIA Tesla M60\" \"\" \"off\"" "web stays off"
 assert_eq '""' "$(host_owner alpha 0000:3b:00.0)" "its claim was released"
