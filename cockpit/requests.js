@@ -9,29 +9,34 @@ export function parseRequests(text) {
     const out = [];
     for (const part of (text || "").split(";")) {
         const s = part.trim();
-        if (!s)
-            continue;
+        if (!s) continue;
         if (s.startsWith("=")) {
             const slash = s.indexOf("/");
             out.push({ host: s.slice(1, slash), address: s.slice(slash + 1) });
             continue;
         }
         const colon = s.indexOf(":");
-        out.push({ count: Number(s.slice(0, colon)), models: s.slice(colon + 1).split("|").filter(m => m) });
+        out.push({
+            count: Number(s.slice(0, colon)),
+            models: s
+                .slice(colon + 1)
+                .split("|")
+                .filter(m => m),
+        });
     }
     return out;
 }
 
 export function formatRequests(requests) {
-    return requests.map(r => r.host !== undefined ? `=${r.host}/${r.address}`
-                                                  : `${r.count}:${r.models.join("|")}`).join(";");
+    return requests
+        .map(r => (r.host !== undefined ? `=${r.host}/${r.address}` : `${r.count}:${r.models.join("|")}`))
+        .join(";");
 }
 
 /* The model a reconfigure flag names ("reconfigure:MODEL;restart:HOST" -> MODEL), or "". */
 export function reconfigureModel(flags) {
     for (const f of (flags || "").split(";")) {
-        if (f.startsWith("reconfigure:"))
-            return f.slice("reconfigure:".length);
+        if (f.startsWith("reconfigure:")) return f.slice("reconfigure:".length);
     }
     return "";
 }

@@ -9,20 +9,14 @@
 export function h(tag, attrs, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
-        if (v === undefined || v === null || v === false)
-            continue;
-        if (k === "dataset")
-            Object.assign(e.dataset, v);
-        else if (k.startsWith("on"))
-            e.addEventListener(k.slice(2), v);
-        else if (k === "class")
-            e.className = v;
-        else
-            e.setAttribute(k, v === true ? "" : v);
+        if (v === undefined || v === null || v === false) continue;
+        if (k === "dataset") Object.assign(e.dataset, v);
+        else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+        else if (k === "class") e.className = v;
+        else e.setAttribute(k, v === true ? "" : v);
     }
     for (const c of children.flat()) {
-        if (c === undefined || c === null || c === false)
-            continue;
+        if (c === undefined || c === null || c === false) continue;
         e.append(c instanceof Node ? c : String(c));
     }
     return e;
@@ -30,8 +24,7 @@ export function h(tag, attrs, ...children) {
 
 export function mib(n) {
     const v = Number(n);
-    if (v >= 1024)
-        return (v / 1024).toLocaleString("en-US", { maximumFractionDigits: 1 }) + " GiB";
+    if (v >= 1024) return (v / 1024).toLocaleString("en-US", { maximumFractionDigits: 1 }) + " GiB";
     return v.toLocaleString("en-US") + " MiB";
 }
 
@@ -45,7 +38,8 @@ export function button(text, attrs, onclick) {
 }
 
 /*
- * A table whose rows are kept by key. columns: [{ field, title, cell(item) -> string | Node | { text, value, node, key } }].
+ * A table whose rows are kept by key.
+ * columns: [{ field, title, cell(item) -> string | Node | { text, value, node, key } }].
  * Cells are compared with what they showed last, so an update writes only what changed. Each cell carries
  * data-field (and data-value when the text is formatted) for tests and scripts.
  *
@@ -65,49 +59,106 @@ export class KeyedTable {
         this.items = new Map(); /* key -> item */
         this.order = []; /* keys, sorted by compare */
         this.shown = []; /* keys of the rows in the DOM */
-        this.rows = new Map(); /* key -> { tr, item, cells: [{ td, shown }], after } for the rows in the DOM */
+        this.rows =
+            new Map(); /* key -> { tr, item, cells: [{ td, shown }], after } for the rows in the DOM */
         this.tbody = h("tbody");
         this.emptyRow = h("tr", { class: "gp-empty" }, h("td", { colspan: columns.length }, empty || "None"));
-        this.table = h("table", { class: "gp-table" },
-                       h("thead", null, h("tr", null, columns.map(c => h("th", { dataset: { field: c.field } }, c.title)))),
-                       this.tbody);
+        this.table = h(
+            "table",
+            { class: "gp-table" },
+            h(
+                "thead",
+                null,
+                h(
+                    "tr",
+                    null,
+                    columns.map(c => h("th", { dataset: { field: c.field } }, c.title)),
+                ),
+            ),
+            this.tbody,
+        );
         this.pagination = this.buildPagination(id);
-        this.filterInput = search ? h("input", { type: "search", class: "gp-filter", placeholder: "Filter",
-                                                 "aria-label": "Filter", id: id ? id + "-filter" : undefined,
-                                                 oninput: () => { this.filter = this.filterInput.value.trim().toLowerCase(); this.page = 0; this.render() } })
+        this.filterInput = search
+            ? h("input", {
+                  type: "search",
+                  class: "gp-filter",
+                  placeholder: "Filter",
+                  "aria-label": "Filter",
+                  id: id ? id + "-filter" : undefined,
+                  oninput: () => {
+                      this.filter = this.filterInput.value.trim().toLowerCase();
+                      this.page = 0;
+                      this.render();
+                  },
+              })
             : null;
         this.tbody.append(this.emptyRow);
     }
 
     buildPagination(id) {
         this.rangeText = h("span", { class: "gp-pagination-range" });
-        this.prevButton = h("button", { type: "button", class: "gp-btn gp-btn-plain", "aria-label": "Previous page",
-                                        onclick: () => { this.page--; this.render() } }, "\u2039");
-        this.nextButton = h("button", { type: "button", class: "gp-btn gp-btn-plain", "aria-label": "Next page",
-                                        onclick: () => { this.page++; this.render() } }, "\u203a");
-        const perPage = h("select", { "aria-label": "Per page", onchange: () => { this.pageSize = Number(perPage.value); this.page = 0; this.render() } },
-                          [20, 50, 100, 500].map(n => h("option", { value: n, selected: n === this.pageSize }, `${n} per page`)));
-        return h("div", { class: "gp-pagination", id: id ? id + "-pagination" : undefined },
-                 this.rangeText, perPage, this.prevButton, this.nextButton);
+        this.prevButton = h(
+            "button",
+            {
+                type: "button",
+                class: "gp-btn gp-btn-plain",
+                "aria-label": "Previous page",
+                onclick: () => {
+                    this.page--;
+                    this.render();
+                },
+            },
+            "\u2039",
+        );
+        this.nextButton = h(
+            "button",
+            {
+                type: "button",
+                class: "gp-btn gp-btn-plain",
+                "aria-label": "Next page",
+                onclick: () => {
+                    this.page++;
+                    this.render();
+                },
+            },
+            "\u203a",
+        );
+        const perPage = h(
+            "select",
+            {
+                "aria-label": "Per page",
+                onchange: () => {
+                    this.pageSize = Number(perPage.value);
+                    this.page = 0;
+                    this.render();
+                },
+            },
+            [20, 50, 100, 500].map(n =>
+                h("option", { value: n, selected: n === this.pageSize }, `${n} per page`),
+            ),
+        );
+        return h(
+            "div",
+            { class: "gp-pagination", id: id ? id + "-pagination" : undefined },
+            this.rangeText,
+            perPage,
+            this.prevButton,
+            this.nextButton,
+        );
     }
 
     static render(cell, td, shown) {
         let text, value, node;
-        if (cell instanceof Node)
-            node = cell;
-        else if (cell !== null && typeof cell === "object")
-            ({ text, value, node } = cell);
-        else
-            text = cell === undefined || cell === null ? "" : String(cell);
+        if (cell instanceof Node) node = cell;
+        else if (cell !== null && typeof cell === "object") ({ text, value, node } = cell);
+        else text = cell === undefined || cell === null ? "" : String(cell);
         /* A column that builds nodes names what they depend on (key); without one they are rebuilt each time. */
-        const key = (text ?? "") + "\u0000" + (value ?? "") + "\u0000" + (node ? (cell.key ?? Math.random()) : "");
-        if (key === shown)
-            return shown;
+        const key =
+            (text ?? "") + "\u0000" + (value ?? "") + "\u0000" + (node ? (cell.key ?? Math.random()) : "");
+        if (key === shown) return shown;
         td.replaceChildren(node || text);
-        if (value !== undefined)
-            td.dataset.value = value;
-        else
-            delete td.dataset.value;
+        if (value !== undefined) td.dataset.value = value;
+        else delete td.dataset.value;
         return key;
     }
 
@@ -117,14 +168,20 @@ export class KeyedTable {
             cell.shown = KeyedTable.render(c.cell(row.item), cell.td, cell.shown);
         });
         const cls = this.rowClass ? this.rowClass(row.item) : "";
-        if (row.tr.className !== cls)
-            row.tr.className = cls;
+        if (row.tr.className !== cls) row.tr.className = cls;
     }
 
     makeRow(key, item) {
         const tr = h("tr", { dataset: { key } });
-        const row = { tr, item, after: null,
-                      cells: this.columns.map(c => ({ td: h("td", { dataset: { field: c.field, label: c.title } }), shown: null })) };
+        const row = {
+            tr,
+            item,
+            after: null,
+            cells: this.columns.map(c => ({
+                td: h("td", { dataset: { field: c.field, label: c.title } }),
+                shown: null,
+            })),
+        };
         tr.append(...row.cells.map(c => c.td));
         this.fill(row);
         return row;
@@ -145,8 +202,7 @@ export class KeyedTable {
         for (const [key, row] of this.rows) {
             if (!keep.has(key)) {
                 row.tr.remove();
-                if (row.after)
-                    row.after.remove();
+                if (row.after) row.after.remove();
                 this.rows.delete(key);
             }
         }
@@ -163,16 +219,15 @@ export class KeyedTable {
             }
             if (frag) {
                 frag.append(row.tr);
-                if (row.after)
-                    frag.append(row.after);
+                if (row.after) frag.append(row.after);
             }
         }
-        if (frag)
-            this.tbody.replaceChildren(frag);
-        if (keys.length === 0)
-            this.tbody.replaceChildren(this.emptyRow);
+        if (frag) this.tbody.replaceChildren(frag);
+        if (keys.length === 0) this.tbody.replaceChildren(this.emptyRow);
         this.shown = keys;
-        this.rangeText.textContent = visible.length ? `${first + 1} - ${first + keys.length} of ${visible.length}` : "0 of 0";
+        this.rangeText.textContent = visible.length
+            ? `${first + 1} - ${first + keys.length} of ${visible.length}`
+            : "0 of 0";
         this.prevButton.disabled = this.page === 0;
         this.nextButton.disabled = this.page >= pages - 1;
         this.pagination.hidden = visible.length <= 20 && this.pageSize >= 20;
@@ -181,22 +236,22 @@ export class KeyedTable {
     /* Every item at once (first load, or a list call's answer). */
     replaceAll(items, keyOf) {
         this.items = new Map();
-        for (const item of items)
-            this.items.set(keyOf(item), item);
-        this.order = [...this.items.keys()].sort((a, b) => this.compare(this.items.get(a), this.items.get(b)));
+        for (const item of items) this.items.set(keyOf(item), item);
+        this.order = [...this.items.keys()].sort((a, b) =>
+            this.compare(this.items.get(a), this.items.get(b)),
+        );
         this.render();
     }
 
     /* Where key belongs in order (binary search), the item being in items already. */
     position(key) {
         const item = this.items.get(key);
-        let lo = 0, hi = this.order.length;
+        let lo = 0,
+            hi = this.order.length;
         while (lo < hi) {
             const mid = (lo + hi) >> 1;
-            if (this.compare(this.items.get(this.order[mid]), item) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
+            if (this.compare(this.items.get(this.order[mid]), item) < 0) lo = mid + 1;
+            else hi = mid;
         }
         return lo;
     }
@@ -218,15 +273,13 @@ export class KeyedTable {
             this.render();
             return;
         }
-        if (old)
-            this.order.splice(this.order.indexOf(key), 1);
+        if (old) this.order.splice(this.order.indexOf(key), 1);
         this.order.splice(this.position(key), 0, key);
         this.render();
     }
 
     remove(key) {
-        if (!this.items.has(key))
-            return;
+        if (!this.items.has(key)) return;
         this.items.delete(key);
         this.order.splice(this.order.indexOf(key), 1);
         this.render();
@@ -234,23 +287,23 @@ export class KeyedTable {
 
     /* Refresh cells computed from other tables (a VM's name in a GPU's Owner column). */
     refill() {
-        for (const row of this.rows.values())
-            this.fill(row);
+        for (const row of this.rows.values()) this.fill(row);
     }
 
     /* An alert row right under the row whose action failed; replaced by the next one, dismissable. */
     alertUnder(key, node) {
         const row = this.rows.get(key);
-        if (!row)
-            return;
-        if (row.after)
-            row.after.remove();
+        if (!row) return;
+        if (row.after) row.after.remove();
         const close = button("\u00d7", { class: "gp-btn gp-btn-plain", "aria-label": "Dismiss" }, () => {
             row.after.remove();
             row.after = null;
         });
-        row.after = h("tr", { class: "gp-alert-row", dataset: { alertFor: key } },
-                      h("td", { colspan: this.columns.length }, node, close));
+        row.after = h(
+            "tr",
+            { class: "gp-alert-row", dataset: { alertFor: key } },
+            h("td", { colspan: this.columns.length }, node, close),
+        );
         row.tr.after(row.after);
     }
 
@@ -270,21 +323,34 @@ export class KeyedTable {
  */
 export function errorAlert(ex, hostNames) {
     const name = (ex && ex.name) || (ex && ex.problem) || "Error";
-    const shortName = name.replace(/^org\.gpupass\.Error\./, "").replace(/^org\.freedesktop\.DBus\.Error\./, "");
+    const shortName = name
+        .replace(/^org\.gpupass\.Error\./, "")
+        .replace(/^org\.freedesktop\.DBus\.Error\./, "");
     const message = (ex && ex.message) || String(ex);
     const body = h("div", { class: "gp-alert-body" });
     const stays = message.indexOf("it stays off.");
     if (shortName === "NoHostAvailable" && stays >= 0) {
         const head = message.slice(0, stays + "it stays off.".length);
         const items = splitHostReasons(message.slice(head.length), hostNames || []);
-        body.append(h("p", null, head), h("ul", { class: "gp-reasons" },
-                                           items.map(([host, why]) => h("li", { dataset: { host } },
-                                                                         h("strong", null, host), ": ", why))));
+        body.append(
+            h("p", null, head),
+            h(
+                "ul",
+                { class: "gp-reasons" },
+                items.map(([host, why]) =>
+                    h("li", { dataset: { host } }, h("strong", null, host), ": ", why),
+                ),
+            ),
+        );
     } else {
         body.append(h("p", null, message));
     }
-    return h("div", { class: "gp-alert gp-alert-danger", role: "alert", dataset: { error: name } },
-             h("p", { class: "gp-alert-title" }, shortName), body);
+    return h(
+        "div",
+        { class: "gp-alert gp-alert-danger", role: "alert", dataset: { error: name } },
+        h("p", { class: "gp-alert-title" }, shortName),
+        body,
+    );
 }
 
 export function splitHostReasons(text, hostNames) {
@@ -292,10 +358,8 @@ export function splitHostReasons(text, hostNames) {
     const names = new Set(hostNames);
     for (const part of text.split(";")) {
         const m = part.match(/^\s*([A-Za-z0-9_.-]+): (.*)$/s);
-        if (m && (names.has(m[1]) || names.size === 0))
-            out.push([m[1], m[2].trim()]);
-        else if (out.length && part.trim())
-            out[out.length - 1][1] += ";" + part;
+        if (m && (names.has(m[1]) || names.size === 0)) out.push([m[1], m[2].trim()]);
+        else if (out.length && part.trim()) out[out.length - 1][1] += ";" + part;
     }
     return out;
 }
@@ -306,13 +370,28 @@ export function splitHostReasons(text, hostNames) {
  */
 export function dialog(title, body, primaryText, primary, { danger } = {}) {
     const alertBox = h("div", { class: "gp-dialog-alert" });
-    const ok = h("button", { type: "submit", class: "gp-btn " + (danger ? "gp-btn-danger" : "gp-btn-primary"),
-                             dataset: { action: "dialog-ok" } }, primaryText);
-    const cancel = h("button", { type: "button", class: "gp-btn gp-btn-link", dataset: { action: "dialog-cancel" } },
-                     "Cancel");
-    const form = h("form", { method: "dialog", class: "gp-dialog-form" },
-                   h("header", null, h("h2", null, title)), h("div", { class: "gp-dialog-body" }, body), alertBox,
-                   h("footer", null, ok, cancel));
+    const ok = h(
+        "button",
+        {
+            type: "submit",
+            class: "gp-btn " + (danger ? "gp-btn-danger" : "gp-btn-primary"),
+            dataset: { action: "dialog-ok" },
+        },
+        primaryText,
+    );
+    const cancel = h(
+        "button",
+        { type: "button", class: "gp-btn gp-btn-link", dataset: { action: "dialog-cancel" } },
+        "Cancel",
+    );
+    const form = h(
+        "form",
+        { method: "dialog", class: "gp-dialog-form" },
+        h("header", null, h("h2", null, title)),
+        h("div", { class: "gp-dialog-body" }, body),
+        alertBox,
+        h("footer", null, ok, cancel),
+    );
     const d = h("dialog", { class: "gp-dialog" }, form);
     cancel.addEventListener("click", () => d.close());
     d.addEventListener("close", () => d.remove());
@@ -321,10 +400,12 @@ export function dialog(title, body, primaryText, primary, { danger } = {}) {
         ok.disabled = true;
         alertBox.replaceChildren();
         Promise.resolve()
-                .then(() => primary(d))
-                .then(() => d.close())
-                .catch(ex => alertBox.replaceChildren(errorAlert(ex, dialog.hostNames)))
-                .finally(() => { ok.disabled = false });
+            .then(() => primary(d))
+            .then(() => d.close())
+            .catch(ex => alertBox.replaceChildren(errorAlert(ex, dialog.hostNames)))
+            .finally(() => {
+                ok.disabled = false;
+            });
     });
     document.body.append(d);
     d.showModal();
@@ -337,9 +418,11 @@ export function actionButton(text, attrs, run, onError) {
     const b = button(text, attrs, () => {
         b.disabled = true;
         Promise.resolve()
-                .then(run)
-                .catch(onError)
-                .finally(() => { b.disabled = false });
+            .then(run)
+            .catch(onError)
+            .finally(() => {
+                b.disabled = false;
+            });
     });
     return b;
 }

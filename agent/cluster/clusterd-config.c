@@ -37,6 +37,49 @@ static struct host_config *find_or_add_host(struct clusterd_config *c, const cha
         return t;
 }
 
+/* The [Cluster] keys of the VM runtime: ShutdownTimeoutSec= (whole seconds, at most a day), OnCrash=. */
+static int runtime_cluster_key(struct clusterd_config *c, const char *name, const char *value) {
+        if (strcmp(name, "ShutdownTimeoutSec") == 0) {
+                char *end;
+                unsigned long n;
+
+                errno = 0;
+                n = strtoul(value, &end, 10);
+                if (errno != 0 || end == value || *end || *value == '-' || n == 0 || n > 86400)
+                        return 0;
+                c->shutdown_timeout_usec = n * 1000000ULL;
+                return 1;
+        }
+        if (strcmp(name, "OnCrash") == 0 && (strcmp(value, "off") == 0 || strcmp(value, "restart") == 0)) {
+                c->restart_on_crash = strcmp(value, "restart") == 0;
+                return 1;
+        }
+        return 0;
+}
+
+/* A [Host NAME] key: Address= (once), Runtime=none|libvirt, LibvirtUri=. */
+static int host_key(struct clusterd_config *c, const char *host, const char *name, const char *value) {
+        struct host_config *h;
+        char **field;
+
+        if (!host_name_is_valid(host) || !*value)
+                return 0;
+        h = find_or_add_host(c, host);
+        if (!h)
+                return 0;
+        if (strcmp(name, "Runtime") == 0) {
+                if (strcmp(value, "none") != 0 && strcmp(value, "libvirt") != 0)
+                        return 0;
+                h->runtime_set = strcmp(value, "libvirt") == 0;
+                return 1;
+        }
+        field = strcmp(name, "Address") == 0 ? &h->address : strcmp(name, "LibvirtUri") == 0 ? &h->libvirt_uri : NULL;
+        if (!field || *field)
+                return 0; /* unknown, or given twice */
+        *field = strdup(value);
+        return *field != NULL;
+}
+
 /* inih: nonzero means the line was fine. Unknown sections and keys are errors. */
 static int config_handler(void *user, const char *section, const char *name, const char *value) {
         struct clusterd_config *c = user;
@@ -46,18 +89,24 @@ static int config_handler(void *user, const char *section, const char *name, con
                 c->admin_group = strdup(value);
                 return c->admin_group != NULL;
         }
-        if (strncmp(section, "Host ", 5) == 0 && strcmp(name, "Address") == 0 && *value) {
-                struct host_config *h;
-
-                if (!host_name_is_valid(section + 5))
-                        return 0;
-                h = find_or_add_host(c, section + 5);
-                if (!h || h->address)
-                        return 0; /* one address per host */
-                h->address = strdup(value);
-                return h->address != NULL;
-        }
+        if (strcmp(section, "Cluster") == 0)
+                return runtime_cluster_key(c, name, value);
+        if (strncmp(section, "Host ", 5) == 0)
+                return host_key(c, section + 5, name, value);
         return 0;
+}
+
+/* Runtime=libvirt without LibvirtUri=: the host's own libvirt, over ssh for an ssh: host. */
+static int default_runtime_uri(struct host_config *h) {
+        if (!h->runtime_set)
+                return 0;
+        if (h->libvirt_uri)
+                h->runtime_uri = strdup(h->libvirt_uri);
+        else if (h->address && strncmp(h->address, "ssh:", 4) == 0)
+                return asprintf(&h->runtime_uri, "qemu+ssh://%s/system", h->address + 4) < 0 ? -ENOMEM : 0;
+        else
+                h->runtime_uri = strdup("qemu:///system");
+        return h->runtime_uri ? 0 : -ENOMEM;
 }
 
 static int finish(struct clusterd_config *c, int r, int *ret_line) {
@@ -68,6 +117,15 @@ static int finish(struct clusterd_config *c, int r, int *ret_line) {
         }
         if (!c->admin_group && !(c->admin_group = strdup("gpupass")))
                 return -ENOMEM;
+        if (c->shutdown_timeout_usec == 0)
+                c->shutdown_timeout_usec = CLUSTERD_SHUTDOWN_TIMEOUT_USEC;
+        for (size_t i = 0; i < c->n_hosts; i++) {
+                if (c->hosts[i].libvirt_uri && !c->hosts[i].runtime_set)
+                        return -EINVAL; /* LibvirtUri= of a host whose Runtime is none: a mistake */
+                r = default_runtime_uri(&c->hosts[i]);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -93,6 +151,8 @@ void clusterd_config_done(struct clusterd_config *c) {
         for (size_t i = 0; i < c->n_hosts; i++) {
                 free(c->hosts[i].name);
                 free(c->hosts[i].address);
+                free(c->hosts[i].runtime_uri);
+                free(c->hosts[i].libvirt_uri);
         }
         free(c->hosts);
         free(c->admin_group);

@@ -127,6 +127,7 @@ static int clusterd_apply_hosts(struct clusterd *c) {
 
         hosts_commit(c, links, fresh, n);
         free(fresh);
+        (void) clusterd_runtime_sync(c); /* logs what it could not set up */
         clusterd_host_changed(c, NULL);
         return 0;
 }

@@ -21,9 +21,11 @@
 #include "lifecycle/lifecycle.h"
 #include "lifecycle/placement-view.h"
 #include "link/hostlink.h"
+#include "lifecycle/vm-runtime.h"
 #include "log.h"
 #include "macro.h"
 #include "registry/vm-table.h"
+#include "registry/vm-template.h"
 #include "registry/vmstore.h"
 
 sd_event *clusterd_event(struct clusterd *c) {
@@ -150,6 +152,7 @@ struct clusterd *clusterd_free(struct clusterd *c) {
         cluster_objects_done(c);
         while (c->n_hosts > 0) /* out of the list first: the calls it fails may look the list up */
                 hostlink_free(c->hosts[--c->n_hosts]);
+        vm_runtimes_free(c); /* a domain start or stop waiting is answered (cancelled) to the reconciler too */
         c->reconciler = reconciler_free(c->reconciler);
         c->placement = placement_view_free(c->placement);
         c->known_vms = vm_table_free(c->known_vms);
@@ -175,6 +178,8 @@ static int open_registry(struct clusterd *c) {
                 return -ENOMEM;
         (void) mkdir(dir, 0700);
         r = vmstore_open(dir, &c->db);
+        if (r >= 0)
+                r = vm_template_setup(c->db);
         if (r < 0)
                 return log_error_errno(r, "Cannot open the VM registry in %s: %m", dir);
         return 0;
@@ -264,6 +269,9 @@ int clusterd_startup(struct clusterd *c) {
         /* Connections start now and complete in the loop: a slow or absent host delays nothing. */
         for (size_t i = 0; i < c->n_hosts; i++)
                 (void) hostlink_connect(c->hosts[i]);
+        r = clusterd_runtime_sync(c);
+        if (r < 0)
+                return r;
         (void) sd_notify(false, "READY=1");
         clusterd_host_changed(c, NULL); /* STATUS= from the start, also with no host configured */
         log_info("gpupass-clusterd %s: %zu hosts configured", GPUPASS_VERSION, c->n_hosts);

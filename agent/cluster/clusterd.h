@@ -10,6 +10,7 @@
 #include "clusterd-config.h"
 #include "registry/vmstore.h"
 
+struct host_runtime;
 struct hostlink;
 struct placement_view;
 struct reconciler;
@@ -37,6 +38,8 @@ struct clusterd {
         struct placement_view *placement; /* lifecycle/placement-view.c */
         struct reconciler *reconciler;    /* lifecycle/reconcile.c */
         struct vm_table *known_vms;       /* the registry's UUIDs: whose claims are ours, not foreign */
+        struct host_runtime *runtimes; /* lifecycle/vm-runtime.h: the Runtime=libvirt hosts' links */
+        size_t n_runtimes;
 };
 
 /* clusterd.c: the daemon's life, as main.c runs it. */
@@ -81,6 +84,10 @@ extern const sd_bus_vtable vm_registry_vtable[];
 extern const sd_bus_vtable power_vtable[];
 extern const sd_bus_vtable vm_limits_vtable[];
 extern const sd_bus_vtable maintenance_vtable[];
+extern const sd_bus_vtable vm_runtime_vtable[];
+/* clusterd-runtime.c: the runtime links as clusterd.conf says (start-up, reload), their news routed to the
+ * lifecycle and the Vm objects. */
+int clusterd_runtime_sync(struct clusterd *c);
 /* registry/request-check.c: -ENOENT with the reason when a request names a host, GPU or model the cluster
  * does not have. */
 int clusterd_check_requests(struct clusterd *c, const char *text, char **ret_error);

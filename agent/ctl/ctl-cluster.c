@@ -34,11 +34,46 @@ static int read_gpu(sd_bus_message *m, struct cluster_gpu *g, char ***companions
         return r < 0 ? r : 1;
 }
 
-int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
-                     ...) {
+static int on_early_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        *(sd_bus_message **) userdata = sd_bus_message_ref(reply);
+        return 0;
+}
+
+/* --no-block: the call is sent, then a Ping. The aggregator handles its messages in order, so once the Ping
+ * is answered the call has been taken (caller checked, VM found, the job started); a refusal made at once
+ * has been answered before the Ping and is reported. What the call does later, the Vm object's Power and
+ * RuntimeState show (as systemctl --no-block leaves a job to run). */
+static int send_no_block(sd_bus *bus, sd_bus_message *m, const char *what, sd_bus_message **ret) {
+        _cleanup_(message_unrefp) sd_bus_message *early = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_slot *slot = NULL;
+        int r;
+
+        r = sd_bus_call_async(bus, &slot, m, on_early_reply, &early, CTL_LONG_CALL_TIMEOUT_USEC);
+        if (r >= 0)
+                r = sd_bus_call_method(bus, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
+                                       "org.freedesktop.DBus.Peer", "Ping", &error, NULL, NULL);
+        while (r >= 0 && !early && (r = sd_bus_process(bus, NULL)) > 0)
+                ;
+        sd_bus_slot_unref(slot);
+        if (r >= 0 && early && sd_bus_message_is_method_error(early, NULL))
+                r = sd_bus_error_copy(&error, sd_bus_message_get_error(early));
+        if (r < 0) {
+                r = ctl_report_error(what, &error, r);
+                sd_bus_error_free(&error);
+                return r;
+        }
+        if (early && ret) {
+                *ret = TAKE_PTR(early);
+                return 0;
+        }
+        return early ? 0 : 1;
+}
+
+static int call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, uint64_t timeout_usec,
+                        const char *types, va_list ap) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(message_unrefp) sd_bus_message *m = NULL;
-        va_list ap;
         int r;
 
         r = sd_bus_message_new_method_call(bus, &m, GPUPASS_CLUSTER_BUS_NAME, GPUPASS_CLUSTER_MANAGER_PATH,
@@ -46,19 +81,56 @@ int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_m
         if (r < 0)
                 return r;
         if (types) {
-                va_start(ap, types);
                 r = sd_bus_message_appendv(m, types, ap);
-                va_end(ap);
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_call(bus, m, 0, &error, ret);
+        if (timeout_usec > 0 && arg_no_block)
+                return send_no_block(bus, m, what, ret);
+        r = sd_bus_call(bus, m, timeout_usec, &error, ret);
         if (r < 0) {
                 r = ctl_report_error(what, &error, r);
                 sd_bus_error_free(&error);
                 return r;
         }
         return 0;
+}
+
+int ctl_call_cluster(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
+                     ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = call_cluster(bus, method, what, ret, 0, types, ap);
+        va_end(ap);
+        return r;
+}
+
+int ctl_call_cluster_string(sd_bus *bus, const char *method, const char *what, const char *arg,
+                            sd_bus_message **ret_reply, const char **ret_value) {
+        _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = ctl_call_cluster(bus, method, what, &reply, "s", arg);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(reply, "s", ret_value);
+        if (r < 0)
+                return r;
+        *ret_reply = TAKE_PTR(reply);
+        return 0;
+}
+
+int ctl_call_cluster_long(sd_bus *bus, const char *method, const char *what, sd_bus_message **ret, const char *types,
+                          ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = call_cluster(bus, method, what, ret, CTL_LONG_CALL_TIMEOUT_USEC, types, ap);
+        va_end(ap);
+        return r;
 }
 
 static const TableColumn host_columns[] = {
@@ -184,6 +256,7 @@ int verb_cluster_gpus(sd_bus *bus, char **args) {
 }
 
 static int read_vm(sd_bus_message *m, struct vm_row *v) {
+        v->runtime = NULL;
         return sd_bus_message_read(m, "(ssutsssss)", &v->uuid, &v->name, &v->vcpus, &v->memory_mib, &v->gpus,
                                    &v->affinity, &v->power, &v->host, &v->flags);
 }
@@ -196,13 +269,14 @@ static json_object *vm_json(const struct vm_row *v) {
             json_add_uint(o, "Vcpus", v->vcpus) < 0 || json_add_uint(o, "MemoryMiB", v->memory_mib) < 0 ||
             json_add_string(o, "GpuRequests", v->gpus) < 0 ||
             json_add(o, "Affinity", json_split_new(v->affinity, ',')) < 0 ||
-            json_add(o, "Flags", json_split_new(v->flags, ';')) < 0)
+            json_add(o, "Flags", json_split_new(v->flags, ';')) < 0 ||
+            (v->runtime && json_add_string(o, "RuntimeState", v->runtime) < 0))
                 return NULL;
         return TAKE_PTR(o);
 }
 
 static const TableColumn vm_columns[] = {
-        { "VM", 16, false },    { "POWER", 5, false }, { "HOST", 10, false }, { "VCPUS", 5, true },
+        { "VM", 16, false },    { "POWER", 5, false }, { "RUNTIME", 8, false }, { "HOST", 10, false }, { "VCPUS", 5, true },
         { "MEMORY", 9, true }, { "GPUS", 40, false },  { "FLAGS", 0, false },
 };
 
@@ -210,10 +284,13 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
         _cleanup_(message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_(table_freep) Table *t = NULL;
         _cleanup_(json_object_putp) json_object *json = NULL;
+        _cleanup_strv_free_ char **runtime = NULL;
         struct vm_row v;
         int r;
 
         r = ctl_call_cluster(bus, "ListVms", "list VMs", &reply, NULL);
+        if (r >= 0)
+                r = ctl_runtime_states(bus, &runtime);
         if (r < 0)
                 return r;
         r = sd_bus_message_enter_container(reply, 'a', "(ssutsssss)");
@@ -227,6 +304,7 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
         while ((r = read_vm(reply, &v)) > 0) {
                 char c[16], m[32];
 
+                v.runtime = ctl_runtime_state_of(runtime, v.uuid);
                 if (json) {
                         r = json_append(json, vm_json(&v));
                         if (r < 0)
@@ -235,7 +313,7 @@ int verb_cluster_vms(sd_bus *bus, char **args) {
                 }
                 snprintf(c, sizeof(c), "%u", v.vcpus);
                 snprintf(m, sizeof(m), "%llu MiB", (unsigned long long) v.memory_mib);
-                r = table_add_row(t, (const char * const[]) { v.name, v.power, *v.host ? v.host : "-", c, m,
+                r = table_add_row(t, (const char * const[]) { v.name, v.power, v.runtime ?: "-", *v.host ? v.host : "-", c, m,
                                                                *v.gpus ? v.gpus : "-", *v.flags ? v.flags : "-" });
                 if (r < 0)
                         return r;
@@ -277,16 +355,22 @@ int verb_show_vm(sd_bus *bus, char **args) {
         struct vm_row v;
         int r;
 
+        _cleanup_strv_free_ char **runtime = NULL;
+
         r = ctl_find_vm(bus, args[0], &reply, &v);
+        if (r >= 0)
+                r = ctl_runtime_states(bus, &runtime);
         if (r < 0)
                 return r;
+        v.runtime = ctl_runtime_state_of(runtime, v.uuid);
         if (arg_json != JSON_OFF) {
                 _cleanup_(json_object_putp) json_object *json = vm_json(&v);
 
                 return json ? ctl_json_print(json) : -ENOMEM;
         }
-        printf("%12s: %s\n%12s: %s\n%12s: %s\n%12s: %s\n%12s: %u\n%12s: %llu MiB\n%12s: %s\n%12s: %s\n%12s: %s\n",
-               "Name", v.name, "UUID", v.uuid, "Power", v.power, "Host", *v.host ? v.host : "-", "vCPUs", v.vcpus,
+        printf("%12s: %s\n%12s: %s\n%12s: %s\n%12s: %s\n%12s: %s\n%12s: %u\n%12s: %llu MiB\n%12s: %s\n%12s: %s\n%12s: %s\n",
+               "Name", v.name, "UUID", v.uuid, "Power", v.power, "Runtime", v.runtime ?: "-", "Host",
+               *v.host ? v.host : "-", "vCPUs", v.vcpus,
                "Memory", (unsigned long long) v.memory_mib, "GPUs", *v.gpus ? v.gpus : "-", "Affinity",
                *v.affinity ? v.affinity : "any host", "Flags", *v.flags ? v.flags : "-");
         return 0;

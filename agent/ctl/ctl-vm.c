@@ -108,9 +108,9 @@ int verb_power_on(sd_bus *bus, char **args) {
         const char *host;
         int r;
 
-        r = ctl_call_cluster(bus, "PowerOn", "power on", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
+        r = ctl_call_cluster_long(bus, "PowerOn", "power on", &reply, "s", args[0]);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = sd_bus_message_read(reply, "s", &host);
         if (r >= 0)
                 r = sd_bus_message_read_strv(reply, &gpus);
@@ -132,7 +132,9 @@ int verb_power_on(sd_bus *bus, char **args) {
 }
 
 int verb_power_off(sd_bus *bus, char **args) {
-        return ctl_call_cluster(bus, "PowerOff", "power off", NULL, "s", args[0]);
+        int r = ctl_call_cluster_long(bus, "PowerOff", "power off", NULL, "s", args[0]);
+
+        return r < 0 ? r : 0;
 }
 
 int verb_migrate(sd_bus *bus, char **args) {
@@ -152,10 +154,7 @@ int verb_console(sd_bus *bus, char **args) {
         const char *host;
         int r;
 
-        r = ctl_call_cluster(bus, "GetConsole", "get the console", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(reply, "s", &host);
+        r = ctl_call_cluster_string(bus, "GetConsole", "get the console", args[0], &reply, &host);
         if (r < 0)
                 return r;
         r = print_json_pair("Vm", args[0], "Host", host);
@@ -176,10 +175,10 @@ int verb_host_maintenance(sd_bus *bus, char **args) {
                 enter = false;
         else
                 return ctl_usage_error("host-maintenance takes 'on' or 'off' after the host, not '%s'", args[1]);
-        r = ctl_call_cluster(bus, enter ? "EnterHostMaintenance" : "ExitHostMaintenance",
-                             enter ? "enter maintenance" : "exit maintenance", &reply, "s", args[0]);
-        if (r < 0)
-                return r;
+        r = ctl_call_cluster_long(bus, enter ? "EnterHostMaintenance" : "ExitHostMaintenance",
+                                  enter ? "enter maintenance" : "exit maintenance", &reply, "s", args[0]);
+        if (r != 0)
+                return r < 0 ? r : 0;
         r = sd_bus_message_read_strv(reply, &vms);
         if (r < 0)
                 return r;

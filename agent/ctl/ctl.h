@@ -24,6 +24,7 @@ extern bool arg_legend;
 extern JsonMode arg_json;
 extern uint32_t arg_vcpus;     /* 0: not given */
 extern uint64_t arg_memory_mib; /* 0: not given */
+extern bool arg_no_block;       /* power-on, power-off, host-maintenance: ask, do not wait for the answer */
 
 static inline void message_unrefp(sd_bus_message **m) {
         sd_bus_message_unref(*m);
@@ -77,9 +78,17 @@ int verb_resume(sd_bus *bus, char **args);
 int verb_console(sd_bus *bus, char **args);
 int verb_host_maintenance(sd_bus *bus, char **args);
 
-/* A VM's row of ListVms (ctl-cluster.c); the strings point into the message. */
+/* The VM runtime (ctl-runtime.c). */
+int verb_domain_xml(sd_bus *bus, char **args);
+int verb_set_template(sd_bus *bus, char **args);
+/* Every VM's RuntimeState from the aggregator's objects: UUID, state, UUID, state, ... */
+int ctl_runtime_states(sd_bus *bus, char ***ret);
+const char *ctl_runtime_state_of(char **pairs, const char *uuid);
+
+/* A VM's row of ListVms (ctl-cluster.c); the strings point into the message (runtime: into the pairs of
+ * ctl_runtime_states(), NULL when unknown). */
 struct vm_row {
-        const char *uuid, *name, *gpus, *affinity, *power, *host, *flags;
+        const char *uuid, *name, *gpus, *affinity, *power, *host, *flags, *runtime;
         uint32_t vcpus;
         uint64_t memory_mib;
 };

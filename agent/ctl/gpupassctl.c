@@ -25,6 +25,7 @@ bool arg_legend = true;
 JsonMode arg_json = JSON_OFF;
 uint32_t arg_vcpus = 0;
 uint64_t arg_memory_mib = 0;
+bool arg_no_block = false;
 
 static void bus_unrefp(sd_bus **b) {
         sd_bus_flush_close_unref(*b);
@@ -71,6 +72,7 @@ enum {
         OPT_JSON = 1 << 1,      /* has a --json form */
         OPT_LEGEND = 1 << 2,    /* a table with a legend */
         OPT_ON_OFF = 1 << 3,    /* the last argument is on or off: checked before connecting */
+        OPT_NO_BLOCK = 1 << 4,  /* waits for guests (long call timeout); --no-block returns at once */
 };
 
 static const struct verb {
@@ -123,20 +125,34 @@ static const struct verb {
           "What is not given stays. Memory changes of a running VM with GPUs are refused." },
         { "set-affinity", 1, -1, CLUSTER, 0, verb_set_affinity, "set-affinity VM [HOST...]",
           "Restrict the VM to these hosts (none: any host)", NULL },
-        { "power-on", 1, 1, CLUSTER, OPT_JSON, verb_power_on, "power-on VM", "Place the VM and claim its GPUs",
-          "Prints the host and the GPUs; when no host fits, every host's reason (NoHostAvailable)." },
-        { "power-off", 1, 1, CLUSTER, 0, verb_power_off, "power-off VM", "Release the VM's GPUs", NULL },
+        { "power-on", 1, 1, CLUSTER, OPT_JSON | OPT_NO_BLOCK, verb_power_on, "power-on VM",
+          "Place the VM, claim its GPUs, start its domain",
+          "Prints the host and the GPUs; when no host fits, every host's reason (NoHostAvailable). On a host\n"
+          "  with Runtime=libvirt the VM's domain is started after the claims (RuntimeFailed: libvirt's error)." },
+        { "power-off", 1, 1, CLUSTER, OPT_NO_BLOCK, verb_power_off, "power-off VM",
+          "Stop the VM's domain, release its GPUs",
+          "On a host with Runtime=libvirt: ACPI shutdown, destroy after the aggregator's ShutdownTimeoutSec,\n"
+          "  then the release; gpupassctl waits as long (--no-block: it does not)." },
         { "migrate", 1, 1, CLUSTER, 0, verb_migrate, "migrate VM", "Live migration (refused with pass-through)",
           NULL },
         { "pause", 1, 1, CLUSTER, 0, verb_pause, "pause VM", "Pause (refused with pass-through)", NULL },
         { "resume", 1, 1, CLUSTER, 0, verb_resume, "resume VM", "Resume (refused with pass-through)", NULL },
         { "console", 1, 1, CLUSTER, OPT_JSON, verb_console, "console VM", "Which host has the VM's console",
           "Refused for a running VM with GPUs: its display is the GPU's." },
+        { "domain-xml", 1, 1, CLUSTER, 0, verb_domain_xml, "domain-xml VM",
+          "The libvirt domain XML the VM runs (or would start) with",
+          "Its template (or a minimal domain) with name, UUID, vCPUs, memory and one <hostdev managed='no'>\n"
+          "  per GPU and companion; for a VM that is off, its last GPUs." },
+        { "set-template", 2, 2, CLUSTER, 0, verb_set_template, "set-template VM FILE",
+          "Set the VM's libvirt domain XML template (FILE - : stdin)",
+          "Disks, network, firmware: everything but name, UUID, vCPUs, memory and the GPUs, which gpupass\n"
+          "  sets. Refused (InvalidArgument) when not a domain, another UUID, or a GPU hostdev of its own.\n"
+          "  An empty FILE removes the template." },
         { "hostdev", 1, 1, CLUSTER, OPT_JSON, verb_hostdev, "hostdev VM",
           "QEMU arguments and libvirt <hostdev> for a running VM",
           "The functions of the VM's IOMMU groups (GPUs and companions) as -device vfio-pci,host= and\n"
           "  <hostdev managed='no'> elements, and where the launcher gets the descriptors." },
-        { "host-maintenance", 2, 2, CLUSTER, OPT_JSON | OPT_ON_OFF, verb_host_maintenance, "host-maintenance HOST on|off",
+        { "host-maintenance", 2, 2, CLUSTER, OPT_JSON | OPT_ON_OFF | OPT_NO_BLOCK, verb_host_maintenance, "host-maintenance HOST on|off",
           "Take a host out of (or back into) service",
           "on: powers off the host's GPU VMs (flagged restart:HOST) and sets the agent's maintenance;\n"
           "  off: clears it and powers those VMs on again on that host. Prints the VMs." },
@@ -173,6 +189,7 @@ static void help(void) {
                "  -j                      pretty JSON on a terminal, short otherwise\n"
                "     --vcpus=N            create-vm, set-resources: vCPUs\n"
                "     --memory=SIZE        create-vm, set-resources: memory (MiB, or M/G/T suffixes)\n"
+               "     --no-block           power-on, power-off, host-maintenance: do not wait for the end\n"
                "\nExit status: 0 success; 1 the daemon refused or the call failed (the message ends with the\n"
                "D-Bus error name in parentheses); 2 bad usage (the message names what was wrong).\n");
 }
@@ -188,6 +205,8 @@ static void help_verb(const struct verb *v) {
                        v->options & OPT_JSON ? " --json=pretty|short|off -j" : "");
         if (v->options & OPT_RESOURCES)
                 printf("Options: --vcpus=N --memory=SIZE\n");
+        if (v->options & OPT_NO_BLOCK)
+                printf("Options: --no-block (send the call, do not wait: the Vm object's Power tells the end)\n");
         printf("Exit status: 0 success, 1 refused or failed (D-Bus error name in the message), 2 bad usage.\n");
 }
 
@@ -242,7 +261,7 @@ static int parse_json(const char *s) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_NO_LEGEND, ARG_JSON, ARG_CLUSTER, ARG_VCPUS, ARG_MEMORY };
+        enum { ARG_VERSION = 0x100, ARG_NO_LEGEND, ARG_JSON, ARG_CLUSTER, ARG_VCPUS, ARG_MEMORY, ARG_NO_BLOCK };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -252,6 +271,7 @@ int main(int argc, char *argv[]) {
                 { "json", optional_argument, NULL, ARG_JSON },
                 { "vcpus", required_argument, NULL, ARG_VCPUS },
                 { "memory", required_argument, NULL, ARG_MEMORY },
+                { "no-block", no_argument, NULL, ARG_NO_BLOCK },
                 {}
         };
         _cleanup_(bus_unrefp) sd_bus *bus = NULL;
@@ -277,6 +297,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_NO_LEGEND:
                         arg_legend = false;
+                        break;
+                case ARG_NO_BLOCK:
+                        arg_no_block = true;
                         break;
                 case ARG_JSON:
                         if (parse_json(optarg) < 0)
@@ -334,6 +357,11 @@ int main(int argc, char *argv[]) {
         }
         if (resources_given && !(verb->options & OPT_RESOURCES)) {
                 fprintf(stderr, "--vcpus and --memory apply to create-vm and set-resources, not %s\n", verb->name);
+                return EXIT_USAGE;
+        }
+        if (arg_no_block && !(verb->options & OPT_NO_BLOCK)) {
+                fprintf(stderr, "--no-block applies to power-on, power-off and host-maintenance, not %s\n",
+                        verb->name);
                 return EXIT_USAGE;
         }
         if (verb->target == CLUSTER && arg_host) {

@@ -4,7 +4,6 @@
  * to the VM named by its UUID (not to the D-Bus connection that made it), is on disk before the reply, and
  * ends only with Release, which resets the devices before anyone else can claim them.
  */
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +12,8 @@
 #include "claim.h"
 #include "gpu-bus.h"
 #include "gpu.h"
-#include "group-job.h"
 #include "gpupass/bus-names.h"
+#include "group-job.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"

@@ -4,7 +4,6 @@
  * drivers (Prepare, ReturnToHost, Claim, and a claimed card that came back), and the reset at Release. Each
  * marks the group busy while it runs and answers its call from the loop thread when done.
  */
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

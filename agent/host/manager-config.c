@@ -3,7 +3,6 @@
  * The manager's configuration: its directories (from systemd's environment, else the built-in defaults),
  * gpupassd.conf at start-up, and reading it again on SIGHUP (systemctl reload).
  */
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

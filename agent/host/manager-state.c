@@ -217,9 +217,19 @@ int manager_check_identity(struct manager *m, struct gpu *g) {
         return manager_save_state(m);
 }
 
+/* Listed in passthrough.d: the operator wants its group on vfio-pci from boot on. */
+static bool manager_listed_for_passthrough(struct manager *m, const char *address) {
+        _cleanup_free_ char *marker = NULL;
+
+        return asprintf(&marker, "%s/%s", m->passthrough_dir, address) >= 0 && access(marker, F_OK) == 0;
+}
+
 /* A group left half on vfio-pci by a crash in the middle of Prepare or ReturnToHost is completed in the
  * direction that loses nothing: to vfio-pci when a VM holds a claim on it, back to the host otherwise (the
- * Prepare that was interrupted was never acknowledged). Runs before the event loop: blocking is fine. */
+ * Prepare that was interrupted was never acknowledged). A GPU listed in passthrough.d is left to
+ * manager_prepare_configured(), which binds it: its overrides may be the udev rule's, set before the agent
+ * started (returning it to the host let the host driver bind it, found in tests/vm's systemd scenario).
+ * Runs before the event loop: blocking is fine. */
 static void manager_reconcile_group(struct manager *m, struct gpu *g) {
         _cleanup_(iommu_group_freep) struct iommu_group *group = NULL;
         _cleanup_(bind_plan_freep) struct bind_plan *plan = NULL;
@@ -227,6 +237,8 @@ static void manager_reconcile_group(struct manager *m, struct gpu *g) {
         bool claimed = g->owner != NULL;
         int r;
 
+        if (!claimed && manager_listed_for_passthrough(m, g->address))
+                return;
         if (iommu_group_load(m->pacc, g->iommu_group, &group) < 0 || bind_plan_new(g->iommu_group, &plan) < 0)
                 return;
         for (size_t i = 0; i < group->n_members; i++) {
@@ -262,12 +274,11 @@ static void manager_prepare_configured(struct manager *m) {
                 _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                 _cleanup_(bind_plan_freep) struct bind_plan *plan = NULL;
                 _cleanup_strv_free_ char **members = NULL;
-                _cleanup_free_ char *marker = NULL;
                 int r;
 
                 if (!g->present || g->state == GPU_STATE_VFIO || g->state == GPU_STATE_CLAIMED)
                         continue;
-                if (asprintf(&marker, "%s/%s", m->passthrough_dir, g->address) < 0 || access(marker, F_OK) < 0)
+                if (!manager_listed_for_passthrough(m, g->address))
                         continue;
                 if (gpu_check_preparable(g, &error) < 0) {
                         log_full(LOG_WARNING, g->address, "%s is listed for pass-through but cannot be prepared: %s",

@@ -3,7 +3,6 @@
  * The manager's udev side: the monitor, the uevents it delivers (a GPU added, removed, bound or unbound, or a
  * member of its IOMMU group doing the same) and the enumeration at start-up and Rescan.
  */
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

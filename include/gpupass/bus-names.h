@@ -45,3 +45,5 @@
 #define GPUPASS_ERROR_VM_NOT_OFF        "org.gpupass.Error.VmNotOff"
 #define GPUPASS_ERROR_NEEDS_RECONFIGURATION "org.gpupass.Error.NeedsReconfiguration"
 #define GPUPASS_ERROR_HOST_UNREACHABLE  "org.gpupass.Error.HostUnreachable"
+/* The host's VM runtime (libvirt) refused to start or stop the VM's domain; the message has libvirt's error. */
+#define GPUPASS_ERROR_RUNTIME_FAILED    "org.gpupass.Error.RuntimeFailed"

@@ -20,15 +20,20 @@ NAME, CM, MANAGER = "org.gpupass.cluster1", "/org/gpupass/cluster1", "org.gpupas
 VMS = int(os.environ["BENCH_VMS"])
 HOSTS = int(os.environ["BENCH_HOSTS_N"])
 CHANGES = int(os.environ["BENCH_CHANGES"])
-bus = Gio.DBusConnection.new_for_address_sync(os.environ["DBUS_SYSTEM_BUS_ADDRESS"],
-                                              Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT
-                                              | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+bus = Gio.DBusConnection.new_for_address_sync(
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"],
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION,
+    None,
+    None,
+)
 signals = []  # (time.time(), path, changed property names)
 
 
 def call(method, signature=None, *args, timeout=120000):
     params = GLib.Variant(f"({signature})", args) if signature else None
-    return bus.call_sync(NAME, CM, MANAGER, method, params, None, Gio.DBusCallFlags.NONE, timeout, None).unpack()
+    return bus.call_sync(
+        NAME, CM, MANAGER, method, params, None, Gio.DBusCallFlags.NONE, timeout, None
+    ).unpack()
 
 
 def on_signal(connection, sender, path, iface, member, params):
@@ -41,8 +46,10 @@ def percentile(values, p):
 
 
 def summary(values):
-    return (f"p50 {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms, "
-            f"max {max(values):.1f} ms (n={len(values)})")
+    return (
+        f"p50 {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms, "
+        f"max {max(values):.1f} ms (n={len(values)})"
+    )
 
 
 def fill():
@@ -58,8 +65,10 @@ def fill():
     for v in vms[::5]:  # every fifth, so that each page of the VM table has VMs on and off
         if v[6] != "on":
             call("PowerOn", "s", v[0])
-    print(f"registry: {VMS} VMs ({VMS - have} created in {made:.1f} s), {VMS // 5} on "
-          f"(powered on in {time.monotonic() - start:.1f} s), {HOSTS} hosts, {len(call('ListGpus')[0])} GPUs")
+    print(
+        f"registry: {VMS} VMs ({VMS - have} created in {made:.1f} s), {VMS // 5} on "
+        f"(powered on in {time.monotonic() - start:.1f} s), {HOSTS} hosts, {len(call('ListGpus')[0])} GPUs"
+    )
 
 
 OBSERVE = """
@@ -126,7 +135,7 @@ def measure_gpu_rows(driver, vms):
     GPU's row. The VMs go to the last host (affinity), which the GPU table is filtered to, so that their GPUs'
     rows are the ones shown."""
     last = f"h{HOSTS - 1:03d}"
-    for vm in vms[:CHANGES // 2]:
+    for vm in vms[: CHANGES // 2]:
         call("SetVmAffinity", "sas", vm[0], [last])
     box = driver.find_element("id", "gpus-filter")
     box.send_keys(last)
@@ -138,7 +147,12 @@ def measure_gpu_rows(driver, vms):
             t_call = time.time()
             call(method, "s", vm[0])
             gpu = [g for g in call("ListGpus")[0] if g[5] == vm[0]] if method == "PowerOn" else gpu
-            sig = wait(driver, "signal", lambda: [s for s in signals if "Gpus" in s[2] and s[1].endswith("/" + last)], 5)
+            sig = wait(
+                driver,
+                "signal",
+                lambda: [s for s in signals if "Gpus" in s[2] and s[1].endswith("/" + last)],
+                5,
+            )
             key = f"{gpu[0][0]}/{gpu[0][1]}"
             entry = wait(driver, "row", lambda: mutation_for(driver, key, t_call), 5)
             if sig and entry:
@@ -154,17 +168,35 @@ def aggregator_floor():
     took = []
     for _ in range(5):
         start = time.monotonic()
-        bus.call_sync(NAME, CM, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", None, None,
-                      Gio.DBusCallFlags.NONE, 120000, None)
+        bus.call_sync(
+            NAME,
+            CM,
+            "org.freedesktop.DBus.ObjectManager",
+            "GetManagedObjects",
+            None,
+            None,
+            Gio.DBusCallFlags.NONE,
+            120000,
+            None,
+        )
         took.append((time.monotonic() - start) * 1000)
-    print(f"GetManagedObjects from a GDBus client (the aggregator's part of the first render): {summary(took)}")
+    print(
+        f"GetManagedObjects from a GDBus client (the aggregator's part of the first render): {summary(took)}"
+    )
 
 
 def main():
     fill()
     aggregator_floor()
-    bus.signal_subscribe(NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", None, None,
-                         Gio.DBusSignalFlags.NONE, on_signal)
+    bus.signal_subscribe(
+        NAME,
+        "org.freedesktop.DBus.Properties",
+        "PropertiesChanged",
+        None,
+        None,
+        Gio.DBusSignalFlags.NONE,
+        on_signal,
+    )
     threading.Thread(target=GLib.MainLoop().run, daemon=True).start()
     driver = chromium()
     url = os.environ["COCKPIT_URL_ROOT"]
@@ -174,15 +206,21 @@ def main():
             if not open_page(driver, url, "cluster"):
                 print("the page did not render")
                 return 1
-            marks = driver.execute_script("""return ['gpupass-data', 'gpupass-dom', 'gpupass-rendered', 'cockpit'].map(n =>
+            marks = driver.execute_script(
+                """return ['gpupass-data', 'gpupass-dom', 'gpupass-rendered', 'cockpit'].map(n =>
                 n === 'cockpit' ? performance.getEntriesByType('resource').find(e => e.name.endsWith('cockpit.js')).responseEnd
-                                : performance.getEntriesByName(n)[0].startTime)""")
-            rows = driver.execute_script("""return ['hosts', 'gpus', 'vms'].map(t =>
-                Number(document.querySelector('#' + t + '-pagination .gp-pagination-range').textContent.split(' of ')[1]))""")
+                                : performance.getEntriesByName(n)[0].startTime)"""
+            )
+            rows = driver.execute_script(
+                """return ['hosts', 'gpus', 'vms'].map(t =>
+                Number(document.querySelector('#' + t + '-pagination .gp-pagination-range').textContent.split(' of ')[1]))"""
+            )
             shown = [len(table(driver, c)) for c in ("hosts-card", "gpus-card", "vms-card")]
-            print(f"load {attempt + 1}: cockpit.js loaded at {marks[3]:.0f} ms, data in at {marks[0]:.0f} ms, DOM built at "
-                  f"{marks[1]:.0f} ms, on screen at {marks[2]:.0f} ms after navigation start; rows: {rows[0]} hosts, "
-                  f"{rows[1]} GPUs, {rows[2]} VMs (rows in the DOM: {shown})")
+            print(
+                f"load {attempt + 1}: cockpit.js loaded at {marks[3]:.0f} ms, data in at {marks[0]:.0f} ms, DOM built at "
+                f"{marks[1]:.0f} ms, on screen at {marks[2]:.0f} ms after navigation start; rows: {rows[0]} hosts, "
+                f"{rows[1]} GPUs, {rows[2]} VMs (rows in the DOM: {shown})"
+            )
             if rows != [HOSTS, HOSTS * 8, VMS]:
                 print("  incomplete render")
             elif attempt > 0:  # the first load also warms the bridge's and the browser's caches
@@ -193,12 +231,16 @@ def main():
         off = [v for v in call("ListVms")[0] if v[6] == "off" and v[0] in shown]
         to_dom, to_frame, in_page = measure_vm_rows(driver, off)
         print(f"PropertiesChanged of a Vm -> its row changed in the DOM: {summary(to_dom)}")
-        print(f"PropertiesChanged of a Vm -> the next frame (row on screen): {summary(to_frame)} (goal <= 100 ms)")
+        print(
+            f"PropertiesChanged of a Vm -> the next frame (row on screen): {summary(to_frame)} (goal <= 100 ms)"
+        )
         if in_page:
             print(f"  of which in the page (notify handler -> DOM): {summary(in_page)}")
         gpu = measure_gpu_rows(driver, off)
         if gpu:
-            print(f"PropertiesChanged of a Host's Gpus (a claim, a release) -> the GPU's row on screen: {summary(gpu)}")
+            print(
+                f"PropertiesChanged of a Host's Gpus (a claim, a release) -> the GPU's row on screen: {summary(gpu)}"
+            )
     finally:
         driver.quit()
     return 0

@@ -21,10 +21,8 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 start_bench_hosts "$BENCH_HOSTS_N" "$(sized "$here/fixtures/eight-gpu.ini" 64 524288)"
 start_bus open
 start_clusterd agg "${BENCH_HOSTS[@]}"
-for _ in $(seq 1200); do
-        [ "$(cluster ListHosts | grep -o '"up"' | wc -l)" -eq "$BENCH_HOSTS_N" ] && break
-        sleep 0.1
-done
+hosts_up() { cluster ListHosts | grep -o '"up"' | wc -l; }
+wait_until 120 "the aggregator to see $BENCH_HOSTS_N hosts up" output_is "$BENCH_HOSTS_N" hosts_up || true
 echo "aggregator up with $(cluster ListHosts | grep -o '"up"' | wc -l) hosts"
 install_package
 start_cockpit root

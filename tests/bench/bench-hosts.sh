@@ -2,8 +2,7 @@
 # Shared by the benchmarks over many simulated hosts (after lib.sh): bench-cluster.sh, bench-cockpit.sh.
 
 bench_host_ready() { # name: its agent owns its name on the host's bus
-        [ "$(busctl --address="unix:path=$TEST_DIR/$1/bus" call org.freedesktop.DBus /org/freedesktop/DBus \
-                org.freedesktop.DBus NameHasOwner s org.gpupass.agent1 2>/dev/null)" == "b true" ]
+        name_owned org.gpupass.agent1 "--address=unix:path=$TEST_DIR/$1/bus"
 }
 
 # start_bench_hosts N [FIXTURE]: N simulated hosts h000... (fixtures/eight-gpu.ini unless FIXTURE, each
@@ -22,13 +21,12 @@ start_bench_hosts() {
                 # Ten at a time: the machine is small, and a host that starts slowly is not what is measured.
                 if [ $((i % 10)) -eq 9 ]; then
                         for g in "${BENCH_HOSTS[@]: -10}"; do
-                                for _ in $(seq 600); do bench_host_ready "$g" && break; sleep 0.05; done
+                                wait_until 30 "the agent of $g" bench_host_ready "$g" || true
                         done
                 fi
         done
         for h in "${BENCH_HOSTS[@]}"; do
-                for _ in $(seq 600); do bench_host_ready "$h" && break; sleep 0.05; done
-                bench_host_ready "$h" || { echo "agent of $h did not start"; cat "$TEST_DIR/$h/agent.log"; exit 1; }
+                wait_until 30 "the agent of $h" bench_host_ready "$h" || { cat "$TEST_DIR/$h/agent.log"; exit 1; }
         done
         echo "$1 agents up"
 }

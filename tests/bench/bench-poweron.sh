@@ -47,7 +47,7 @@ sed -e "s|@SOCKET@|$TEST_DIR/bus|" -e 's|</busconfig>|  <limit name="max_replies
 dbus-daemon --config-file="$TEST_DIR/bus.conf" --nofork --nopidfile 2>"$TEST_DIR/bus.log" &
 PIDS+=($!)
 export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/bus"
-for _ in $(seq 100); do [ -S "$TEST_DIR/bus" ] && break; sleep 0.05; done
+wait_until --while $! 20 "dbus-daemon's socket $TEST_DIR/bus" test -S "$TEST_DIR/bus" || exit 1
 start_clusterd agg "${BENCH_HOSTS[@]}"
 for h in "${BENCH_HOSTS[@]}"; do wait_host "$h" || { echo "$h not up: $(cluster ListHosts)"; exit 1; }; done
 

@@ -3,6 +3,7 @@
 # with a local session on 127.0.0.1, and the Python driver of headless Chromium (browser.py).
 # python3-selenium is Debian's: its python3, not whichever python3 comes first in PATH.
 PYTHON=${GPUPASS_PYTHON:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree (browser.py is imported from there)
 COCKPIT_WS=${GPUPASS_COCKPIT_WS:-/usr/lib/cockpit/cockpit-ws}
 
 install_package() { # the package as meson installs it, in $TEST_DIR/xdg/cockpit/gpupass (readable by nobody)
@@ -10,6 +11,10 @@ install_package() { # the package as meson installs it, in $TEST_DIR/xdg/cockpit
         cp -r "$GPUPASS_SOURCE_ROOT/cockpit" "$TEST_DIR/xdg/cockpit/gpupass"
         rm -rf "$TEST_DIR/xdg/cockpit/gpupass/screenshots" "$TEST_DIR/xdg/cockpit/gpupass/meson.build"
         chmod -R a+rX "$TEST_DIR/xdg"
+}
+
+port_open() { # port: something listens on 127.0.0.1:PORT
+        "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null
 }
 
 free_port() {
@@ -35,15 +40,11 @@ start_cockpit() {
                         "$COCKPIT_WS" --no-tls --local-session=cockpit-bridge --address=127.0.0.1 --port="$port" \
                         >>"$TEST_DIR/cockpit-$name.log" 2>&1 &
                 PIDS+=($!)
-                for _ in $(seq 100); do
-                        if "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
-                                export "COCKPIT_URL_${name^^}=http://127.0.0.1:$port/cockpit/@localhost/gpupass/index.html"
-                                export "COCKPIT_BASE_${name^^}=http://127.0.0.1:$port"
-                                return 0
-                        fi
-                        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-                        sleep 0.05
-                done
+                if wait_until --while "${PIDS[-1]}" 20 "cockpit-ws ($name) on port $port" port_open "$port"; then
+                        export "COCKPIT_URL_${name^^}=http://127.0.0.1:$port/cockpit/@localhost/gpupass/index.html"
+                        export "COCKPIT_BASE_${name^^}=http://127.0.0.1:$port"
+                        return 0
+                fi
                 kill "${PIDS[-1]}" 2>/dev/null || true
         done
         echo "cockpit-ws ($name) did not start:"; cat "$TEST_DIR/cockpit-$name.log"; exit 1
@@ -59,7 +60,7 @@ run_browser_test() {
                 "FAIL - "*) fail "${line#FAIL - }" ;;
                 *) echo "# $line" ;;
                 esac
-        done < <(TEST_DIR="$TEST_DIR" GPUPASS_SIMHOST="$GPUPASS_SIMHOST" PYTHONPATH="$GPUPASS_SOURCE_ROOT/tests/browser" \
+        done < <(export TEST_DIR GPUPASS_SIMHOST GPUPASS_CLUSTERD; PYTHONPATH="$GPUPASS_SOURCE_ROOT/tests/browser" \
                  "$PYTHON" -u "$1" 2>&1 && echo "exit status 0" || echo "exit status $?")
         [[ $last == "exit status 0" ]] || fail "$(basename "$1") ended with ${last#exit }"
 }

@@ -45,9 +45,19 @@ def chromium(width=1600, height=1000):
     profile = tempfile.mkdtemp(prefix="chromium-", dir=os.environ.get("TEST_DIR"))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", f"--window-size={width},{height}", f"--user-data-dir={profile}"]:
+    for arg in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        f"--user-data-dir={profile}",
+    ]:
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -72,28 +82,37 @@ def wait(driver, what, predicate, timeout=20.0):
 def open_page(driver, url, kind):
     """Loads the page and waits until it says its first render is complete (body[data-ready=KIND])."""
     driver.get(url)
-    return wait(driver, "ready", lambda: driver.execute_script("return document.body.dataset.ready") == kind, 30)
+    return wait(
+        driver, "ready", lambda: driver.execute_script("return document.body.dataset.ready") == kind, 30
+    )
 
 
 def table(driver, card):
     """The rows of a table, in page order: one dict per row, field -> data-value when present, else the text."""
-    return driver.execute_script("""
+    return driver.execute_script(
+        """
         return [...document.querySelectorAll('#' + arguments[0] + ' tbody tr[data-key]')].map(tr => {
             const row = { key: tr.dataset.key, flagged: tr.classList.contains('gp-flagged') };
             for (const td of tr.querySelectorAll('td[data-field]'))
                 row[td.dataset.field] = td.dataset.value !== undefined ? td.dataset.value : td.textContent;
             return row;
-        });""", card)
+        });""",
+        card,
+    )
 
 
 def row_button(driver, card, key, action):
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#{card} tr[data-key="{key}"] button[data-action="{action}"]')
+    rows = driver.find_elements(
+        By.CSS_SELECTOR, f'#{card} tr[data-key="{key}"] button[data-action="{action}"]'
+    )
     return rows[0] if rows else None
 
 
 def busctl_json(*args, address=None):
     bus = [f"--address={address}"] if address else ["--system"]
-    out = subprocess.run(["busctl", *bus, "--json=short", *args], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["busctl", *bus, "--json=short", *args], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)["data"] if out.strip() else None
 
 

@@ -30,5 +30,6 @@ start_cockpit root
 start_cockpit nobody 65534
 # A host without the aggregator: a session whose system bus is gamma's, where only its agent is.
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$TEST_DIR/gamma/bus" start_cockpit hostonly
-run_browser_test "$GPUPASS_SOURCE_ROOT/tests/browser/cockpit-test.py"
+# The test stops this aggregator and starts another on the same configuration and registry (its last check).
+GPUPASS_TEST_CLUSTERD_PID=${CLUSTERD_PID[agg]} run_browser_test "$GPUPASS_SOURCE_ROOT/tests/browser/cockpit-test.py"
 finish

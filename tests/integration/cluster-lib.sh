@@ -36,6 +36,11 @@ plug_m60_compute() { # name: the M60 at 3b:00.0 and its HDMI audio come back, in
                 class=0x030200 revision=0xa1 iommu_group=12 driver=nouveau
         host_ctl "$1" add 0000:3b:00.1 vendor=0x10de device=0x0fbb class=0x040300 iommu_group=12 driver=snd_hda_intel
 }
+# host_monitor NAME LOG: records the messages to and from the agent on that host's bus into $TEST_DIR/LOG
+# (start_monitor), e.g. to see the aggregator's call reach the agent.
+host_monitor() {
+        start_monitor "$2" org.gpupass.agent1 "--address=unix:path=$TEST_DIR/$1/bus"
+}
 host_call() { # name busctl-args...
         local h=$1; shift
         busctl --address="unix:path=$TEST_DIR/$h/bus" "$@"
@@ -53,12 +58,31 @@ start_clusterd() {
         local name=$1 h; shift
         mkdir -p "$TEST_DIR/$name/etc"
         { printf '[Cluster]\nAdminGroup=gpupass\n'
-          for h in "$@"; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"; done
+          for h in "$@"; do printf '\n[Host %s]\nAddress=unix:path=%s/%s/bus\n' "$h" "$TEST_DIR" "$h"
+                  [ "${CLUSTER_RUNTIME:-none}" == none ] || libvirt_runtime "$h"; done
         } >"$TEST_DIR/$name/etc/clusterd.conf"
         run_clusterd "$name"
 }
+# CLUSTER_RUNTIME=libvirt: each host runs its VMs on libvirt's test driver, one file per host (its domains
+# live in the aggregator's connection; TEST_DIR/libvirt-inside.sock stops one "from inside": libvirt-inside.c).
+libvirt_runtime() { # host: its clusterd.conf runtime lines, and its test driver file
+        [ -e "$TEST_DIR/$1/libvirt.xml" ] || printf '<node/>\n' >"$TEST_DIR/$1/libvirt.xml"
+        printf 'Runtime=libvirt\nLibvirtUri=test://%s/%s/libvirt.xml\n' "$TEST_DIR" "$1"
+}
+libvirt_inside() { # verb host uuid -> libvirt's answer on the aggregator's own connection to that host's file
+        python3 - "$TEST_DIR/libvirt-inside.sock" "$1 test://$TEST_DIR/$2/libvirt.xml $3" <<'EOP'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.recv(4096).decode().strip())
+EOP
+}
 run_clusterd() { # name: the aggregator of TEST_DIR/NAME/etc (written by start_clusterd or the test), waits for its name
-        CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
+        local inside=()
+        [ "${CLUSTER_RUNTIME:-none}" == none ] || inside=("LD_PRELOAD=$GPUPASS_LIBVIRT_INSIDE"
+                                                           "GPUPASS_LIBVIRT_INSIDE_SOCKET=$TEST_DIR/libvirt-inside.sock")
+        env "${inside[@]}" CONFIGURATION_DIRECTORY="$TEST_DIR/$1/etc" STATE_DIRECTORY="$TEST_DIR/$1/state" "$GPUPASS_CLUSTERD" \
                 2>>"$TEST_DIR/$1.log" &
         CLUSTERD_PID[$1]=$!
         PIDS+=("$!")
@@ -75,12 +99,12 @@ cluster_name_owned() { # -> "b true" while an aggregator owns its name on the bu
         busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s org.gpupass.cluster1 2>/dev/null || true
 }
 cluster() { busctl --system call org.gpupass.cluster1 $CM org.gpupass.cluster1.Manager "$@"; }
-wait_listed() { # method text: the aggregator's METHOD (ListHosts, ListVms, ListGpus) output holds TEXT, up to 30 s
-        wait_until 30 "$1 to list $2" output_has "$2" cluster "$1"
+wait_listed() { # method pattern: the aggregator's METHOD (ListHosts, ListVms, ListGpus) output matches the shell glob *PATTERN*, up to 30 s
+        wait_until 30 "$1 to list $2" output_matches "$2" cluster "$1"
 }
-wait_hosts() { wait_listed ListHosts "$1"; } # text in ListHosts output, up to 30 s
-wait_vms() { wait_listed ListVms "$1"; } # text in ListVms output, up to 30 s
-wait_gpus() { wait_listed ListGpus "$1"; } # text in ListGpus output, up to 30 s
+wait_hosts() { wait_listed ListHosts "$1"; } # pattern in ListHosts output, up to 30 s
+wait_vms() { wait_listed ListVms "$1"; } # pattern in ListVms output, up to 30 s
+wait_gpus() { wait_listed ListGpus "$1"; } # pattern in ListGpus output, up to 30 s
 wait_host() { # name [state]: ListHosts shows that host in STATE (default up), up to 30 s
         wait_hosts "\"$1\" \"unix:path=$TEST_DIR/$1/bus\" \"${2:-up}\""
 }

@@ -14,6 +14,8 @@ declare -A fixture=([alpha]=multi-gpu.ini [beta]=single.ini [gamma]=compute.ini 
 declare -A size=([alpha]="32 131072" [beta]="8 16384" [gamma]="16 65536" [delta]="4 8192")
 for h in alpha beta gamma delta; do start_host $h "$(sized "$FIX/${fixture[$h]}" ${size[$h]})"; done
 start_bus open
+# Each host runs its VMs through libvirt (Runtime=libvirt), here libvirt's test driver, one file per host.
+CLUSTER_RUNTIME=libvirt
 start_clusterd agg alpha beta gamma delta
 for h in alpha beta gamma delta; do wait_host $h || true; done
 
@@ -38,7 +40,19 @@ bold "No host for infer-2 (2 T4 at once) nor big-1 (4): they stay off, and the e
 step "$GPUPASSCTL" power-on infer-2
 step "$GPUPASSCTL" power-on big-1
 step "$GPUPASSCTL" vms
-bold "For the VM runtime on alpha: train-1's GPUs as QEMU arguments and libvirt <hostdev> elements:"
+bold "train-1 runs on alpha's libvirt (RUNTIME above): the domain it was started with, its GPUs as managed='no' hostdevs:"
+step "$GPUPASSCTL" domain-xml train-1
+printf 'libvirt on alpha says of train-1: %s\n' "$(libvirt_inside state alpha "$("$GPUPASSCTL" show-vm train-1 --json=short |
+        sed 's/.*"Uuid":"\([^"]*\)".*/\1/')")"
+bold "A domain libvirt refuses (a template with two disks on one target): the VM stays off, libvirt's error named:"
+printf '<domain type="kvm"><os><type>hvm</type></os><devices>%s%s</devices></domain>\n' \
+        '<disk type="file"><source file="/var/lib/a.img"/><target dev="vda"/></disk>' \
+        '<disk type="file"><source file="/var/lib/b.img"/><target dev="vda"/></disk>' >"$TEST_DIR/two-disks.xml"
+step "$GPUPASSCTL" set-template infer-2 "$TEST_DIR/two-disks.xml"
+step "$GPUPASSCTL" set-gpus infer-2 "1:NVIDIA Tesla T4.compute"
+step "$GPUPASSCTL" power-on infer-2
+step "$GPUPASSCTL" set-template infer-2 /dev/null
+bold "For a runtime gpupass does not drive (Runtime=none): train-1's GPUs as QEMU arguments and <hostdev> elements:"
 step "$GPUPASSCTL" hostdev train-1
 bold "The limitations of pass-through:"
 step "$GPUPASSCTL" migrate train-1

@@ -108,21 +108,28 @@ sysfs_override() { # address -> driver_override as the kernel prints it
         cat "/sys/bus/pci/devices/$1/driver_override"
 }
 
-# start_monitor [LOG BUSCTL-ARGS...]: records messages with busctl monitor into $TEST_DIR/LOG, by default the
-# agent's on the system bus into monitor.log; returns once the bus has made it a monitor (it sees every
-# message from then on).
+# start_monitor [LOG NAME [BUSCTL-OPTION...]]: records the messages to and from NAME (busctl monitor) into
+# $TEST_DIR/LOG; by default the agent's, on the system bus, into monitor.log. Returns once the monitor
+# records: busctl drops what reaches it before the bus has told it that it is a monitor (even after it
+# says "Monitoring bus message stream."), so a probe (Peer.Ping to NAME at /org/gpupass/MonitorProbe, which
+# the bus shows the monitor whether or not NAME has an owner) is repeated until it is in LOG.
 start_monitor() {
-        local log=$TEST_DIR/${1:-monitor.log}
-        if [ $# -gt 1 ]; then
-                shift
-        else
-                set -- --system monitor org.gpupass.agent1
+        local log=$TEST_DIR/${1:-monitor.log} name=${2:-org.gpupass.agent1}
+        shift $(($# < 2 ? $# : 2))
+        if [ $# -eq 0 ]; then
+                set -- --system
         fi
-        busctl "$@" >"$log" 2>&1 &
+        busctl "$@" monitor "$name" >"$log" 2>&1 &
         MONITOR_PID=$!
         PIDS+=("$MONITOR_PID")
-        wait_until --while "$MONITOR_PID" 20 "busctl monitor to start" \
-                file_has "$log" "Monitoring bus message stream" || exit 1
+        wait_until --while "$MONITOR_PID" 20 "busctl monitor to record messages to $name" \
+                monitor_probe "$log" "$name" "$@" || exit 1
+}
+monitor_probe() { # LOG NAME BUSCTL-OPTION...: one probe call to NAME; true once LOG holds a probe
+        local log=$1 name=$2
+        shift 2
+        busctl "$@" call "$name" /org/gpupass/MonitorProbe org.freedesktop.DBus.Peer Ping >/dev/null 2>&1 || true
+        file_has "$log" MonitorProbe
 }
 
 # monitor_barrier: returns once monitor.log (start_monitor without arguments) holds the agent's answer to a

@@ -88,10 +88,11 @@ sed -e 's/^class=0x030000/class=0x030200/' "$BETA_FIX" >"$TEST_DIR/beta-compute.
 start_host beta "$TEST_DIR/beta-compute.ini"
 wait_vms "\"web-1\" 1 1024 \"1:NVIDIA Tesla M60\" \"beta\" \"off\" \"beta\" \"reconfigure:NVIDIA Tesla M60.compute\"" &&
         pass "reflashed while away: web-1 off, flagged, no restart" || fail "web-1: $(cluster ListVms)"
-# The aggregator's decision about web-1 on beta's return (the same place that powers an unflagged VM on
-# again, as above): once it is logged, a power-on would have been under way.
-wait_for_log "$LOG" "VM web-1 no longer runs on host beta (its claims are gone); it stays off" &&
-        pass "the aggregator decides about web-1: it stays off" || fail "no decision about web-1 logged"
+# The aggregator's decision about web-1 when beta reports the reflash: wanted off, flagged (logged); the
+# reconcile that follows records it off (ListVms above). A power-on would have been under way by then.
+wait_for_log "$LOG" "VM $u needs its GPU configuration redone: 0000:3b:00.0 on beta is now NVIDIA Tesla M60.compute" &&
+        pass "the aggregator decides about web-1: its GPU configuration needs redoing" ||
+        fail "no decision about web-1 logged"
 assert_not_contains "$(cluster ListVms)" "$ON" "a flagged VM is not recorded on"
 assert_eq '""' "$(host_owner beta 0000:3b:00.0)" "a flagged VM is never powered on automatically"
 cluster SetVmGpus ss web-1 "1:NVIDIA Tesla M60.compute" >/dev/null
@@ -157,7 +158,7 @@ refused org.gpupass.Error.NotFound "Host omega is not in the cluster" -- SetVmAf
 s1=$(cluster CreateVm sut slow-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss slow-1 "=alpha/0000:86:00.0" >/dev/null
 host_ctl alpha unbind-delay 1500
-start_monitor alpha-monitor.log --address="unix:path=$TEST_DIR/alpha/bus" monitor org.gpupass.agent1
+start_monitor alpha-monitor.log org.gpupass.agent1 --address="unix:path=$TEST_DIR/alpha/bus"
 cluster PowerOn s slow-1 >"$TEST_DIR/slow-1.out" 2>&1 &
 slow=$!
 # In flight once its Claim has reached alpha's agent (whose unbind then takes 1.5 s).

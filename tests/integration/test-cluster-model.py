@@ -128,8 +128,7 @@ class Model:
 
     # ---- processes -------------------------------------------------------------------------------------
     def spawn(self, cmd, log, env=None):
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env,
-                             start_new_session=True)
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=env)
         self.procs.append(p)
         return p
 
@@ -567,7 +566,10 @@ class Model:
         back = 0
         for u, m in self.vms.items():
             if m.want == "pending" and m.host == h.name:
-                judged = not m.changed and not self.snap["vms"][u]["NeedsReconfiguration"]
+                # Not judged: its configuration changed meanwhile, it was flagged, or its affinity (changed
+                # while it ran) no longer has the host.
+                judged = not m.changed and not self.snap["vms"][u]["NeedsReconfiguration"] and \
+                    (not m.affinity or h.name in m.affinity)
                 m.want = "on" if judged else "either"
                 back += judged
         return f"ExitHostMaintenance {h.name} -> {len(ans)} VMs back, {back} judged"
@@ -739,6 +741,8 @@ def tail(path, n):
 
 
 def main():
+    # meson's timeout (SIGTERM) and ^C end the run through the cleanup below: no daemon left behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     m = Model()
     started = time.monotonic()
     ok = True

@@ -42,7 +42,7 @@ start_bus open
 start_clusterd agg alpha beta delta
 wait_host alpha || true
 wait_host beta || true
-start_monitor cmon.log --system monitor --json=short org.gpupass.cluster1
+start_monitor cmon.log org.gpupass.cluster1 --system --json=short
 
 # The tree: one object per configured host, reachable or not.
 tree=$(busctl --system tree --list org.gpupass.cluster1)
@@ -92,8 +92,9 @@ assert_eq "$(lgpus alpha)" "$(hgpus alpha)" "alpha: Gpus as ListGpus after the P
 back='^PC '"$CM"'/host/alpha Gpus=.*"0000:86:00.0","[^"]*","[a-z]*","host"'
 before=$(signals | grep -c -- "$back" || true)
 host_call alpha call org.gpupass.agent1 "$p86" org.gpupass.agent1.Gpu ReturnToHost
-for _ in $(seq 100); do [ "$(signals | grep -c -- "$back" || true)" -gt "$before" ] && break; sleep 0.05; done
-assert_eq $((before + 1)) "$(signals | grep -c -- "$back" || true)" "and back to the host: one more PropertiesChanged Gpus"
+signal_count() { signals | grep -c -- "$1" || true; } # grep pattern -> how many signals so far match
+wait_until 20 "one more signal matching [$back]" output_is $((before + 1)) signal_count "$back" || true
+assert_eq $((before + 1)) "$(signal_count "$back")" "and back to the host: one more PropertiesChanged Gpus"
 
 # CreateVm: InterfacesAdded, an object in the tree, every property against ListVms.
 uuid=$(cluster CreateVm sut obj-1 2 2048 | cut -d'"' -f2)

@@ -13,9 +13,7 @@ start_host pair "$(sized "$FIX/a6000-pair.ini" 32 131072)"
 start_bus open
 start_clusterd agg pair
 wait_host pair && pass "host pair up" || fail "pair: $(cluster ListHosts)"
-busctl --system monitor --json=short org.gpupass.cluster1 >"$TEST_DIR/cmon.log" 2>&1 &
-PIDS+=("$!")
-sleep 0.3
+start_monitor cmon.log org.gpupass.cluster1 --system --json=short
 
 owners() { python3 "$VIEW" owners "unix:path=$TEST_DIR/pair/bus" | cut -d' ' -f1-2 | tr '\n' ' '; }
 vm_power() { # name -> "POWER HOST" from ListVms
@@ -35,7 +33,6 @@ out=$(cluster PowerOn s pair-1 2>&1) || true
 assert_eq "sas \"pair\" 2 \"$A\" \"$B\"" "$out" "pair-1 is given both A6000 of the group"
 assert_eq "$A $u1 $B $u1 " "$(owners)" \
         "the agent holds both GPUs of the group for pair-1"
-SENDARGS=(string:next-1)
 cexpect org.gpupass.Error.NoHostAvailable "pair: no free NVIDIA RTX A6000" -- PowerOn s next-1
 
 out=$(cluster PowerOff s pair-1 2>&1) && pass "PowerOff of pair-1 succeeds" || fail "PowerOff of pair-1: $out"
@@ -48,20 +45,33 @@ assert_eq "off pair" "$(vm_power pair-1)" "pair-1 is still off"
 no_double_on "the registry never showed two VMs on the same GPUs"
 
 # An aggregator restart adopts next-1's claims and powers nothing on again: pair-1 was powered off.
+held_logged() { # N: the aggregators have logged next-1 holding its GPUs on pair at least N times
+        [ "$(grep -c "VM next-1 still holds its GPUs on host pair" "$TEST_DIR/agg.log" || true)" -ge "$1" ]
+}
+state_now() { echo "$(vm_power pair-1)|$(vm_power next-1)|$(owners)"; }
+restarts=0
 for how in TERM KILL; do
         kill -s $how "${CLUSTERD_PID[agg]}"
         wait "${CLUSTERD_PID[agg]}" 2>/dev/null || true
-        for _ in $(seq 200); do [ "$(cluster_name_owned)" == "b false" ] && break; sleep 0.05; done
+        wait_until 30 "org.gpupass.cluster1 to leave the bus" output_is "b false" cluster_name_owned || true
         run_clusterd agg
+        restarts=$((restarts + 1))
         wait_host pair && pass "SIG$how: pair up again for the new aggregator" || fail "pair: $(cluster ListHosts)"
-        # The start-up check of the host runs after it is up: watch for 2 s that nothing changes.
-        state="" expect="off pair|on pair|$A $u2 $B $u2 "
-        for _ in $(seq 20); do
-                state="$(vm_power pair-1)|$(vm_power next-1)|$(owners)"
-                [ "$state" == "$expect" ] || break
-                sleep 0.1
-        done
-        assert_eq "$expect" "$state" "SIG$how: pair-1 stays off, next-1 stays on with its claims"
+        # The new aggregator's check of the host: the pass that finds next-1 holding its GPUs is the one that
+        # would power pair-1 on again; once it is logged (and a call answered after it), it has decided.
+        wait_until 20 "the new aggregator's check of host pair" held_logged "$restarts" &&
+                pass "SIG$how: the new aggregator checked host pair" || fail "SIG$how: no check of host pair logged"
+        cluster ListVms >/dev/null
+        assert_not_contains "$(cat "$TEST_DIR/agg.log")" "VM pair-1 waits for host pair" \
+                "SIG$how: pair-1 is not to be powered on again"
+        # next-1's own reconcile runs after that pass: for 2 s, nothing changes.
+        expect="off pair|on pair|$A $u2 $B $u2 "
+        state_changed() { [ "$(state_now)" != "$expect" ]; }
+        if wait_until 2 "any change of pair-1, next-1 or the claims" state_changed 2>/dev/null; then
+                fail "SIG$how: pair-1 stays off, next-1 stays on with its claims: $(state_now)"
+        else
+                pass "SIG$how: pair-1 stays off, next-1 stays on with its claims"
+        fi
 done
 out=$(cluster PowerOff s next-1 2>&1) && pass "PowerOff of next-1 after the restarts" || fail "PowerOff of next-1: $out"
 assert_eq "$A - $B - " "$(owners)" "no claim left at the end"

@@ -27,8 +27,11 @@ answered() { # vm what: the PowerOn failed with the aggregator's answer, not the
 u1=$(cluster CreateVm sut lost-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss lost-1 "=alpha/0000:86:00.0" >/dev/null
 host_ctl alpha unbind-delay 3000
+host_monitor alpha lost-1-calls.log
 power_on_bg lost-1
-sleep 0.5
+# In the middle of the Claim once it has reached alpha's agent (whose unbind then takes 3 s).
+wait_until 20 "the Claim for lost-1 on alpha" file_has "$TEST_DIR/lost-1-calls.log" "Member=Claim" ||
+        fail "the PowerOn of lost-1 sent no Claim"
 stop_host alpha
 answered lost-1 "host lost during the Claim"
 assert_contains "$(cat "$TEST_DIR/lost-1.out")" "Lost host alpha" "the answer names the host lost"
@@ -42,8 +45,10 @@ assert_eq '""' "$(host_owner alpha 0000:86:00.0)" "nothing of lost-1 is held on 
 u2=$(cluster CreateVm sut stop-1 1 1024 | cut -d'"' -f2)
 cluster SetVmGpus ss stop-1 "=beta/0000:3b:00.0" >/dev/null
 host_ctl beta unbind-delay 2000
+host_monitor beta stop-1-calls.log
 power_on_bg stop-1
-sleep 0.5
+wait_until 20 "the Claim for stop-1 on beta" file_has "$TEST_DIR/stop-1-calls.log" "Member=Claim" ||
+        fail "the PowerOn of stop-1 sent no Claim"
 kill "${CLUSTERD_PID[agg]}"
 answered stop-1 "aggregator stopped during the PowerOn"
 assert_contains "$(cat "$TEST_DIR/stop-1.out")" "gpupass-clusterd is stopping" "the answer says the aggregator stopped"
@@ -69,6 +74,10 @@ wait_until 20 "alpha's ForeignClaims" output_is "a(ss) 1 \"0000:3c:00.0\" \"$FOR
 stop_clusterd agg
 run_clusterd agg
 wait_host alpha && pass "alpha up for a new aggregator" || fail "alpha: $(cluster ListHosts)"
-sleep 1 # the start-up reconciles (there is nothing to wait for when they rightly do nothing)
+# The new aggregator has read alpha's claims and judged this one foreign (the claims of VMs it knows are the
+# only ones it reconciles): from then on it would have released it, had it judged otherwise.
+wait_until 20 "the new aggregator's ForeignClaims of alpha" \
+        output_is "a(ss) 1 \"0000:3c:00.0\" \"$FOREIGN\"" host_prop alpha ForeignClaims &&
+        pass "the new aggregator lists the foreign claim" || fail "ForeignClaims: $(host_prop alpha ForeignClaims)"
 assert_eq "\"$FOREIGN\"" "$(host_owner alpha 0000:3c:00.0)" "the foreign claim is still held after the start-up"
 finish

@@ -156,7 +156,7 @@ out=$(ctl gpus)
 assert_contains "$out" "alpha        0000:3b:00.0  NVIDIA Tesla M60.compute" "gpupassctl gpus: the reflashed GPU"
 assert_contains "$out" "GPUs listed." "gpupassctl gpus legend"
 out=$(ctl vms)
-assert_contains "$out" "reflash-1        on    alpha" "gpupassctl vms: reflash-1 on alpha"
+assert_contains "$out" "reflash-1        on    none     alpha" "gpupassctl vms: reflash-1 on alpha, no runtime (Runtime=none)"
 out=$(ctl hostdev reflash-1)
 echo "$out" | sed 's/^/# /'
 assert_contains "$out" "-device vfio-pci,host=0000:3b:00.0" "hostdev: the QEMU argument for the GPU"

@@ -55,7 +55,7 @@ expect 2 "allow-user: 'nobody' is not a numeric user ID" "allow-user with a user
 out=$(ctl --help)
 assert_contains "$out" "Exit status: 0 success; 1 the daemon refused" "--help documents the exit codes"
 verbs=$(echo "$out" | awk '/^Host commands/,/^Options:/' | awk '/^  [a-z]/ { print $1 }')
-assert_eq 27 "$(echo "$verbs" | wc -l)" "--help lists the 27 commands"
+assert_eq 29 "$(echo "$verbs" | wc -l)" "--help lists the 29 commands"
 bad=""
 for v in $verbs; do
         o=$(ctl "$v" --help) || bad+=" $v(rc)"

@@ -62,10 +62,10 @@ assert_contains "$out" "1..1" "finish prints the TAP plan"
 
 # wait_until: bounded, says what it waited for; stops when the process it watches is gone; returns once the
 # condition holds.
-start=${EPOCHREALTIME/./}
+start=${EPOCHREALTIME//[!0-9]/}
 rc=0
 out=$(wait_until 1 "the moon" false 2>&1) || rc=$?
-took=$(( (${EPOCHREALTIME/./} - start) / 1000 ))
+took=$(( (${EPOCHREALTIME//[!0-9]/} - start) / 1000 ))
 assert_eq 1 "$rc" "wait_until returns 1 when the time is up"
 assert_contains "$out" "timed out after 1 s waiting for the moon" "wait_until names what it waited for"
 if [ "$took" -ge 1000 ] && [ "$took" -lt 10000 ]; then
@@ -88,6 +88,8 @@ if output_is "b" echo "a"; then fail "output_is: a is not b"; else pass "output_
 if output_is "a" false; then fail "output_is: a failed command"; else pass "output_is: a failed command fails"; fi
 if output_has "needle" echo "haystack"; then fail "output_has: absent"; else pass "output_has: absent fails"; fi
 if output_has "a*c" echo "abc"; then fail "output_has: a*c is not a pattern"; else pass "output_has: fixed string"; fi
+if output_matches "a[bc]d" echo "aed"; then fail "output_matches: a[bc]d"; else pass "output_matches: no match fails"; fi
+if output_matches "a[bc]d" echo "xacdx"; then pass "output_matches: a glob"; else fail "output_matches: a[bc]d in xacdx"; fi
 if file_has "$TEST_DIR/none" x; then fail "file_has: no file"; else pass "file_has: no file fails"; fi
 
 # as_user: the other user, without the simulated host's preload (that its library is readable only by

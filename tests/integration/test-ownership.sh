@@ -52,9 +52,12 @@ out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM2 2>&1) && pa
 # its Claim is Busy (the group is not free yet): the aggregator never takes a reset in progress for a claim.
 busctl --system call org.gpupass.agent1 "$P" $G Claim s $VM1 >/dev/null
 simctl reset-delay 2000
+start_monitor release-calls.log
 busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 >"$TEST_DIR/release.out" 2>&1 &
 release=$!
-sleep 0.5 # the Release has started: its reset takes 2 s
+# The Release has reached the agent (its reset then takes 2 s): the bus delivers the calls below after it.
+wait_until 20 "the Release to reach the agent" file_has "$TEST_DIR/release-calls.log" "Member=Release" ||
+        fail "the Release did not reach the agent"
 expect_error org.gpupass.Error.Busy "VM $VM1 is releasing IOMMU group 12" -- "$P" $G Claim s $VM1
 out=$(busctl --system call org.gpupass.agent1 "$P" $G Release s $VM1 2>&1) &&
         pass "Release by the same VM during its release succeeds" || fail "Release during the release: $out"

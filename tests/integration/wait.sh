@@ -4,10 +4,11 @@
 # and the conditions it polls.
 
 # wait_until [--while PID] SECONDS WHAT COMMAND [ARGS...]: runs COMMAND every 0.05 s until it succeeds
-# (returns 0), SECONDS (whole seconds) have passed, or the process PID has exited (returns 1, saying on stderr what it
-# waited for and why it stopped). COMMAND runs in this shell: a function, test, or one of the conditions
-# below; a condition that reads something anew each time must be a command, not a "$(...)" argument
-# (that is evaluated once, before the wait).
+# (returns 0), SECONDS (whole, wall-clock) have passed, or the process PID has exited (returns 1, saying on
+# stderr what it waited for and why it stopped). COMMAND runs in this shell: a function, test, or one of
+# the conditions below; a condition that reads something anew each time must be a command, not a "$(...)"
+# argument (that is evaluated once, before the wait). EPOCHREALTIME's digits are microseconds whatever the
+# locale's decimal point.
 wait_until() {
         local pid=
         if [ "$1" == --while ]; then
@@ -16,7 +17,7 @@ wait_until() {
         fi
         local seconds=$1 what=$2 deadline
         shift 2
-        deadline=$((${EPOCHREALTIME/./} + seconds * 1000000))
+        deadline=$((${EPOCHREALTIME//[!0-9]/} + seconds * 1000000))
         while :; do
                 if "$@"; then
                         return 0
@@ -25,7 +26,7 @@ wait_until() {
                         echo "wait_until: process $pid exited while waiting for $what" >&2
                         return 1
                 fi
-                if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
+                if [ "${EPOCHREALTIME//[!0-9]/}" -ge "$deadline" ]; then
                         echo "wait_until: timed out after ${seconds} s waiting for $what" >&2
                         return 1
                 fi
@@ -46,6 +47,16 @@ output_has() {
         shift
         out=$("$@" 2>/dev/null) || true
         [[ "$out" == *"$text"* ]]
+}
+
+# output_matches PATTERN COMMAND [ARGS...]: COMMAND prints something that the shell glob *PATTERN* matches
+# ([12] is one of two characters); its exit status aside.
+output_matches() {
+        local pattern=$1 out
+        shift
+        out=$("$@" 2>/dev/null) || true
+        # shellcheck disable=SC2053 # a glob on purpose
+        [[ "$out" == *$pattern* ]]
 }
 
 # file_has FILE PATTERN: a line of FILE matches the grep PATTERN (the file may not exist yet).

@@ -9,10 +9,8 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # COMMAND's exit status is ours.
-set +e
-"$simhost" "$fixtures/single.ini" -- sh -c 'exit 7'
-rc=$?
-set -e
+rc=0
+"$simhost" "$fixtures/single.ini" -- sh -c 'exit 7' || rc=$?
 [ "$rc" = 7 ] || fail "exit status $rc, expected 7"
 
 # The environment, and the testbed gone afterwards.

@@ -3,7 +3,9 @@
 the bochs-display on rp1 goes (QEMU 7.2 unplugs it itself when the guest turns the slot off; if it is
 still there, device_del and DEVICE_DELETED), then device_add of a qxl (another vendor and device ID) at
 the same address, checked with query-pci. Exit status 0 only if the qxl is there.
-Usage: qmp-reflash.py QMP_SOCKET"""
+Usage: qmp-reflash.py QMP_SOCKET
+With `add DRIVER BUS ID` it hot-adds instead: device_add of DRIVER on root port BUS as ID (exit status 0
+only if QEMU then has it there), for the systemd scenario's hot add of a pass-through device."""
 import json
 import socket
 import sys
@@ -50,29 +52,45 @@ def peripherals():
     return {p["name"]: p["type"] for p in send("qom-list", path="/machine/peripheral")["return"]}
 
 
+def add(driver, bus, dev_id):
+    reply = send("device_add", driver=driver, bus=bus, id=dev_id)
+    if "error" in reply:
+        sys.exit(f"device_add {driver} on {bus} refused")
+    if peripherals().get(dev_id) != f"child<{driver}>":
+        sys.exit(f"QEMU does not have {dev_id} ({driver}) after device_add")
+    print(f"{driver} added on {bus} as {dev_id}", flush=True)
+
+
+def reflash():
+    start = time.monotonic()
+    before = slot_devices()
+    print(f"on bus 2 before: {before}", flush=True)
+    if "hotgpu" in peripherals():
+        reply = send("device_del", id="hotgpu")
+        if "error" in reply:
+            sys.exit("device_del refused")
+        # The event may come before the reply (slot already off) or after it.
+        gone = False
+        while not gone and time.monotonic() - start < 60:
+            gone = deleted(read())
+        if not gone:
+            sys.exit("no DEVICE_DELETED within 60 s")
+        print(f"DEVICE_DELETED after {time.monotonic() - start:.1f} s", flush=True)
+    else:
+        # QEMU 7.2 unplugs a device whose slot the guest powers off (power and power indicator off).
+        print("QEMU already unplugged hotgpu when the guest powered the slot off", flush=True)
+    reply = send("device_add", driver="qxl", bus="rp1", id="hotgpu2")
+    if "error" in reply:
+        sys.exit("device_add refused")
+    after = slot_devices()
+    print(f"on bus 2 after device_add qxl: {after}", flush=True)
+    if peripherals().get("hotgpu2") != "child<qxl>" or "hotgpu" in peripherals():
+        sys.exit("QEMU does not have the qxl alone on rp1")
+
+
 read()
 send("qmp_capabilities")
-start = time.monotonic()
-before = slot_devices()
-print(f"on bus 2 before: {before}", flush=True)
-if "hotgpu" in peripherals():
-    reply = send("device_del", id="hotgpu")
-    if "error" in reply:
-        sys.exit("device_del refused")
-    # The event may come before the reply (slot already off) or after it.
-    gone = False
-    while not gone and time.monotonic() - start < 60:
-        gone = deleted(read())
-    if not gone:
-        sys.exit("no DEVICE_DELETED within 60 s")
-    print(f"DEVICE_DELETED after {time.monotonic() - start:.1f} s", flush=True)
+if sys.argv[2:3] == ["add"]:
+    add(*sys.argv[3:6])
 else:
-    # QEMU 7.2 unplugs a device whose slot the guest powers off (power and power indicator off).
-    print("QEMU already unplugged hotgpu when the guest powered the slot off", flush=True)
-reply = send("device_add", driver="qxl", bus="rp1", id="hotgpu2")
-if "error" in reply:
-    sys.exit("device_add refused")
-after = slot_devices()
-print(f"on bus 2 after device_add qxl: {after}", flush=True)
-if peripherals().get("hotgpu2") != "child<qxl>" or "hotgpu" in peripherals():
-    sys.exit("QEMU does not have the qxl alone on rp1")
+    reflash()

@@ -6,7 +6,8 @@
 # (the reboot stand-in keeps the agent's state there); DEVICE is the QEMU device in the hot-plug slot
 # for that boot (default bochs-display).
 set -euo pipefail
-build=$1 src=$2 boots=$3
+# Absolute and without symlinks: the guest finds both trees through its 9p view of this machine's root.
+build=$(cd "$1" && pwd -P) src=$(cd "$2" && pwd -P) boots=$3
 here=$(cd "$(dirname "$0")" && pwd)
 vm=${GPUPASS_VM_DIR:-$build/tests/vm}
 deadline=${GPUPASS_VM_DEADLINE:-120}           # each guest boot, boot to power-off
@@ -31,12 +32,31 @@ export GPUPASS_VM_RESULTS=$results
 
 # boot SCENARIOS DEVICE: one guest boot running SCENARIOS with DEVICE in the hot-plug slot.
 boot() {
+        local init=plain s
+        # A scenario that starts with "# guest-init: systemd" runs under systemd as PID 1 (guest-systemd.sh)
+        # with gpupass installed as an operator installs it (systemd-tree.sh: `meson install` into a tree
+        # here, unpacked over the guest's root there). Such a boot also has two pass-through slots (listed in
+        # passthrough.d): a cirrus-vga behind root port rp2 (03:00.0), an empty hot-plug root port rp3 (04:00.0).
+        for s in ${1//,/ }; do
+                if head -5 "$here/scenario-$s.sh" | grep -qx '# guest-init: systemd'; then init=systemd; fi
+        done
+        local extra=()
+        if [ $init == systemd ]; then
+                if [ ! -d "$results/systemd-tree" ]; then
+                        bash "$here/systemd-tree.sh" "$results/systemd-tree" "$build" >"$results/install.log" 2>&1 || {
+                                echo "# systemd-tree.sh (meson install --destdir) failed:"
+                                sed 's/^/#   /' "$results/install.log"
+                        }
+                fi
+                extra=(-device pcie-root-port,id=rp2,bus=pcie.0,addr=0x6,slot=2 -device cirrus-vga,bus=rp2
+                       -device pcie-root-port,id=rp3,bus=pcie.0,addr=0x7,slot=3)
+        fi
         qemu=(qemu-system-x86_64 -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot
               -machine q35,kernel-irqchip=split -device intel-iommu,intremap=on,caching-mode=on
               # Native PCIe hotplug (pciehp) on the root port instead of ACPI hotplug, the default since QEMU 6.1.
               -global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
               -kernel "$vm/vmlinuz" -initrd "$vm/initramfs.cpio.gz"
-              -append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$1 gpupass.timeout=$scenario_timeout"
+              -append "console=ttyS0 intel_iommu=on no_timer_check panic=-1 loglevel=4 gpupass.src=$src gpupass.build=$build gpupass.modules=$vm/kernel/lib/modules/$version gpupass.scenarios=$1 gpupass.timeout=$scenario_timeout gpupass.init=$init"
               # This machine's root (read-only) and the results directory, at fixed slots out of the devices' way.
               -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
               -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot,bus=pcie.0,addr=0x10
@@ -55,9 +75,11 @@ boot() {
               # A hot-pluggable display device in its own group, for the reflash scenario. (virtio-gpu-pci is not
               # hot-pluggable in QEMU 7.2: "expects a pluggable device type"; qxl and bochs-display are.)
               -device pcie-root-port,id=rp1,bus=pcie.0,addr=0x5,slot=1
-              -device "$2,bus=rp1,id=hotgpu")
+              -device "$2,bus=rp1,id=hotgpu"
+              "${extra[@]}")
         start=$(date +%s)
-        rm -f "$results/qmp.sock" "$results/request-reflash" "$results/reflash-done"
+        rm -f "$results/qmp.sock" "$results/request-reflash" "$results/reflash-done" "$results/request-hotplug" \
+                "$results/hotplug-done"
         "${qemu[@]}" >>"$results/console.log" 2>&1 &
         qemu_pid=$!
         # The reflash scenario asks the host, through the results share, to swap the hot-pluggable device.
@@ -66,6 +88,14 @@ boot() {
                         rc=0
                         python3 "$here/qmp-reflash.py" "$results/qmp.sock" >"$results/qmp.log" 2>&1 || rc=$?
                         echo $rc >"$results/reflash-done.tmp" && mv "$results/reflash-done.tmp" "$results/reflash-done"
+                fi
+                # A hot add: the guest names the QEMU device, the root port and an id (systemd scenario).
+                if [ -f "$results/request-hotplug" ] && [ ! -f "$results/hotplug-done" ]; then
+                        rc=0
+                        # shellcheck disable=SC2046 # three words: driver, bus, id
+                        python3 "$here/qmp-reflash.py" "$results/qmp.sock" add $(cat "$results/request-hotplug") \
+                                >"$results/qmp-hotplug.log" 2>&1 || rc=$?
+                        echo $rc >"$results/hotplug-done.tmp" && mv "$results/hotplug-done.tmp" "$results/hotplug-done"
                 fi
                 if [ $(($(date +%s) - start)) -gt "$deadline" ]; then
                         echo "# guest killed: still running after its time bound of $deadline s"
@@ -119,7 +149,7 @@ for s in ${scenarios//,/ }; do
         fi
 done
 if [ $failed != 0 ]; then
-        for f in guest.log.all console.log; do
+        for f in guest.log.all console.log journal.txt; do
                 sed "s/^/# $f: /" "$results/$f" 2>/dev/null | tail -60 || true
         done
         for s in ${scenarios//,/ }; do sed "s/^/# $s.err: /" "$results/$s.err" 2>/dev/null | tail -40 || true; done

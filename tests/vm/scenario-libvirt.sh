@@ -3,7 +3,8 @@
 # /etc/libvirt/hooks/qemu.d, gpupassd beside it. A domain with a managed='no' hostdev of the emulated display
 # device (and its audio function) is started with virsh: the hook claims the group, QEMU (TCG) runs as
 # libvirt's QEMU user with both devices; a second domain wanting them is refused with the agent's Busy;
-# virsh destroy releases the claim, and the second domain can then have the card.
+# virsh destroy releases the claim, and the second domain can then have the card. Then the aggregator's
+# path: gpupass-clusterd with this host (Runtime=libvirt on qemu:///system) powers a VM on and off.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 BUILD=${GPUPASSD%/agent/host/gpupassd}
 A=0000:00:03.0 AUDIO=0000:00:03.1
@@ -124,7 +125,47 @@ assert_eq "$QEMU_USER" "$(stat -c %U /dev/vfio/$G)" "without libvirt's namespace
 out=$(timeout 120 virsh destroy vm-b 2>&1) && pass "virsh destroy vm-b" || fail "virsh destroy vm-b: $out"
 assert_eq '""' "$(gpu_prop $A Owner)" "and released again"
 assert_eq "root" "$(stat -c %U /dev/vfio/$G)" "libvirt gave /dev/vfio/$G back to root"
+# The aggregator's path. gpupass-clusterd claims the card, then starts the domain; the hook's claim at
+# libvirt's prepare is the same VM's (the agent takes it as done). PowerOff: ACPI shutdown (this guest has no
+# OS to obey), the destroy after ShutdownTimeoutSec, libvirt's release end (the hook releases), then the
+# aggregator's own Release, which finds the claim gone (NotOwner: what it asked for). The aggregator owns its
+# name on a second, open bus: this system bus carries the agent's policy only.
+sed "s|@SOCKET@|$TEST_DIR/cbus|" "$GPUPASS_SOURCE_ROOT/tests/integration/open-bus.conf.in" >"$TEST_DIR/cbus.conf"
+dbus-daemon --config-file="$TEST_DIR/cbus.conf" --nofork --nopidfile 2>>"$TEST_DIR/cbus.log" &
+PIDS+=("$!")
+CBUS=unix:path=$TEST_DIR/cbus
+wait_until 5 "the aggregator's bus socket" test -S "$TEST_DIR/cbus" || true
+mkdir -p "$TEST_DIR/agg/etc" "$TEST_DIR/agg/state"
+printf '[Cluster]\nShutdownTimeoutSec=10\n\n[Host guest]\nAddress=%s\nRuntime=libvirt\nLibvirtUri=qemu:///system\n' \
+        "$DBUS_SYSTEM_BUS_ADDRESS" >"$TEST_DIR/agg/etc/clusterd.conf"
+DBUS_SYSTEM_BUS_ADDRESS=$CBUS CONFIGURATION_DIRECTORY="$TEST_DIR/agg/etc" STATE_DIRECTORY="$TEST_DIR/agg/state" \
+        "$BUILD/agent/cluster/gpupass-clusterd" 2>>"$TEST_DIR/agg.log" &
+PIDS+=("$!")
+agg() { busctl --address="$CBUS" --timeout=300 call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager "$@"; }
+guest_up_with_libvirt() {
+        grep -q "libvirt at qemu:///system (host guest) is connected" "$TEST_DIR/agg.log" 2>/dev/null &&
+                [[ "$(agg ListHosts 2>/dev/null)" == *'"guest"'*'"up"'* ]]
+}
+wait_until 120 "the aggregator to see host guest up, its libvirt connected" guest_up_with_libvirt || true
+assert_contains "$(agg ListHosts 2>&1)" '"guest"' "gpupass-clusterd sees this host's agent"
+# (set -e: a failed call is caught by the checks below, not by ending the scenario)
+c=$(agg CreateVm sut vm-c 1 64 | cut -d'"' -f2) || true
+agg SetVmGpus ss vm-c "=guest/$A" >/dev/null || true
+agg SetVmDomainTemplate ss vm-c "<domain type='qemu'><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>" || true
+out=$(agg PowerOn s vm-c 2>&1) || true
+echo "# \$ PowerOn vm-c: $out"
+assert_contains "$out" "\"guest\" 1 \"$A\"" "gpupass-clusterd powered vm-c on"
+assert_eq running "$(virsh domstate vm-c 2>&1)" "libvirt runs vm-c's domain"
+assert_eq "\"$c\"" "$(gpu_prop $A Owner)" "the card is claimed for vm-c"
+out=$(virsh qemu-monitor-command vm-c --hmp 'info pci' 2>&1) || true
+assert_contains "$(hostdev_entries "$out")" "PCI device $A_IDS" "vm-c's QEMU has the display device"
+assert_contains "$(agg GetVmDomainXml s vm-c 2>&1)" "managed=\\\"no\\\"" "its domain has the card as a managed='no' hostdev"
+out=$(agg PowerOff s vm-c 2>&1) && pass "gpupass-clusterd powered vm-c off" || fail "PowerOff vm-c: $out"
+assert_contains "$(virsh domstate vm-c 2>&1)" "failed to get domain" "its domain is gone"
+assert_eq '""' "$(gpu_prop $A Owner)" "and the card released"
+grep -E "vm-c|libvirt|$c" "$TEST_DIR/agg.log" | sed 's/^/# clusterd: /' || true
 if [ "$FAILURES" -ne 0 ]; then
+        sed 's/^/# agg.log: /' "$TEST_DIR/agg.log" | tail -30
         sed 's/^/# libvirtd.log: /' "$TEST_DIR/libvirtd.log" | tail -40
         for f in /var/log/libvirt/qemu/vm-a.log /var/log/libvirt/qemu/vm-b.log; do
                 sed "s|^|# $f: |" "$f" 2>/dev/null | tail -20

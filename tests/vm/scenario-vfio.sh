@@ -36,6 +36,8 @@ assert_contains "$out" "ids $ids uid 65534" "AllowUser: the granted uid opens /d
 
 out=$(busctl --system call org.gpupass.agent1 "$P" org.gpupass.agent1.Gpu Release s $VM1 2>&1) && pass "Release (with reset where supported)" || fail "Release: $out"
 grep -E "released|reset" "$TEST_DIR/agent.log" | sed 's/^/# /'
+assert_eq '""' "$(gpu_prop $A ResetMethod)" "ResetMethod of $A is empty: the kernel has no reset_method for it"
+assert_contains "$(cat "$TEST_DIR/agent.log")" "released by VM $VM1, 0 device(s) reset" "so its release reset nothing"
 assert_eq "0" "$(stat -c %u /dev/vfio/$G)" "the grant is gone: /dev/vfio/$G is root's again"
 assert_eq '""' "$(gpu_prop $A Owner)" "no owner"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$GPUPASS_VM_CLIENT" open $G $A 2>&1) && fail "nobody can still open the group" || pass "the former grantee can no longer open /dev/vfio/$G"
@@ -48,4 +50,15 @@ assert_eq "(null)" "$(sysfs_override $AUDIO)" "driver_override of the audio func
 assert_eq '"host"' "$(gpu_prop $A State)" "State host"
 assert_eq '"bochs-drm"' "$(gpu_prop $A Driver)" "Driver bochs-drm"
 assert_eq "no" "$([ -e /dev/vfio/$G ] && echo yes || echo no)" "the kernel removed /dev/vfio/$G"
+
+# Release's reset on a device the kernel can reset: the bochs-display alone behind root port rp1 (a bus reset).
+B=0000:02:00.0
+assert_eq "bus" "$(cat /sys/bus/pci/devices/$B/reset_method)" "(the kernel offers a bus reset for $B)"
+assert_eq '"bus"' "$(gpu_prop $B ResetMethod)" "ResetMethod of $B is the kernel's"
+out=$(busctl --system call org.gpupass.agent1 "$(gpu_path $B)" org.gpupass.agent1.Gpu Claim s $VM2 2>&1) && pass "Claim $B" || fail "Claim $B: $out"
+out=$(busctl --system call org.gpupass.agent1 "$(gpu_path $B)" org.gpupass.agent1.Gpu Release s $VM2 2>&1) &&
+        pass "Release $B" || fail "Release $B: $out"
+grep "released by VM $VM2" "$TEST_DIR/agent.log" | sed 's/^/# /'
+assert_contains "$(cat "$TEST_DIR/agent.log")" "released by VM $VM2, 1 device(s) reset" "the release reset $B (VFIO_DEVICE_RESET, bus)"
+assert_eq '"vfio"' "$(gpu_prop $B State)" "and left it on vfio-pci, unclaimed"
 finish

@@ -88,6 +88,8 @@ struct vm_signals *vm_signals_free(struct vm_signals *s);
 void vm_signals_changed(struct clusterd *c, const struct vm_record *old, const struct vm_record *new);
 /* The VM's reconcile is over: what it changed is announced now. */
 void vm_signals_flush(struct clusterd *c, const char *uuid);
+/* RuntimeState changed on host: for the VM uuid if it is on that host, or (uuid NULL) every VM there. */
+void vm_objects_runtime_changed(struct clusterd *c, const char *host, const char *uuid);
 
 /* cluster-objects.c */
 /* A registry write (the hook): the Vm object's signals and the Host objects' reservations. */

@@ -129,7 +129,7 @@ static const sd_bus_vtable manager_vtable[] = {
 };
 
 static const sd_bus_vtable * const manager_tables[] = {
-        manager_vtable, vm_registry_vtable, power_vtable, vm_limits_vtable, maintenance_vtable,
+        manager_vtable, vm_registry_vtable, power_vtable, vm_limits_vtable, maintenance_vtable, vm_runtime_vtable,
 };
 
 int clusterd_bus_setup(struct clusterd *c) {

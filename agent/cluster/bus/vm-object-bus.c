@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "clusterd.h"
+#include "lifecycle/vm-runtime.h"
 #include "bus/cluster-objects.h"
 #include "gpupass/bus-names.h"
 #include "macro.h"
@@ -67,6 +68,14 @@ static int property_get_needs_reconfiguration(sd_bus *bus, const char *path, con
         return sd_bus_message_append(reply, "b", (int) needs_reconfiguration(userdata));
 }
 
+static int property_get_runtime_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        /* The getters see the VM slot (vm_object_find); the runtime is the aggregator's around it. */
+        struct clusterd *c = (struct clusterd *) ((char *) userdata - offsetof(struct clusterd, vm_slot));
+
+        return sd_bus_message_append(reply, "s", vm_runtime_state(c, userdata));
+}
+
 const sd_bus_vtable vm_object_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Uuid", "s", property_get_uuid, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -84,6 +93,7 @@ const sd_bus_vtable vm_object_vtable[] = {
         SD_BUS_PROPERTY("Flags", "s", NULL, offsetof(struct vm_record, flags), SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NeedsReconfiguration", "b", property_get_needs_reconfiguration, 0,
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RuntimeState", "s", property_get_runtime_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 
@@ -147,7 +157,7 @@ int vm_node_enumerator(sd_bus *bus, const char *path, void *userdata, char ***re
 
 void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struct vm_record *new) {
         _cleanup_free_ char *path = NULL;
-        const char *names[12];
+        const char *names[13];
         size_t n = 0;
 
         if (!c->bus || sd_bus_path_encode(GPUPASS_CLUSTER_VM_PREFIX, (new ?: old)->uuid, &path) < 0)
@@ -172,6 +182,12 @@ void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struc
                 names[n++] = "Power";
         if (!streq_ptr(strempty(old->host), strempty(new->host)))
                 names[n++] = "Host";
+        /* The domain's state is libvirt's, not the record's: it goes with a change of host (another
+         * runtime, another value) or of power on a host with a runtime (a reconcile started or stopped
+         * it; its events are not announced on their own then: clusterd-runtime.c). */
+        if (!streq_ptr(vm_runtime_state(c, old), vm_runtime_state(c, new)) ||
+            (old->power != new->power && vm_runtime_link(c, new->host)))
+                names[n++] = "RuntimeState";
         if (!streq_ptr(strempty(old->held), strempty(new->held)))
                 names[n++] = "Gpus";
         if (!streq_ptr(strempty(old->flags), strempty(new->flags)))
@@ -181,4 +197,28 @@ void vm_object_emit(struct clusterd *c, const struct vm_record *old, const struc
         names[n] = NULL;
         if (n > 0)
                 (void) sd_bus_emit_properties_changed_strv(c->bus, path, GPUPASS_CLUSTER_VM_IFACE, (char **) names);
+}
+
+static int emit_runtime_state(const struct vm_record *v, void *userdata) {
+        struct clusterd *c = ((void **) userdata)[0];
+        const char *host = ((void **) userdata)[1];
+        _cleanup_free_ char *path = NULL;
+
+        if (strcmp(v->host, host) != 0 || sd_bus_path_encode(GPUPASS_CLUSTER_VM_PREFIX, v->uuid, &path) < 0)
+                return 0;
+        (void) sd_bus_emit_properties_changed(c->bus, path, GPUPASS_CLUSTER_VM_IFACE, "RuntimeState", NULL);
+        return 0;
+}
+
+void vm_objects_runtime_changed(struct clusterd *c, const char *host, const char *uuid) {
+        _cleanup_(vm_record_done) struct vm_record v = {};
+
+        if (!c->bus)
+                return;
+        if (!uuid) {
+                (void) vmstore_foreach(c->db, emit_runtime_state, (void *[]) { c, (void *) host });
+                return;
+        }
+        if (vmstore_get_by_uuid(c->db, uuid, &v) >= 0)
+                (void) emit_runtime_state(&v, (void *[]) { c, (void *) host });
 }

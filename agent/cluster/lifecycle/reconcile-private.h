@@ -33,6 +33,10 @@ struct reconcile_task {
         struct step_call *deferred; /* agent calls waiting for the queue's commit (reconcile-step.c) */
         bool released_some;
         char *release_refused;      /* the first Release the agent refused */
+        bool domain_started;        /* the runtime (vm-runtime.c): this reconcile started the domain, */
+        bool domain_stop_sent;      /* stopped it, */
+        bool domain_never_started;  /* gave up its start without asking libvirt */
+        char *runtime_error;        /* libvirt's error of the last start or stop */
         const char *error_name;     /* given up: why, for the waiters */
         char *error_message;
 };

@@ -15,6 +15,7 @@
 #include "gpupass/bus-names.h"
 #include "lifecycle/placement-view.h"
 #include "lifecycle/reconcile-private.h"
+#include "lifecycle/vm-runtime.h"
 #include "link/hostlink.h"
 #include "log.h"
 #include "macro.h"
@@ -309,6 +310,15 @@ static enum reconcile_step step_starting(struct reconcile_task *t, struct vm_rec
                 return claim_failed(t, v, l, "a GPU of the placement is gone");
         if (r < 0)
                 return claim_failed(t, v, l, strerror(-r));
+        /* Every group claimed: the domain on the host's runtime, if it has one. */
+        switch (vm_runtime_step_start(t, v, &text)) {
+        case VM_RUNTIME_WAIT:
+                return STEP_WAIT;
+        case VM_RUNTIME_READY:
+                break;
+        default: /* its claims are released by the next look (wanted off) */
+                return give_up_on(t, v, GPUPASS_ERROR_RUNTIME_FAILED, text ?: "libvirt did not start its domain");
+        }
         if (vm_flag_set(&v->flags, "restart", NULL) < 0)
                 return STEP_DONE;
         log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s powered on on host %s with GPUs %s", v->name, v->host,
@@ -350,8 +360,18 @@ static enum reconcile_step step_on(struct reconcile_task *t, struct vm_record *v
                                    "are gone); it stays off", v->name, v->host);
                 return record_power(t, v, VM_POWER_STOPPING);
         }
-        if (!link_up(l) || reconcile_holds_all(l, v))
+        if (!link_up(l))
                 return STEP_DONE; /* unknown while unreachable: as recorded */
+        if (reconcile_holds_all(l, v)) {
+                switch (vm_runtime_step_on(t, v)) {
+                case VM_RUNTIME_WAIT:
+                        return STEP_WAIT;
+                case VM_RUNTIME_RESTART: /* claims held: starting finds them all and starts the domain */
+                        return record_power(t, v, VM_POWER_STARTING);
+                default:
+                        return STEP_DONE;
+                }
+        }
         /* Its claims are gone (the host lost its state, or they were released unseen): it no longer runs.
          * Claimed again on that host (restart:HOST pins it there if it has to be placed anew). */
         log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "VM %s no longer runs on host %s (its claims are gone); %s",
@@ -405,6 +425,7 @@ static unsigned release_assigned(struct reconcile_task *t, struct hostlink *l, c
 
 static enum reconcile_step step_stopping(struct reconcile_task *t, struct vm_record *v) {
         struct hostlink *l = clusterd_find_host(reconcile_task_clusterd(t), v->host, NULL);
+        _cleanup_free_ char *text = NULL;
 
         if (!link_up(l)) {
                 /* Stays stopping: the releases go on when the host is back. */
@@ -414,6 +435,21 @@ static enum reconcile_step step_stopping(struct reconcile_task *t, struct vm_rec
         }
         if (t->release_refused)
                 return release_refused(t, v);
+        /* The domain stops before its GPUs are released. */
+        switch (vm_runtime_step_stop(t, v, &text)) {
+        case VM_RUNTIME_WAIT:
+                return STEP_WAIT;
+        case VM_RUNTIME_UNREACHABLE: /* stays stopping: goes on when libvirt is back */
+                task_error(t, GPUPASS_ERROR_HOST_UNREACHABLE, "%s", text ?: "libvirt is unreachable");
+                return STEP_DONE;
+        case VM_RUNTIME_FAILED: /* it may still run: on, and wanted on */
+                task_error(t, GPUPASS_ERROR_RUNTIME_FAILED, "%s", text ?: "libvirt did not stop its domain");
+                log_struct(LOG_NOTICE, NULL, v->uuid, v->host, "%s", t->error_message ?: "");
+                v->desired_on = true;
+                return record_power(t, v, VM_POWER_ON), STEP_DONE;
+        default:
+                break;
+        }
         if (release_assigned(t, l, v) > 0)
                 return STEP_WAIT;
         log_struct(LOG_INFO, NULL, v->uuid, v->host, "VM %s powered off%s%s", v->name,

@@ -49,6 +49,8 @@ static void task_round_done(struct reconcile_task *t) {
         t->error_name = NULL;
         t->claim_refused = t->released_some = t->unpinned = t->want_unsaved = false;
         t->want = -1;
+        t->runtime_error = mfree(t->runtime_error);
+        t->domain_started = t->domain_stop_sent = t->domain_never_started = false;
 }
 
 static void task_free(struct reconcile_task *t) {
