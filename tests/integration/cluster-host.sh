@@ -11,7 +11,6 @@ sed -e "s|@SOCKET@|$dir/bus|" -e "s|@POLICY@|$GPUPASS_SOURCE_ROOT/dbus/org.gpupa
 rm -f "$dir/bus" # the previous boot's, if it left it
 dbus-daemon --config-file="$dir/bus.conf" --nofork --nopidfile 2>/dev/null &
 bus=$!
-echo "$bus" >"$dir/bus.pid"
 wait_until --while $bus 20 "the host's dbus-daemon socket $dir/bus" test -S "$dir/bus" || exit 1
 DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/bus" STATE_DIRECTORY="$dir/state" CONFIGURATION_DIRECTORY="$dir/etc" \
         "$GPUPASSD" 2>>"$dir/agent.log" &
