@@ -55,9 +55,11 @@ assert_contains "$(cat "$TEST_DIR/stop-1.out")" "gpupass-clusterd is stopping" "
 wait "${CLUSTERD_PID[agg]}" 2>/dev/null || true
 wait_until 30 "org.gpupass.cluster1 to leave the bus" output_is "b false" cluster_name_owned
 host_ctl beta unbind-delay 0
-# The agent finishes the Claim it was asked for (its bind was under way): a claim held for a VM wanted on.
-wait_until 30 "beta's agent to hold the GPU for stop-1" output_is "\"$u2\"" host_owner beta 0000:3b:00.0 &&
-        pass "beta's agent completed the claim for stop-1" || fail "beta: $(host_owner beta 0000:3b:00.0)"
+# Usually the agent finishes the Claim it was asked for (its bind was under way) and the next aggregator
+# adopts it; if the agent had not yet checked the caller when the aggregator left, it refused the Claim
+# and the next aggregator claims the GPU itself. Either way stop-1, still wanted on, ends on, once.
+wait_until 30 "beta's agent to hold the GPU for stop-1" output_is "\"$u2\"" host_owner beta 0000:3b:00.0 ||
+        echo "# the agent refused the Claim (its caller had left): the next aggregator claims it"
 run_clusterd agg
 wait_vms "\"stop-1\" 1 1024 \"=beta/0000:3b:00.0\" \"\" \"on\" \"beta\"" &&
         pass "the next aggregator finishes the PowerOn (the claim adopted)" || fail "stop-1: $(cluster ListVms)"

@@ -66,7 +66,7 @@ static int power_on_check(struct clusterd *c, const struct vm_record *v, sd_bus_
 
         if (reconcile_busy(c->reconciler, v->uuid))
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered %s already", v->name,
-                                         v->desired_on ? "on" : "off");
+                                         reconcile_heading_on(c->reconciler, v) ? "on" : "off");
         if (v->power == VM_POWER_ON)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is already on, on host %s", v->name,
                                          v->host);

@@ -67,7 +67,7 @@ static int method_delete_vm(sd_bus_message *call, void *userdata, sd_bus_error *
          * knows (and foreign to this aggregator). */
         if (reconcile_busy(c->reconciler, v.uuid))
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY, "VM %s is being powered %s; power it off first",
-                                         v.name, v.desired_on ? "on" : "off");
+                                         v.name, reconcile_heading_on(c->reconciler, &v) ? "on" : "off");
         if (v.power != VM_POWER_OFF)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF, "VM %s is %s (on host %s); power it off first",
                                          v.name, vm_power_to_string(v.power), v.host);
@@ -101,7 +101,8 @@ static int method_set_vm_gpus(sd_bus_message *call, void *userdata, sd_bus_error
         if (reconcile_busy(c->reconciler, v.uuid))
                 return sd_bus_error_setf(error, GPUPASS_ERROR_BUSY,
                                          "VM %s is being powered %s: its GPUs are being %s", v.name,
-                                         v.desired_on ? "on" : "off", v.desired_on ? "claimed" : "released");
+                                         reconcile_heading_on(c->reconciler, &v) ? "on" : "off",
+                                         reconcile_heading_on(c->reconciler, &v) ? "claimed" : "released");
         if (v.power != VM_POWER_OFF)
                 return sd_bus_error_setf(error, GPUPASS_ERROR_VM_NOT_OFF,
                                          "VM %s is on: GPUs cannot be added or removed while it runs (no GPU hot "

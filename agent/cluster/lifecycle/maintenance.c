@@ -50,6 +50,9 @@ static bool refers_to_gpu(const struct vm_record *v, const struct collect *k) {
 
         if (strcmp(v->host, k->host) == 0 && held_names(v, k->address))
                 return true;
+        /* A VM running on other GPUs is not concerned now: those GPUs are as it was configured for. */
+        if (v->power != VM_POWER_OFF)
+                return false;
         if (strcmp(v->affinity, k->host) == 0 && gpu_requests_name_model(v->gpus, k->model))
                 return true;
         if (asprintf(&specific, "=%s/", k->host) < 0)

@@ -291,6 +291,12 @@ bool reconcile_busy(const struct reconciler *rc, const char *uuid) {
         return vm_table_get(rc->tasks, uuid) != NULL;
 }
 
+bool reconcile_heading_on(const struct reconciler *rc, const struct vm_record *v) {
+        const struct reconcile_task *t = vm_table_get(rc->tasks, v->uuid);
+
+        return t && t->want >= 0 ? t->want : v->desired_on;
+}
+
 void reconciler_set_idle_hook(struct reconciler *rc, void (*hook)(struct clusterd *c, const char *uuid)) {
         rc->idle_hook = hook;
 }

@@ -53,6 +53,8 @@ int reconcile_vm(struct reconciler *rc, const char *uuid, reconcile_done_t done,
 int reconcile_vm_want(struct reconciler *rc, const char *uuid, bool on, reconcile_done_t done, void *userdata);
 /* Whether a reconcile of the VM is queued or running. */
 bool reconcile_busy(const struct reconciler *rc, const char *uuid);
+/* Where the VM is headed: an operator's wish not yet written, else the record's desired power. */
+bool reconcile_heading_on(const struct reconciler *rc, const struct vm_record *v);
 
 /* Several VMs, one answer: done_all once every VM added has its outcome (at once when none was added). */
 struct reconcile_batch;

@@ -127,6 +127,14 @@ static void hostlink_agent_absent(struct hostlink *l, const char *why) {
         report_changed(l);
 }
 
+/* Whether pairs (address, previous model) lists that change already. */
+static bool known_change(char **pairs, const char *address, const char *previous_model) {
+        for (char **p = pairs; p && p[0] && p[1]; p += 2)
+                if (strcmp(p[0], address) == 0 && strcmp(p[1], previous_model) == 0)
+                        return true;
+        return false;
+}
+
 static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         struct hostlink *l = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
@@ -146,6 +154,14 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
                 hostlink_schedule_reconnect(l, e->message ?: e->name);
                 return 1;
         }
+        /* What was known of the identity changes: a reload (the agent's maintenance flag changed, say)
+         * reports only the new ones. */
+        _cleanup_strv_free_ char **known = NULL;
+        for (size_t i = 0; i < l->n_gpus; i++)
+                if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0] &&
+                    (strv_extend(&known, l->gpus[i]->address) < 0 ||
+                     strv_extend(&known, l->gpus[i]->previous_model) < 0))
+                        break; /* reported again, at worst */
         hostlink_clear_gpus(l);
         r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
         while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
@@ -163,7 +179,8 @@ static int on_managed_objects(sd_bus_message *reply, void *userdata, sd_bus_erro
         }
         /* Identity changes the agent found at its start-up (a reflash and a reboot) come as PreviousModel. */
         for (size_t i = 0; i < l->n_gpus; i++)
-                if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0])
+                if (l->gpus[i]->previous_model && l->gpus[i]->previous_model[0] &&
+                    !known_change(known, l->gpus[i]->address, l->gpus[i]->previous_model))
                         report_identity(l, l->gpus[i]->address, l->gpus[i]->previous_model, l->gpus[i]->model ?: "");
         returned = l->state != LINK_UP;
         if (returned)
