@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Prints 'N passed, N failed, N skipped' over one or more meson testlog.json files (one per build and
 test setup CI runs); exits 1 when anything failed. A log that is missing counts as one failure: a run
-that never wrote its log did not pass."""
+that never wrote its log did not pass. Each test that did not pass is named just above the count line,
+with the end of its output: CI keeps only the tail of what a run printed, and a red run must say why."""
 import json
 import sys
 
 counts = {"passed": 0, "failed": 0, "skipped": 0}
 suite_seconds = {}  # "build: suite" -> (tests, seconds), printed above the count line
+failures = []  # (build: test name, result, the last lines of its output)
+FAILURE_TAIL_LINES = 25
 for path in sys.argv[1:]:
     try:
         log = open(path)
@@ -32,7 +35,16 @@ for path in sys.argv[1:]:
                 counts["skipped"] += 1
             else:
                 counts["failed"] += 1
+                output = (entry.get("stdout") or "").rstrip("\n").split("\n")
+                # The TAP lines that failed first (the tail may be only the teardown's log), then the tail.
+                failed_checks = [line for line in output if line.startswith("not ok")][:10]
+                failures.append((f"{path.split('/meson-logs/')[0]}: {entry['name']}", result,
+                                 failed_checks + ["..."] + output[-FAILURE_TAIL_LINES:]))
 for key, (tests, seconds) in suite_seconds.items():
     print(f"{key}: {tests} tests, {seconds:.0f} s of test time")
+for name, result, tail in failures:
+    print(f"--- {result}: {name}; the end of its output:")
+    for line in tail:
+        print(f"    {line}")
 print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
 sys.exit(1 if counts["failed"] else 0)
