@@ -7,6 +7,7 @@
 #include <systemd/sd-id128.h>
 
 #include "bus-auth.h"
+#include "bus-disconnect.h"
 #include "bus-error.h"
 #include "capacity.h"
 #include "gpupass/bus-names.h"
@@ -213,6 +214,9 @@ int manager_bus_setup(struct manager *m) {
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        r = bus_exit_on_disconnect(m->bus, m->event);
         if (r < 0)
                 return r;
         r = sd_bus_request_name(m->bus, GPUPASS_AGENT_BUS_NAME, /* flags= */ 0);

@@ -3,7 +3,7 @@
 # AdminGroup and its hosts (added, removed). A file that does not parse changes nothing and the daemon
 # keeps running. On an open bus, so that only the daemons' own checks decide. Both daemons run with
 # $NOTIFY_SOCKET and $WATCHDOG_USEC as their Type=notify units give them: READY, STATUS, WATCHDOG pings
-# and RELOADING around a reload are what systemd sees.
+# and RELOADING around a reload are what systemd sees. At the end the bus goes away: both daemons exit, failed.
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 AUDIO="--reuid=65534 --regid=audio --clear-groups"
@@ -141,4 +141,22 @@ wait_for_log "$TEST_DIR/agg.log" "Reload failed" && pass "aggregator: a bad file
 assert_contains "$(cat "$TEST_DIR/agg.log")" "clusterd.conf:5: invalid setting" "aggregator: the bad line is named"
 kill -0 "${CLUSTERD_PID[agg]}" 2>/dev/null && pass "aggregator: still running" || fail "aggregator died"
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "two" "unix:path='"$TEST_DIR"'/nobus"' "aggregator: the host list stayed as it was"
+
+# The bus goes away (a host's system bus does not come back by itself): both daemons exit with a failure
+# status, which Restart=on-failure acts on, instead of running on where nothing can reach them.
+stop_bus
+exit_status() { # pid -> its exit status, once it has exited (a child of this shell)
+        local rc=0
+        wait "$1" || rc=$?
+        echo "$rc"
+}
+for who in agent:$AGENT_PID aggregator:${CLUSTERD_PID[agg]}; do
+        if wait_until 20 "the ${who%%:*} to exit after its bus" process_gone "${who#*:}"; then
+                assert_eq 1 "$(exit_status "${who#*:}")" "${who%%:*}: exits with status 1 when its bus is gone"
+        else
+                fail "${who%%:*}: still running 20 s after its bus went away"
+        fi
+done
+assert_contains "$(cat "$TEST_DIR/agent.log")" "The bus connection is gone" "agent: says why it exits"
+assert_contains "$(cat "$TEST_DIR/agg.log")" "The bus connection is gone" "aggregator: says why it exits"
 finish

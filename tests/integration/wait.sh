@@ -63,3 +63,10 @@ output_matches() {
 file_has() {
         grep -q -- "$2" "$1" 2>/dev/null
 }
+
+# process_gone PID: the process PID (a child of this shell or not) has exited.
+process_gone() {
+        if kill -0 "$1" 2>/dev/null; then
+                return 1
+        fi
+}

@@ -7,6 +7,7 @@
 #include "gpupass/bus-names.h"
 #include "link/hostlink.h"
 #include "bus-caller.h"
+#include "bus-disconnect.h"
 #include "log.h"
 #include "macro.h"
 #include "registry/vm-spec.h"
@@ -152,6 +153,9 @@ int clusterd_bus_setup(struct clusterd *c) {
         if (r < 0)
                 return r;
         r = sd_bus_attach_event(c->bus, c->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return r;
+        r = bus_exit_on_disconnect(c->bus, c->event);
         if (r < 0)
                 return r;
         r = sd_bus_request_name(c->bus, GPUPASS_CLUSTER_BUS_NAME, 0);
