@@ -8,19 +8,16 @@
 #include "link/hostlink.h"
 #include "bus-caller.h"
 #include "bus-disconnect.h"
+#include "bus-reply.h"
 #include "log.h"
 #include "macro.h"
 #include "registry/vm-spec.h"
 #include "registry/vmstore.h"
 
-static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+static int append_hosts(sd_bus_message *reply, void *userdata) {
         struct clusterd *c = userdata;
-        sd_bus_message *reply = NULL;
-        int r;
+        int r = 0;
 
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ssssutu)");
         for (size_t i = 0; r >= 0 && i < c->n_hosts; i++) {
                 struct hostlink *l = c->hosts[i];
 
@@ -28,34 +25,28 @@ static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error 
                                           hostlink_state_to_string(l), l->state == LINK_UNREACHABLE ? l->error ?: "" : "",
                                           l->cpus, l->memory_mib, (uint32_t) l->n_gpus);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
         return r;
 }
 
-static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        struct clusterd *c = userdata;
-        sd_bus_message *reply = NULL;
-        int r;
+static int method_list_hosts(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        return bus_reply_array(call, "(ssssutu)", append_hosts, userdata);
+}
 
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(sssssssbas)");
+static int append_gpus(sd_bus_message *reply, void *userdata) {
+        struct clusterd *c = userdata;
+        int r = 0;
+
         for (size_t i = 0; r >= 0 && i < c->n_hosts; i++) {
                 struct hostlink *l = c->hosts[i];
 
                 for (size_t j = 0; r >= 0 && j < l->n_gpus; j++)
                         r = cluster_gpu_append(reply, l, l->gpus[j]);
         }
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
         return r;
+}
+
+static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        return bus_reply_array(call, "(sssssssbas)", append_gpus, userdata);
 }
 
 int clusterd_check_admin(struct clusterd *c, sd_bus_message *m, sd_bus_error *error) {

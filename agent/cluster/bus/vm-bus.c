@@ -13,6 +13,7 @@
 
 #include "clusterd.h"
 #include "gpupass/bus-names.h"
+#include "bus-reply.h"
 #include "lifecycle/reconcile.h"
 #include "log.h"
 #include "macro.h"
@@ -131,22 +132,14 @@ static int append_vm(const struct vm_record *v, void *userdata) {
                                      v->affinity, vm_power_to_string(v->power), v->host, v->flags);
 }
 
-static int method_list_vms(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+static int append_vms(sd_bus_message *reply, void *userdata) {
         struct clusterd *c = userdata;
-        sd_bus_message *reply = NULL;
-        int r;
 
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'a', "(ssutsssss)");
-        if (r >= 0)
-                r = vmstore_foreach(c->db, append_vm, reply);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
-        sd_bus_message_unref(reply);
-        return r;
+        return vmstore_foreach(c->db, append_vm, reply);
+}
+
+static int method_list_vms(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        return bus_reply_array(call, "(ssutsssss)", append_vms, userdata);
 }
 
 const sd_bus_vtable vm_registry_vtable[] = {
