@@ -33,7 +33,8 @@ sd_event *clusterd_event(struct clusterd *c) {
 }
 
 /* Once no host is connecting any more (each answered or failed once), the interrupted calls of a previous
- * run are finished: before that, placement would not know the hosts. */
+ * run are finished, then the reconciles that waited for the hosts run: before that, placement would not
+ * know the hosts. */
 static void maybe_startup(struct clusterd *c) {
         if (c->started || !c->reconciler)
                 return;
@@ -41,7 +42,7 @@ static void maybe_startup(struct clusterd *c) {
                 if (c->hosts[i]->state == LINK_CONNECTING)
                         return;
         c->started = true;
-        lifecycle_startup(c);
+        reconciler_release(c->reconciler, lifecycle_startup);
 }
 
 void clusterd_host_changed(struct clusterd *c, struct hostlink *l) {
@@ -237,6 +238,8 @@ static int setup_hosts(struct clusterd *c) {
         r = placement_view_new(c, &c->placement);
         if (r >= 0)
                 r = reconciler_new(c, &c->reconciler);
+        if (r >= 0)
+                r = reconciler_hold(c->reconciler);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the reconciler: %m");
         vmstore_set_hook(c->db, on_registry_change, c);

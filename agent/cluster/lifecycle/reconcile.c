@@ -26,6 +26,8 @@ struct reconciler {
         struct vm_table *tasks;
         struct reconcile_task *queue_head, *queue_tail;
         sd_event_source *defer;
+        sd_event_source *hold_timer; /* the bound of the start-up's hold */
+        bool held;                   /* the start-up: queued reconciles wait (reconciler_hold) */
         void (*idle_hook)(struct clusterd *c, const char *uuid);
         bool stopping;
         bool batching;     /* on_queue: inside one registry transaction */
@@ -204,6 +206,8 @@ static int on_queue(sd_event_source *s, void *userdata) {
         bool committed;
 
         (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_OFF);
+        if (rc->held)
+                return 0; /* reconciler_release() starts them */
         /* Started in order, each placing before the next is looked at: a batch sees its own reservations.
          * All their first writes are one transaction, one fsync; their Claims go after the commit. */
         rc->batching = vmstore_begin(rc->c->db) >= 0;
@@ -297,6 +301,47 @@ bool reconcile_heading_on(const struct reconciler *rc, const struct vm_record *v
         return t && t->want >= 0 ? t->want : v->desired_on;
 }
 
+static int on_hold_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct reconciler *rc = userdata;
+
+        log_warning("Hosts still connecting after %llu s: reconciles go on without them",
+                    (unsigned long long) (RECONCILER_HOLD_MAX_USEC / 1000000));
+        reconciler_release(rc, NULL);
+        return 0;
+}
+
+int reconciler_hold(struct reconciler *rc) {
+        struct clusterd *c = rc->c;
+        int r;
+
+        r = sd_event_add_time_relative(c->event, &rc->hold_timer, CLOCK_MONOTONIC, RECONCILER_HOLD_MAX_USEC, 0,
+                                       on_hold_timeout, rc);
+        if (r < 0)
+                return r;
+        rc->held = true;
+        return 0;
+}
+
+void reconciler_release(struct reconciler *rc, void (*first)(struct clusterd *c)) {
+        struct reconcile_task *waited = queue_take(rc);
+
+        rc->hold_timer = sd_event_source_disable_unref(rc->hold_timer);
+        /* first's reconciles (a previous run's interrupted calls) go before those that waited: placement
+         * then sees what the interrupted ones hold. */
+        if (first)
+                first(rc->c);
+        for (struct reconcile_task *t = waited, *next; t; t = next) {
+                next = t->queue_next;
+                t->queue_next = NULL;
+                queue_push(rc, t);
+        }
+        if (rc->held && rc->queue_head)
+                log_info("Hosts connected: the reconciles that waited for them start");
+        rc->held = false;
+        if (rc->queue_head)
+                (void) sd_event_source_set_enabled(rc->defer, SD_EVENT_ONESHOT);
+}
+
 void reconciler_set_idle_hook(struct reconciler *rc, void (*hook)(struct clusterd *c, const char *uuid)) {
         rc->idle_hook = hook;
 }
@@ -355,6 +400,7 @@ struct reconciler *reconciler_free(struct reconciler *rc) {
                 task_answer(t);
         }
         sd_event_source_disable_unref(rc->defer);
+        sd_event_source_disable_unref(rc->hold_timer);
         vm_table_free(rc->tasks);
         free(rc);
         return NULL;

@@ -40,6 +40,14 @@ void reconciler_stop(struct reconciler *rc);
 /* Every waiting caller is answered first ("the aggregator is stopping"); agent calls still waiting must
  * have been failed before (hostlink_free does). */
 struct reconciler *reconciler_free(struct reconciler *rc);
+/* The start-up: until every host has answered or failed once, queued reconciles (an operator's PowerOn
+ * right after the aggregator started, a host's return) wait, since placement does not know the hosts
+ * yet; at most RECONCILER_HOLD_MAX_USEC, so that a hung host does not stop the cluster. */
+#define RECONCILER_HOLD_MAX_USEC (10 * 1000 * 1000ULL)
+int reconciler_hold(struct reconciler *rc);
+/* The end of the hold (a no-op after it): first(c) (may be NULL) queues its reconciles, which go before
+ * those that waited. */
+void reconciler_release(struct reconciler *rc, void (*first)(struct clusterd *c));
 /* Called when a VM's reconcile is over, before its waiters are answered (its objects' signals go first). */
 void reconciler_set_idle_hook(struct reconciler *rc, void (*hook)(struct clusterd *c, const char *uuid));
 
