@@ -12,6 +12,7 @@ start_bus open
 # delta is configured but never started: no such bus.
 start_clusterd agg alpha beta gamma delta
 wait_host alpha || true
+wait_host beta || true
 wait_host gamma || true
 hosts=$(cluster ListHosts)
 echo "# $hosts"
