@@ -27,10 +27,17 @@ if [ ! -f kernel.ready ]; then
         [ -n "$package" ] || fail "apt-cache does not know which kernel package linux-image-amd64 depends on (run 'apt-get update' first)"
         rm -rf kernel ./*.deb
         echo "# fetching $package with apt-get download"
-        if ! apt-get download "$package" >download.log 2>&1; then
+        # Three tries: one dropped connection to the mirror is not a failure of the suite.
+        for try in 1 2 3; do
+                if apt-get download "$package" >download.log 2>&1; then
+                        break
+                fi
                 sed 's/^/# /' download.log
-                fail "cannot download $package from the Debian mirror (no network? stale lists: run 'apt-get update')"
-        fi
+                rm -f ./*.deb
+                [ "$try" != 3 ] || fail "cannot download $package from the Debian mirror (no network? stale lists: run 'apt-get update')"
+                echo "# download $try of $package failed: trying again"
+        done
+        grep -h "^Fetched" download.log | sed 's/^/# /' || true
         dpkg -x ./*.deb kernel || fail "dpkg -x failed on $(ls ./*.deb)"
         version=$(ls kernel/lib/modules)
         depmod -b kernel "$version" || fail "depmod -b failed for $version"
