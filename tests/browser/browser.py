@@ -63,7 +63,7 @@ def chromium(width=1600, height=1000):
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def wait(driver, what, predicate, timeout=20.0):
+def wait(driver, what, predicate, timeout=30.0):
     """Polls predicate() until it is truthy (returns it) or the timeout (returns None): the test's own
     waiting, not the page's."""
     end = time.monotonic() + timeout
