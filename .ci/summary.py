@@ -37,7 +37,7 @@ for path in sys.argv[1:]:
                 counts["failed"] += 1
                 output = (entry.get("stdout") or "").rstrip("\n").split("\n")
                 # The TAP lines that failed first (the tail may be only the teardown's log), then the tail.
-                failed_checks = [line for line in output if line.startswith("not ok")][:10]
+                failed_checks = [line for line in output if line.startswith(("not ok", "FAIL -"))][:10]
                 failures.append((f"{path.split('/meson-logs/')[0]}: {entry['name']}", result,
                                  failed_checks + ["..."] + output[-FAILURE_TAIL_LINES:]))
 for key, (tests, seconds) in suite_seconds.items():
