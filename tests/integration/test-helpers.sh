@@ -24,7 +24,7 @@ must() {
         local want=$1 what=$2 out line=ok failures=0
         shift 2
         if [ "$want" == fail ]; then
-                line=FAIL
+                line="not ok"
                 failures=1
         fi
         out=$(counted "$@")

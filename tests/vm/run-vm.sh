@@ -132,12 +132,12 @@ for s in ${scenarios//,/ }; do
         fi
         while IFS= read -r line; do
                 case $line in
-                "ok - "*|"FAIL - "*)
+                "ok - "*|"not ok - "*)
                         n=$((n + 1))
                         # A known bug's check carries a TAP TODO: meson counts its failure as expected.
                         if [[ $line == "ok - "* ]]; then echo "ok $n - $s: ${line#ok - }"
-                        elif [[ $line == *" # TODO "* ]]; then echo "not ok $n - $s: ${line#FAIL - }"
-                        else echo "not ok $n - $s: ${line#FAIL - }"; failed=1; fi ;;
+                        elif [[ $line == *" # TODO "* ]]; then echo "not ok $n - $s: ${line#not ok - }"
+                        else echo "not ok $n - $s: ${line#not ok - }"; failed=1; fi ;;
                 *) echo "# $s: $line" ;;
                 esac
         done <"$results/$s.tap"
