@@ -33,10 +33,17 @@ start_cockpit() {
                 as=(setpriv --reuid="$2" --regid="$2" --clear-groups --)
                 chown "$2:$2" "$home"
         fi
+        # The session's own session bus, which the test stops: without one, cockpit-bridge autolaunches a
+        # dbus-daemon that outlives the test.
+        "${as[@]}" dbus-daemon --session --nofork --nopidfile --address="unix:path=$home/session-bus" \
+                >>"$TEST_DIR/cockpit-$name.log" 2>&1 &
+        PIDS+=($!)
+        wait_until --while "${PIDS[-1]}" 20 "the session bus of cockpit ($name)" test -S "$home/session-bus" || exit 1
         for _ in 1 2 3; do
                 port=$(free_port)
                 "${as[@]}" env HOME="$home" XDG_DATA_HOME="$TEST_DIR/xdg" XDG_CONFIG_HOME="$home/config" \
                         XDG_CACHE_HOME="$home/cache" XDG_RUNTIME_DIR="$home" LANG=C.UTF-8 \
+                        DBUS_SESSION_BUS_ADDRESS="unix:path=$home/session-bus" \
                         "$COCKPIT_WS" --no-tls --local-session=cockpit-bridge --address=127.0.0.1 --port="$port" \
                         >>"$TEST_DIR/cockpit-$name.log" 2>&1 &
                 PIDS+=($!)
