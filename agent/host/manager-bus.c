@@ -8,6 +8,7 @@
 
 #include "bus-auth.h"
 #include "bus-disconnect.h"
+#include "bus-reply.h"
 #include "bus-error.h"
 #include "capacity.h"
 #include "gpupass/bus-names.h"
@@ -68,27 +69,21 @@ static int property_get_bool(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_append(reply, "b", (int) *(bool *) userdata);
 }
 
-static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int append_gpus(sd_bus_message *reply, void *userdata) {
         struct manager *m = userdata;
         struct gpu *g;
         int r;
 
-        r = sd_bus_message_new_method_return(call, &reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'a', "(osssssssiiasbbs)");
-        if (r < 0)
-                return r;
         FOREACH_GPU(g, m) {
                 r = gpu_append_entry(g, reply);
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_send(/* bus= */ NULL, reply, /* ret_cookie= */ NULL);
+        return 0;
+}
+
+static int method_list_gpus(sd_bus_message *call, void *userdata, sd_bus_error *error) {
+        return bus_reply_array(call, "(osssssssiiasbbs)", append_gpus, userdata);
 }
 
 static int method_get_gpu(sd_bus_message *call, void *userdata, sd_bus_error *error) {
