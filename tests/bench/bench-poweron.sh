@@ -5,6 +5,9 @@
 #       the whole PowerOn call against the sum of the agent Claims it makes (GPUs already on vfio-pci).
 #   bench-poweron.sh BUILD-DIR burst HOSTS [VMS (1000)]: VMS power-ons issued at once, spread over HOSTS hosts
 #       of VMS/HOSTS T4 each (1 vCPU, 64 MiB per VM, hosts sized to fit): all answered, VMs/s.
+# GPUPASS_BENCH_CLUSTERD_WRAPPER: a command line gpupass-clusterd runs under, e.g. to profile it:
+#       GPUPASS_BENCH_CLUSTERD_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p" (its timings
+#       are then the wrapper's, not the aggregator's).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: bench-poweron.sh BUILD-DIR latency [ROUNDS] | burst HOSTS [VMS]}" && pwd)
@@ -15,6 +18,11 @@ export GPUPASS_CLUSTERD="$build/agent/cluster/gpupass-clusterd"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/lib.sh"
 source "$GPUPASS_SOURCE_ROOT/tests/integration/cluster-lib.sh"
 source "$here/bench-hosts.sh"
+if [ -n "${GPUPASS_BENCH_CLUSTERD_WRAPPER:-}" ]; then
+        printf '#!/bin/sh\nexec %s %q "$@"\n' "$GPUPASS_BENCH_CLUSTERD_WRAPPER" "$GPUPASS_CLUSTERD" >"$TEST_DIR/clusterd-wrapped"
+        chmod +x "$TEST_DIR/clusterd-wrapped"
+        GPUPASS_CLUSTERD="$TEST_DIR/clusterd-wrapped"
+fi
 
 t4_fixture() { # gpus cpus memory-mib -> a fixture with that many T4, each alone in its IOMMU group
         local out="$TEST_DIR/t4x$1.ini" i

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "macro.h"
 #include "tests.h"
 #include "registry/vmstore.h"
@@ -158,9 +160,59 @@ static void test_hook(void) {
         ASSERT_EQ(system(cmd), 0);
 }
 
+static int statements(struct sqlite3 *db) {
+        int n = 0;
+
+        for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
+                n++;
+        return n;
+}
+
+/* The statements are prepared once and kept: calls reuse them (the set does not grow), and none is left
+ * inside a read transaction (another connection can checkpoint the whole log: the WAL does not grow). */
+static void test_statements_kept(void) {
+        char dir[] = "/tmp/test-vmstore.XXXXXX", cmd[128], path[64];
+        struct vm_record a = record("0f8fad5b-d9cb-469f-a165-70867728950e", "alpha");
+        struct vm_record got = {};
+        struct sqlite3 *db, *other;
+        int kept = 0, log = -1, done = -1;
+
+        ASSERT_TRUE(mkdtemp(dir));
+        ASSERT_EQ(vmstore_open(dir, &db), 0);
+        ASSERT_EQ(vmstore_insert(db, &a), 0);
+        for (int round = 0; round < 2; round++) {
+                if (round == 1)
+                        kept = statements(db);
+                for (int i = 0; i < 50; i++) {
+                        ASSERT_EQ(vmstore_begin(db), 0);
+                        a.power = i % 2 ? VM_POWER_STARTING : VM_POWER_ON;
+                        ASSERT_EQ((i % 2 ? vmstore_update : vmstore_update_lazy)(db, &a), 0);
+                        ASSERT_EQ(vmstore_commit(db), 0);
+                        ASSERT_EQ(vmstore_get(db, "alpha", &got), 0);
+                        ASSERT_TRUE(got.power == a.power);
+                        vm_record_done(&got);
+                        ASSERT_EQ(vmstore_get(db, a.uuid, &got), 0);
+                        vm_record_done(&got);
+                        ASSERT_EQ(vmstore_get(db, "beta", &got), -ENOENT);
+                        ASSERT_TRUE(vmstore_has_uuid(db, a.uuid));
+                }
+        }
+        ASSERT_EQ(statements(db), kept);
+        snprintf(path, sizeof(path), "%s/vms.db", dir);
+        ASSERT_EQ(sqlite3_open_v2(path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        ASSERT_EQ(sqlite3_exec(other, "SELECT count(*) FROM vms;", NULL, NULL, NULL), SQLITE_OK); /* opens the WAL */
+        ASSERT_EQ(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done), SQLITE_OK);
+        ASSERT_EQ(log, 0); /* the log emptied: no reader holds it */
+        sqlite3_close(other);
+        vmstore_close(db);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        ASSERT_EQ(system(cmd), 0);
+}
+
 int main(void) {
         test_flags();
         test_hook();
         test_store();
+        test_statements_kept();
         return 0;
 }
