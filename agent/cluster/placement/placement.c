@@ -123,9 +123,66 @@ static uint32_t stranded_gpus(const struct host_capacity *h, uint32_t left_gpus,
         return served >= left_gpus ? 0 : left_gpus - (uint32_t) served;
 }
 
+/* The GPUs a fit takes from a host: how many, how many of the chosen model stay free, how scarce it is. */
+struct gpu_take {
+        uint32_t taken, leftover, scarcity;
+};
+
+/* The common case, one request of a count of some models, decided without copying the host's table. */
+static bool fit_one_request(const struct host_capacity *h, const struct gpu_request *r,
+                            const struct cluster_free *cluster, int *chosen, struct gpu_take *ret) {
+        int best = -1;
+
+        if (h->free_total < r->count)
+                return false;
+        for (uint64_t c = r->models; c; c &= c - 1) {
+                int m = __builtin_ctzll(c);
+
+                if (h->free_by_model[m] >= r->count && model_better(h->free_by_model, cluster, m, best))
+                        best = m;
+        }
+        if (best < 0)
+                return false;
+        chosen[0] = best;
+        *ret = (struct gpu_take) { .taken = r->count, .leftover = h->free_by_model[best] - r->count,
+                                   .scarcity = scarcity_of(cluster, best) };
+        return true;
+}
+
+/* Several requests (or a specific GPU): each gets a model, over a copy of the host's free counts. */
+static bool fit_requests(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
+                         const struct cluster_free *cluster, int *chosen, struct gpu_take *ret) {
+        uint16_t free[PLACEMENT_MAX_MODELS];
+        struct gpu_take t = {};
+
+        for (size_t i = 0; i < vm->n_requests; i++) {
+                const struct gpu_request *r = &vm->requests[i];
+
+                if (r->specific_host >= 0) {
+                        if ((size_t) r->specific_host != index || !r->specific_gpu_free)
+                                return false;
+                        t.taken++;
+                } else
+                        t.taken += r->count;
+        }
+        if (t.taken > h->free_total)
+                return false;
+        memcpy(free, h->free_by_model, sizeof(free));
+        if (!assign_models(free, cluster, vm->requests, 0, vm->n_requests, chosen, &t.leftover))
+                return false;
+        for (size_t i = 0; i < vm->n_requests; i++) {
+                uint32_t s = scarcity_of(cluster, chosen[i]);
+
+                t.scarcity = s > t.scarcity ? s : t.scarcity;
+        }
+        *ret = t;
+        return true;
+}
+
 bool host_fits(const struct host_capacity *h, size_t index, const struct vm_demand *vm,
                       const struct cluster_free *cluster, int *chosen, struct fit *ret_fit) {
-        uint32_t taken = 0, leftover = 0, scarcity = 0, left_gpus;
+        struct gpu_take t = {};
+        uint32_t left_gpus;
 
         if (h->state != HOST_UP)
                 return false;
@@ -133,59 +190,20 @@ bool host_fits(const struct host_capacity *h, size_t index, const struct vm_dema
                 return false;
         if (h->cpus_used + vm->vcpus > h->cpus || h->memory_used_mib + vm->memory_mib > h->memory_mib)
                 return false;
-
         if (vm->n_requests == 1 && vm->requests[0].specific_host < 0) {
-                /* The common case without copying the host's table. */
-                const struct gpu_request *r = &vm->requests[0];
-                int best = -1;
-
-                if (h->free_total < r->count)
+                if (!fit_one_request(h, &vm->requests[0], cluster, chosen, &t))
                         return false;
-                for (uint64_t c = r->models; c; c &= c - 1) {
-                        int m = __builtin_ctzll(c);
-
-                        if (h->free_by_model[m] >= r->count && model_better(h->free_by_model, cluster, m, best))
-                                best = m;
-                }
-                if (best < 0)
-                        return false;
-                chosen[0] = best;
-                leftover = h->free_by_model[best] - r->count;
-                taken = r->count;
-                scarcity = scarcity_of(cluster, best);
-        } else if (vm->n_requests > 0) {
-                uint16_t free[PLACEMENT_MAX_MODELS];
-
-                for (size_t i = 0; i < vm->n_requests; i++) {
-                        const struct gpu_request *r = &vm->requests[i];
-
-                        if (r->specific_host >= 0) {
-                                if ((size_t) r->specific_host != index || !r->specific_gpu_free)
-                                        return false;
-                                taken++;
-                        } else
-                                taken += r->count;
-                }
-                if (taken > h->free_total)
-                        return false;
-                memcpy(free, h->free_by_model, sizeof(free));
-                if (!assign_models(free, cluster, vm->requests, 0, vm->n_requests, chosen, &leftover))
-                        return false;
-                for (size_t i = 0; i < vm->n_requests; i++) {
-                        uint32_t s = scarcity_of(cluster, chosen[i]);
-
-                        scarcity = s > scarcity ? s : scarcity;
-                }
-        }
+        } else if (vm->n_requests > 0 && !fit_requests(h, index, vm, cluster, chosen, &t))
+                return false;
         /* Each free GPU left on the host should keep its share of the host's CPU and memory: a VM that eats
          * into those shares strands GPUs that no VM can use for lack of CPU or memory. Counted in GPUs, so
          * a host where the VM strands one GPU is preferred to one where it strands three. */
-        left_gpus = h->free_total - taken;
+        left_gpus = h->free_total - t.taken;
         *ret_fit = (struct fit) {
                 .strands = stranded_gpus(h, left_gpus, vm),
-                .scarcity = scarcity,
-                .leftover_chosen = leftover,
-                .leftover_total = h->free_total - taken,
+                .scarcity = t.scarcity,
+                .leftover_chosen = t.leftover,
+                .leftover_total = left_gpus,
                 .cpus_left = h->cpus - h->cpus_used - vm->vcpus,
                 .memory_left = h->memory_mib - h->memory_used_mib - vm->memory_mib,
         };
