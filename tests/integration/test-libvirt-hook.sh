@@ -75,6 +75,15 @@ hook vm-b release end <"$TEST_DIR/b.xml"
 assert_eq 0 "$HOOK_RC" "release end after a refused prepare exits 0"
 assert_eq "\"$VM1\"" "$(owner $A)" "and leaves vm-a's claim alone"
 
+# libvirtd restarted while vm-a runs: it runs "reconnect begin" (a failure there would make libvirt kill the
+# domain) and the other calls; the hook answers 0 and the claim stays, as the domain still uses the card.
+for call in "reconnect begin" "start begin" "started begin" "stopped end" "attach begin" "migrate begin"; do
+        hook vm-a $call <"$TEST_DIR/a.xml"
+        assert_eq 0 "$HOOK_RC" "$call of vm-a exits 0"
+done
+assert_eq "\"$VM1\"" "$(owner $A)" "vm-a's claim stays through the calls that are not prepare or release"
+assert_eq "" "$HOOK_OUT$HOOK_ERR" "and the hook says nothing for them"
+
 # A refusal after a first claim gives that claim back: nothing is left half-claimed.
 domain_xml vm-b $VM2 $B $A >"$TEST_DIR/b2.xml"
 hook vm-b prepare begin <"$TEST_DIR/b2.xml"
