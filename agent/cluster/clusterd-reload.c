@@ -15,6 +15,7 @@
 
 #include "bus/cluster-objects.h"
 #include "clusterd.h"
+#include "gpupass/bus-names.h"
 #include "group-lookup.h"
 #include "lifecycle/placement-view.h"
 #include "link/hostlink.h"
@@ -156,6 +157,7 @@ void clusterd_job_end(struct clusterd *c) {
 int clusterd_reload(struct clusterd *c) {
         _cleanup_free_ char *path = NULL;
         struct clusterd_config fresh = {};
+        bool group_changed;
         int line = 0, r;
 
         (void) sd_notify(false, "RELOADING=1");
@@ -181,9 +183,14 @@ int clusterd_reload(struct clusterd *c) {
                 return r;
         }
 
+        /* The web console reads AdminGroup to decide whom it offers the changing actions. */
+        group_changed = !streq_ptr(c->config.admin_group, fresh.admin_group);
         clusterd_config_done(&c->config);
         c->config = fresh;
         clusterd_resolve_admin_group(c);
+        if (group_changed && c->bus)
+                (void) sd_bus_emit_properties_changed(c->bus, GPUPASS_CLUSTER_MANAGER_PATH,
+                                                      GPUPASS_CLUSTER_MANAGER_IFACE, "AdminGroup", NULL);
         c->reload_pending = c->jobs > 0;
         if (c->reload_pending)
                 log_info("Configuration reloaded (AdminGroup=%s); host changes wait for %u running calls",

@@ -164,6 +164,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("Version", "s", NULL, offsetof(struct manager, version), SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("StateProblem", "s", NULL, offsetof(struct manager, state_problem),
                         SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AdminGroup", "s", NULL, offsetof(struct manager, config.admin_group),
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListGpus", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(osssssssiiasbbs)", gpus),
                                 method_list_gpus, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetGpu", SD_BUS_ARGS("s", address), SD_BUS_RESULT("o", gpu), method_get_gpu,

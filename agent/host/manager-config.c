@@ -10,6 +10,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "gpupass/bus-names.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
@@ -69,10 +70,16 @@ int manager_on_reload(sd_event_source *s, const struct signalfd_siginfo *si, voi
         if (r < 0)
                 log_error("Reload failed, keeping AdminGroup=%s", m->config.admin_group);
         else {
+                /* The web console reads AdminGroup to decide whom it offers the changing actions. */
+                bool group_changed = !streq_ptr(m->config.admin_group, fresh.admin_group);
+
                 agent_config_done(&m->config);
                 m->config = fresh;
                 fresh = (struct agent_config) {}; /* handed over */
                 log_info("Configuration reloaded: AdminGroup=%s", m->config.admin_group);
+                if (group_changed && m->bus)
+                        (void) sd_bus_emit_properties_changed(m->bus, GPUPASS_AGENT_MANAGER_PATH,
+                                                              GPUPASS_AGENT_MANAGER_IFACE, "AdminGroup", NULL);
         }
         (void) sd_notify(/* unset_environment= */ false, "READY=1");
         manager_set_status(m);

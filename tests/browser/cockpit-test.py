@@ -616,6 +616,66 @@ def unprivileged_session(driver):
     assert_eq([], buttons_but_paging(driver), "no action button on the host page as nobody")
 
 
+def set_admin_group(conf, section, group, pid):
+    """Rewrites the daemon's configuration file with AdminGroup=GROUP (the rest kept) and has it reread it."""
+    lines = open(conf).read().splitlines() if os.path.exists(conf) else [f"[{section}]"]
+    lines = [line for line in lines if not line.startswith("AdminGroup=")]
+    lines.insert(lines.index(f"[{section}]") + 1, f"AdminGroup={group}")
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.kill(pid, signal.SIGHUP)
+
+
+def page_admin(driver, kind):
+    """(admin group the page used, whether it offers actions) once its render of KIND is complete, else None."""
+    return driver.execute_script(
+        "const d = document.body.dataset; return d.ready === arguments[0] ? [d.adminGroup, d.admin] : null", kind
+    )
+
+
+def follows_admin_group(driver, kind, conf, section, pid, who):
+    """The page (of KIND, open as nobody) uses the daemon's AdminGroup and follows a reload that changes it,
+    without reloading itself: nobody's own group (nogroup, in Cockpit's view of the user) gives the actions, then
+    back to the default."""
+    assert_eq(["gpupass", "false"], page_admin(driver, kind), f"{who}: the page used its AdminGroup gpupass")
+    driver.execute_script("window.notReloaded = true")
+    set_admin_group(conf, section, "nogroup", pid)
+    check(
+        wait(driver, "nogroup", lambda: page_admin(driver, kind) == ["nogroup", "true"], 30),
+        f"{who} reloaded with AdminGroup=nogroup: the page offers nobody the actions",
+        str(page_admin(driver, kind)),
+    )
+    check(buttons_but_paging(driver), f"{who}: and their buttons", str(buttons_but_paging(driver)))
+    set_admin_group(conf, section, "gpupass", pid)
+    check(
+        wait(driver, "gpupass", lambda: page_admin(driver, kind) == ["gpupass", "false"], 30)
+        and not buttons_but_paging(driver),
+        f"{who} back to AdminGroup=gpupass: no action for nobody",
+    )
+    check(driver.execute_script("return window.notReloaded === true"), f"{who}: the page followed without a reload")
+
+
+def admin_group_from_daemons(driver):
+    """Who may act is each daemon's AdminGroup: the aggregator's on the cluster page, the agent's on a host's."""
+    check(open_page(driver, NOBODY_URL, "cluster"), "the cluster page as nobody")
+    follows_admin_group(
+        driver,
+        "cluster",
+        f"{TEST_DIR}/agg/etc/clusterd.conf",
+        "Cluster",
+        int(os.environ["GPUPASS_TEST_CLUSTERD_PID"]),
+        "the aggregator",
+    )
+    driver.find_element(By.CSS_SELECTOR, '#hosts-card a[data-host="alpha"]').click()
+    check(
+        wait(driver, "host", lambda: page_admin(driver, "host"), 30),
+        "alpha's host page as nobody",
+    )
+    with open(f"{TEST_DIR}/alpha/agent.pid") as f:
+        agent = int(f.read())
+    follows_admin_group(driver, "host", f"{TEST_DIR}/alpha/etc/gpupassd.conf", "Agent", agent, "alpha's agent")
+
+
 def host_without_aggregator(driver):
     """A session on gamma's own bus: the page opens on the host view of its agent, with the actions."""
     check(
@@ -729,6 +789,7 @@ def main():
     try:
         admin_session(driver)
         unprivileged_session(driver)
+        admin_group_from_daemons(driver)
         host_without_aggregator(driver)
         aggregator_restart(driver)
     finally:

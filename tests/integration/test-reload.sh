@@ -1,6 +1,7 @@
 #!/bin/bash
 # SIGHUP (ExecReload= of both units) rereads the configuration: the agent's AdminGroup, the aggregator's
-# AdminGroup and its hosts (added, removed). A file that does not parse changes nothing and the daemon
+# AdminGroup and its hosts (added, removed); each Manager's AdminGroup property follows, announced by
+# PropertiesChanged (the web console reads it). A file that does not parse changes nothing and the daemon
 # keeps running. On an open bus, so that only the daemons' own checks decide. Both daemons run with
 # $NOTIFY_SOCKET and $WATCHDOG_USEC as their Type=notify units give them: READY, STATUS, WATCHDOG pings
 # and RELOADING around a reload are what systemd sees. At the end the bus goes away: both daemons exit, failed.
@@ -46,6 +47,25 @@ notify_states() { # NAME KEYS: the KEY=1 notifications (KEYS: a grep alternation
         grep -o "\($2\)=1" "$TEST_DIR/$1.notify" | tr '\n' ' ' || true
 }
 # check_reload_notify NAME WHAT: RELOADING=1 then READY=1 again, as systemd expects around a reload.
+# admin_group NAME PATH: the Manager's AdminGroup property as busctl prints it (s "GROUP").
+admin_group() {
+        busctl --system get-property "$1" "$2" "$1.Manager" AdminGroup 2>&1
+}
+# admin_group_announced LOG: the AdminGroup values PropertiesChanged announced in LOG (a --json=short
+# monitor), one per line.
+admin_group_announced() {
+        jq -r 'select(.type == "signal" and .member == "PropertiesChanged") | .payload.data[1].AdminGroup.data // empty' \
+                < <(grep '^{' "$TEST_DIR/$1") || true
+}
+# check_admin_group_change NAME PATH LOG WHAT GROUP: the property reads GROUP and a PropertiesChanged said so.
+check_admin_group_change() {
+        assert_eq "s \"$5\"" "$(admin_group "$1" "$2")" "$4: AdminGroup reads $5 after the reload"
+        if wait_until 20 "PropertiesChanged AdminGroup=$5 from $4" output_is "$5" admin_group_announced "$3"; then
+                pass "$4: PropertiesChanged announced AdminGroup=$5"
+        else
+                fail "$4: AdminGroup changes announced: [$(admin_group_announced "$3")], expected [$5]"
+        fi
+}
 check_reload_notify() {
         wait_until 20 "READY=1 after RELOADING=1 from $2" output_has "RELOADING=1 READY=1" \
                 notify_states "$1" 'RELOADING\|READY' || true
@@ -59,9 +79,12 @@ NOTIFY_SOCKET=$TEST_DIR/agent.sock WATCHDOG_USEC=1000000 start_agent $'[Agent]\n
 check_notify agent agent
 assert_eq ok "$(rescan_as "$AUDIO")" "agent: a member of AdminGroup=audio may Rescan"
 assert_contains "$(rescan_as "$VIDEO")" "may not change" "agent: a member of video may not"
+assert_eq 's "audio"' "$(admin_group org.gpupass.agent1 $M)" "agent: AdminGroup reads the configured audio"
 
+start_monitor agent-admin.log org.gpupass.agent1 --system --json=short
 printf '[Agent]\nAdminGroup=video\n' >"$TEST_DIR/etc/gpupassd.conf"
 reload_agent && pass "agent: SIGHUP reloads" || fail "agent: no reload logged after SIGHUP"
+check_admin_group_change org.gpupass.agent1 $M agent-admin.log agent video
 check_reload_notify agent agent
 assert_contains "$(rescan_as "$AUDIO")" "may not change" "agent: after the reload audio may no longer Rescan"
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: after the reload video may"
@@ -71,6 +94,7 @@ reload_agent || true
 assert_contains "$(cat "$TEST_DIR/agent.log")" "gpupassd.conf:2: invalid setting" "agent: the bad line is named"
 kill -0 "$AGENT_PID" 2>/dev/null && pass "agent: a bad file on reload does not stop the agent" || fail "agent died"
 assert_eq ok "$(rescan_as "$VIDEO")" "agent: a bad file keeps the running AdminGroup"
+assert_eq 's "video"' "$(admin_group org.gpupass.agent1 $M)" "agent: and AdminGroup still reads video"
 
 # The aggregator, with the agent on this bus as host "one".
 mkdir -p "$TEST_DIR/agg/etc"
@@ -85,8 +109,11 @@ check_notify clusterd aggregator
 out=$(as_user "$AUDIO" busctl --system call org.gpupass.cluster1 /org/gpupass/cluster1 org.gpupass.cluster1.Manager \
         CreateVm sut first 1 256 2>&1) && pass "aggregator: a member of AdminGroup=audio may CreateVm" ||
         fail "aggregator: audio refused: $out"
+C=/org/gpupass/cluster1
+assert_eq 's "audio"' "$(admin_group org.gpupass.cluster1 $C)" "aggregator: AdminGroup reads the configured audio"
 
 # Add a host (unreachable) and switch the admin group.
+start_monitor agg-admin.log org.gpupass.cluster1 --system --json=short
 printf '[Cluster]\nAdminGroup=video\n[Host one]\nAddress=%s\n[Host two]\nAddress=unix:path=%s/nobus\n' \
         "$DBUS_SYSTEM_BUS_ADDRESS" "$TEST_DIR" >"$CONF"
 kill -HUP "${CLUSTERD_PID[agg]}"
@@ -94,6 +121,7 @@ wait_hosts 'a(ssssutu) 2 "one"' && pass "aggregator: SIGHUP adds host two" || fa
 hosts=$(cluster ListHosts)
 assert_contains "$hosts" '"one" "'"$DBUS_SYSTEM_BUS_ADDRESS"'" "up"' "aggregator: host one kept its connection"
 check_reload_notify clusterd aggregator
+check_admin_group_change org.gpupass.cluster1 $C agg-admin.log aggregator video
 assert_contains "$hosts" '"two" "unix:path='"$TEST_DIR"'/nobus" "unreachable"' "aggregator: host two is unreachable, with its address"
 host_prop() { busctl --system get-property org.gpupass.cluster1 "/org/gpupass/cluster1/host/$1" org.gpupass.cluster1.Host "$2" 2>&1; }
 assert_eq 's "unreachable"' "$(host_prop two State)" "aggregator: the added host has its Host object"
@@ -140,6 +168,7 @@ wait_for_log "$TEST_DIR/agg.log" "Reload failed" && pass "aggregator: a bad file
         fail "aggregator: no reload failure logged"
 assert_contains "$(cat "$TEST_DIR/agg.log")" "clusterd.conf:5: invalid setting" "aggregator: the bad line is named"
 kill -0 "${CLUSTERD_PID[agg]}" 2>/dev/null && pass "aggregator: still running" || fail "aggregator died"
+assert_eq 's "video"' "$(admin_group org.gpupass.cluster1 $C)" "aggregator: AdminGroup still reads video"
 assert_contains "$(cluster ListHosts)" 'a(ssssutu) 1 "two" "unix:path='"$TEST_DIR"'/nobus"' "aggregator: the host list stayed as it was"
 
 # The bus goes away (a host's system bus does not come back by itself): both daemons exit with a failure
