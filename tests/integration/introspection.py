@@ -13,6 +13,7 @@ sd-bus reports members in vtable order; attributes, whitespace and comments do n
 import difflib
 import glob
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -65,6 +66,27 @@ def file_interface(path):
     return ifaces[0].get("name"), canonical(ifaces[0])
 
 
+MEMBER_COMMENT = re.compile(r'(<!--(?:(?!-->).)*-->)\s*\n\s*<(property|method|signal) name="([^"]+)"', re.S)
+
+
+def keep_member_comments(path, body):
+    """The hand-written comment above a member in the file being rewritten (what a property means, say) goes
+    above the same member in the new text: the daemon's introspection has no comments to give."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        return body
+    comments = {(m.group(2), m.group(3)): m.group(1) for m in MEMBER_COMMENT.finditer(old)}
+    lines = []
+    for line in body.splitlines(keepends=True):
+        m = re.match(r'(\s*)<(property|method|signal) name="([^"]+)"', line)
+        if m and (m.group(2), m.group(3)) in comments:
+            lines.append(m.group(1) + comments[(m.group(2), m.group(3))] + "\n")
+        lines.append(line)
+    return "".join(lines)
+
+
 def main():
     if len(sys.argv) < 4 or sys.argv[1] not in ("check", "write"):
         sys.exit(__doc__)
@@ -72,9 +94,11 @@ def main():
     found = exported_interfaces(services)
     if mode == "write":
         for name, (text, _) in sorted(found.items()):
-            with open(f"{directory}/{name}.xml", "w") as f:
-                f.write(HEADER + "<node>\n" + canonical(ET.fromstring(text), 1) + "</node>\n")
-            print(f"# wrote {directory}/{name}.xml")
+            path = f"{directory}/{name}.xml"
+            body = keep_member_comments(path, canonical(ET.fromstring(text), 1))
+            with open(path, "w") as f:
+                f.write(HEADER + "<node>\n" + body + "</node>\n")
+            print(f"# wrote {path}")
     failures = 0
     files = sorted(glob.glob(f"{directory}/*.xml"))
     seen = set()
